@@ -1,0 +1,37 @@
+# mailform — developer entry points. `make demo` and `make test` are the quick start.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.installed
+APT_PACKAGES := postfix dovecot-imapd dovecot-pop3d dovecot-lmtpd swaks openssl ca-certificates
+
+.PHONY: venv test demo demo-live system-deps schema bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e '.[test]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+# Debian packages for the real mail stack the tests talk to (needs root).
+system-deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+test: system-deps $(STAMP)
+	$(VENV)/bin/pytest -q
+
+demo: $(STAMP)
+	bash demo/run.sh
+
+schema: $(STAMP)
+	$(VENV)/bin/mailform schema --out schemas
+
+clean:
+	rm -rf $(VENV) .pytest_cache demo/.state

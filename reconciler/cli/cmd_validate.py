@@ -1,0 +1,56 @@
+"""`mailform validate` and `mailform schema`."""
+from __future__ import annotations
+
+import json
+import os
+
+import click
+
+from ..errors import ManifestError
+from .options import format_option, load_desired, manifest_options
+from .output import plural, print_problems
+
+
+@click.command()
+@manifest_options
+@format_option("human", "json")
+def validate(paths, var_files, var_pairs, environment, fmt):
+    """Parse, render and validate manifests; no registry, no network."""
+    try:
+        desired = load_desired(paths, var_files, var_pairs, environment)
+    except ManifestError as exc:
+        if fmt == "json":
+            click.echo(json.dumps({"valid": False,
+                                   "errors": [p.to_dict() for p in exc.problems],
+                                   "warnings": [p.to_dict() for p in exc.warnings]}, indent=2))
+        else:
+            print_problems(exc.problems, exc.warnings)
+            click.echo(f"{plural(len(exc.problems), 'error')}: invalid", err=True)
+        return 1
+    if fmt == "json":
+        click.echo(json.dumps({"valid": True, "errors": [],
+                               "warnings": [p.to_dict() for p in desired.warnings]}, indent=2))
+        return 0
+    print_problems([], desired.warnings)
+    policies = 1 if desired.policy else 0
+    click.echo(f"{plural(len(desired.accounts), 'account')}, "
+               f"{plural(policies, 'bounce policy', 'bounce policies')}: valid")
+    return 0
+
+
+@click.command()
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Write schemas/mailform.v1.json into DIR instead of printing it.")
+def schema(out_dir):
+    """Write the JSON Schema of a manifest document."""
+    from ..schema import SCHEMA_FILE, dumps
+    text = dumps()
+    if out_dir is None:
+        click.echo(text, nl=False)
+        return 0
+    os.makedirs(out_dir, exist_ok=True)
+    path = os.path.join(out_dir, SCHEMA_FILE)
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    click.echo(f"wrote {path}")
+    return 0

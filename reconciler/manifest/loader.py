@@ -1,0 +1,223 @@
+"""Manifests on disk → the desired state, or every problem found on the way."""
+from __future__ import annotations
+
+import difflib
+import gc
+import hashlib
+import os
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Optional
+
+import yaml
+from pydantic import ValidationError
+
+from ..errors import ManifestError, MailformError, Problem
+from ..model import (API_VERSION, KINDS, MODELS, BouncePolicy, EmailAccount, _submodel,
+                     rule_violations, warnings_for)
+from .template import TemplateFailure, render
+from .yamlpos import Document, DuplicateKey, documents
+
+SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass
+class Desired:
+    """What the manifests declare."""
+
+    accounts: dict[str, EmailAccount] = field(default_factory=dict)
+    policy: Optional[BouncePolicy] = None
+    warnings: list[Problem] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+    digest: str = ""
+
+
+def find_files(paths: Iterable[str]) -> list[str]:
+    """Every *.yaml / *.yml below the paths, recursive and sorted; files given are taken as is."""
+    found: list[str] = []
+    for path in paths:
+        if os.path.isfile(path):
+            found.append(path)
+        elif os.path.isdir(path):
+            batch = []
+            for dirpath, dirnames, filenames in os.walk(path):
+                dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+                batch += [os.path.join(dirpath, f) for f in filenames if f.endswith(SUFFIXES)]
+            found += sorted(batch)
+        else:
+            raise MailformError(f"{path}: no such file or directory")
+    return list(dict.fromkeys(found))
+
+
+def _message(err: dict) -> str:
+    kind, msg = err["type"], err["msg"]
+    if kind == "extra_forbidden":
+        return f"unknown field '{err['loc'][-1]}'"
+    if kind == "missing":
+        return "required field is missing"
+    for prefix in ("Value error, ", "Assertion failed, "):
+        if msg.startswith(prefix):
+            msg = msg[len(prefix):]
+    return msg.replace("Input should be", "must be").replace("String should", "must")
+
+
+def _suggest(err: dict, doc: Document) -> str:
+    """'did you mean' for unknown fields, from the sibling fields the model knows."""
+    model = MODELS.get(doc.value.get("kind")) if isinstance(doc.value, dict) else None
+    sub: Any = model
+    for part in err["loc"][:-1]:
+        fields = getattr(sub, "model_fields", {})
+        if part not in fields:
+            return ""
+        sub = _submodel(fields[part].annotation)
+    known = list(getattr(sub, "model_fields", {}))
+    close = difflib.get_close_matches(str(err["loc"][-1]), known, n=1)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+class _FileCheck:
+    """Validation of one rendered file's documents, collecting problems."""
+
+    def __init__(self, filename: str, desired: Desired, problems: list[Problem], names: dict):
+        self.filename, self.desired, self.problems, self.names = filename, desired, problems, names
+
+    def problem(self, doc: Document, loc: tuple, message: str, key: bool = False,
+                severity: str = "error") -> None:
+        line, col = doc.position(loc, key=key)
+        path = ".".join(str(p) for p in loc)
+        target = self.problems if severity == "error" else self.desired.warnings
+        target.append(Problem(self.filename, line, col, path, message, severity))
+
+    def document(self, doc: Document) -> None:
+        data = doc.value
+        if not isinstance(data, dict):
+            self.problem(doc, (), "a manifest document must be a mapping with apiVersion, kind, "
+                         "metadata and spec")
+            return
+        if not self._header_ok(doc, data):
+            return
+        model = MODELS[data["kind"]]
+        errors_before = len(self.problems)
+        if data["kind"] == "EmailAccount":
+            for loc, message in rule_violations(data):
+                self.problem(doc, loc, message)
+        try:
+            obj = model.model_validate(data)
+        except ValidationError as exc:
+            for err in exc.errors(include_url=False, include_input=False):
+                extra = err["type"] == "extra_forbidden"
+                suffix = _suggest(err, doc) if extra else ""
+                self.problem(doc, tuple(err["loc"]), _message(err) + suffix, key=extra)
+            obj = None
+        self._register(doc, data, obj, len(self.problems) > errors_before)
+
+    def _header_ok(self, doc: Document, data: dict) -> bool:
+        ok = True
+        if data.get("apiVersion") != API_VERSION:
+            what = "missing" if "apiVersion" not in data else f"'{data.get('apiVersion')}' is not supported"
+            self.problem(doc, ("apiVersion",), f"apiVersion {what}; supported: {API_VERSION}")
+            ok = False
+        if data.get("kind") not in KINDS:
+            what = "missing" if "kind" not in data else f"'{data.get('kind')}' is not supported"
+            self.problem(doc, ("kind",), f"kind {what}; supported: {', '.join(KINDS)}")
+            ok = False
+        return ok
+
+    def _register(self, doc: Document, data: dict, obj: Any, failed: bool) -> None:
+        meta = data.get("metadata")
+        name = meta.get("name") if isinstance(meta, dict) else None
+        if isinstance(name, str):
+            line, col = doc.position(("metadata", "name"))
+            key = (data["kind"], name)
+            if key in self.names:
+                first = self.names[key]
+                self.problems.append(Problem(
+                    self.filename, line, col, "metadata.name",
+                    f"duplicate {data['kind']} name '{name}': first defined at "
+                    f"{first[0]}:{first[1]}:{first[2]}"))
+                return
+            self.names[key] = (self.filename, line, col)
+        if failed or obj is None:
+            return
+        if isinstance(obj, EmailAccount):
+            line, col = doc.position(())
+            obj._source = (self.filename, line, col)
+            self.desired.accounts[obj.name] = obj
+            for loc, message in warnings_for(obj):
+                self.problem(doc, loc, message, severity="warning")
+        elif self.desired.policy is not None:
+            self.problem(doc, ("kind",), "only one BouncePolicy may be declared")
+        else:
+            self.desired.policy = obj
+
+
+def _read(filename: str, problems: list[Problem]) -> Optional[str]:
+    try:
+        with open(filename, "rb") as handle:
+            raw = handle.read()
+    except OSError as exc:
+        problems.append(Problem(filename, 1, 1, "", f"cannot read file: {exc.strerror}"))
+        return None
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        problems.append(Problem(filename, line, 1, "", "file is not valid UTF-8 text"))
+        return None
+
+
+def _load_file(filename: str, context: dict, check: _FileCheck, digest) -> None:
+    text = _read(filename, check.problems)
+    if text is None:
+        return
+    try:
+        text = render(text, filename, context)
+    except TemplateFailure as exc:
+        check.problems.append(exc.problem)
+        return
+    digest.update(filename.encode() + b"\0" + text.encode() + b"\0")
+    try:
+        for doc in documents(text):
+            check.document(doc)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        check.problems.append(Problem(filename, line, col, "",
+                                      f"YAML syntax error: {exc.problem or exc.context}"))
+    except yaml.YAMLError as exc:
+        check.problems.append(Problem(filename, 1, 1, "", f"YAML error: {exc}"))
+    except DuplicateKey as exc:
+        mark, first = exc.second.start_mark, exc.first.start_mark
+        check.problems.append(Problem(filename, mark.line + 1, mark.column + 1, exc.key,
+                                      f"duplicate key '{exc.key}' (first at line {first.line + 1})"))
+    except RecursionError:
+        check.problems.append(Problem(filename, 1, 1, "", "YAML nesting is too deep"))
+
+
+def load(paths: Iterable[str], variables: Optional[dict] = None,
+         environment: str = "default") -> Desired:
+    """Render, parse and validate every manifest below ``paths``.
+
+    Raises ManifestError carrying every problem of the run, sorted by file and line.
+    """
+    files = find_files(paths)
+    desired = Desired(files=files)
+    problems: list[Problem] = []
+    if not files:
+        raise MailformError("no manifest files (*.yaml, *.yml) found in " + ", ".join(paths))
+    context = {"var": variables or {}, "environment": environment}
+    names: dict = {}
+    digest = hashlib.sha256()
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for filename in files:
+            _load_file(filename, context, _FileCheck(filename, desired, problems, names), digest)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    desired.digest = "sha256:" + digest.hexdigest()
+    desired.warnings.sort()
+    if problems:
+        raise ManifestError(problems, desired.warnings)
+    desired.accounts = dict(sorted(desired.accounts.items()))
+    return desired

@@ -1,0 +1,120 @@
+"""YAML loading that remembers where every key and value is.
+
+libyaml's composer (through PyYAML's CSafeLoader) builds a node tree with
+positions; a short converter turns it into plain Python values. The node tree
+is kept per document so that an error's field path can be turned back into a
+line and column, only when there is an error to report.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterator, Optional
+
+import yaml
+
+try:
+    _Loader = yaml.CSafeLoader
+except AttributeError:  # pragma: no cover - libyaml is in the wheels we pin
+    _Loader = yaml.SafeLoader
+
+_BOOL = {"yes": True, "no": False, "true": True, "false": False, "on": True, "off": False}
+_STR = "tag:yaml.org,2002:str"
+_INT = "tag:yaml.org,2002:int"
+_BOOLTAG = "tag:yaml.org,2002:bool"
+_NULL = "tag:yaml.org,2002:null"
+_FLOAT = "tag:yaml.org,2002:float"
+_constructor = yaml.constructor.SafeConstructor()
+
+
+class DuplicateKey(Exception):
+    def __init__(self, key: str, first: yaml.Node, second: yaml.Node):
+        self.key, self.first, self.second = key, first, second
+
+
+@dataclass
+class Document:
+    """One YAML document: its value and the node tree it came from."""
+
+    value: Any
+    root: yaml.Node
+    index: int
+
+    def position(self, loc: tuple, key: bool = False) -> tuple[int, int]:
+        """1-based (line, column) of ``loc``; the deepest existing part when it is missing.
+
+        With ``key=True`` the key's own position is returned (for unknown fields).
+        """
+        node, key_node = self.root, None
+        for part in loc:
+            child = _child(node, part)
+            if child is None:
+                target = key_node or node
+                return target.start_mark.line + 1, target.start_mark.column + 1
+            key_node, node = child
+        target = key_node if (key and key_node is not None) else node
+        return target.start_mark.line + 1, target.start_mark.column + 1
+
+
+def _child(node: yaml.Node, part: Any) -> Optional[tuple[Optional[yaml.Node], yaml.Node]]:
+    if isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            if isinstance(k, yaml.ScalarNode) and k.value == str(part):
+                return k, v
+    elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+        if 0 <= part < len(node.value):
+            return None, node.value[part]
+    return None
+
+
+def scalar(node: yaml.ScalarNode) -> Any:
+    tag = node.tag
+    if tag == _STR:
+        return node.value
+    if tag == _BOOLTAG:
+        return _BOOL[node.value.lower()]
+    if tag == _NULL:
+        return None
+    if tag == _INT:
+        try:
+            return int(node.value)
+        except ValueError:
+            return _constructor.construct_yaml_int(node)
+    if tag == _FLOAT:
+        return _constructor.construct_yaml_float(node)
+    return node.value  # timestamps, binary and custom tags stay text
+
+
+def convert(node: yaml.Node) -> Any:
+    """Node tree → plain Python values (dict, list, str, int, float, bool, None)."""
+    if isinstance(node, yaml.ScalarNode):
+        return scalar(node)
+    if isinstance(node, yaml.SequenceNode):
+        return [convert(item) for item in node.value]
+    out: dict = {}
+    seen: dict = {}
+    for key_node, value_node in node.value:
+        key = convert(key_node)
+        if isinstance(key, (dict, list)):
+            key = str(key)
+        if key in seen:
+            raise DuplicateKey(str(key), seen[key], key_node)
+        seen[key] = key_node
+        out[key] = convert(value_node)
+    return out
+
+
+def documents(text: str) -> Iterator[Document]:
+    """Yield every non-empty document of ``text``. Raises yaml.YAMLError / DuplicateKey."""
+    loader = _Loader(text)
+    try:
+        index = 0
+        while loader.check_node():
+            root = loader.get_node()
+            index += 1
+            if root is None:
+                continue
+            if isinstance(root, yaml.ScalarNode) and root.tag == _NULL:
+                continue
+            yield Document(convert(root), root, index)
+    finally:
+        loader.dispose()
