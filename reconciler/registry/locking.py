@@ -1,0 +1,118 @@
+"""The write lock: one row naming its holder, host, pid, start time and lease.
+
+Taking it is a short transaction of its own, so the lock is visible to other
+processes at once while the apply's own transaction is still to come. The row is
+free to take when:
+
+* there is none;
+* its lease has expired (a holder that was killed leaves a row that ages out);
+* its holder ran on this same host (same ``socket.gethostname()``) and its pid
+  no longer exists: such a holder is certainly dead, so there is no point in
+  waiting for the lease (pid reuse can only make us wait, never steal).
+
+Otherwise the caller polls until ``timeout`` seconds have passed, then gets
+``LockedError`` with the holder's details. The lock is released on every exit
+path of the ``with`` block, and only if it is still ours (an expired lease taken
+over by someone else is theirs now).
+"""
+from __future__ import annotations
+
+import os
+import socket
+import time
+import uuid
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any, Callable, Iterator, Optional
+
+from ..errors import LockedError, NotFoundError
+from .base import LockInfo
+from .common import iso, later, parse_iso, pid_alive, utcnow
+
+_LOCK_COLUMNS = "id, holder, host, pid, started, expires"
+POLL_SECONDS = 0.1
+
+
+def can_take_over(held: LockInfo, now: datetime, host: str) -> bool:
+    if parse_iso(held.expires) <= now:
+        return True
+    return held.host == host and not pid_alive(held.pid)
+
+
+class LockingMixin:
+    """Needs ``_read``, ``_write``, ``_q`` and ``_lock_table(cur)`` from the backend."""
+
+    def _lock_table(self, cur: Any) -> None:
+        """Make the check-and-insert exclusive where BEGIN alone does not (PostgreSQL)."""
+
+    def current_lock(self) -> Optional[LockInfo]:
+        rows = self._read(f"SELECT {_LOCK_COLUMNS} FROM lock")  # type: ignore[attr-defined]
+        return _info(rows[0]) if rows else None
+
+    @contextmanager
+    def lock(self, holder: str, lease_seconds: float = 300, timeout: float = 0,
+             pause_hook: Optional[Callable[[LockInfo], Any]] = None) -> Iterator[LockInfo]:
+        """Hold the write lock for the ``with`` block.
+
+        ``pause_hook(info)``, when given, is called once the lock is held and before
+        the block runs (a test-only pause point: another process can then be seen
+        to fail on the lock, or this one be killed while holding it).
+        """
+        info = self._acquire(holder, lease_seconds, timeout)
+        try:
+            if pause_hook is not None:
+                pause_hook(info)
+            yield info
+        finally:
+            self._release(info.id)
+
+    def _acquire(self, holder: str, lease_seconds: float, timeout: float) -> LockInfo:
+        deadline = time.monotonic() + max(timeout, 0)
+        while True:
+            info, held = self._try_acquire(holder, lease_seconds)
+            if info is not None:
+                return info
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise LockedError(held.as_dict())
+            time.sleep(min(POLL_SECONDS, remaining))
+
+    def _try_acquire(self, holder: str, lease_seconds: float
+                     ) -> tuple[Optional[LockInfo], Optional[LockInfo]]:
+        host = socket.gethostname()
+        held = self.current_lock()     # a plain read first: never waits on a writer
+        if held is not None and not can_take_over(held, utcnow(), host):
+            return None, held
+        with self._write() as cur:  # type: ignore[attr-defined]
+            self._lock_table(cur)
+            cur.execute(f"SELECT {_LOCK_COLUMNS} FROM lock")
+            row = cur.fetchone()
+            now = utcnow()
+            if row is not None and not can_take_over(_info(row), now, host):
+                return None, _info(row)
+            cur.execute("DELETE FROM lock")
+            info = LockInfo(id=str(uuid.uuid4()), holder=holder, host=host, pid=os.getpid(),
+                            started=iso(now), expires=iso(later(now, lease_seconds)))
+            cur.execute(self._q(  # type: ignore[attr-defined]
+                f"INSERT INTO lock (slot, {_LOCK_COLUMNS}) VALUES (1, ?, ?, ?, ?, ?, ?)"),
+                (info.id, info.holder, info.host, info.pid, info.started, info.expires))
+            return info, None
+
+    def _release(self, lock_id: str) -> None:
+        with self._write() as cur:  # type: ignore[attr-defined]
+            cur.execute(self._q("DELETE FROM lock WHERE id = ?"), (lock_id,))  # type: ignore
+
+    def force_unlock(self, lock_id: str) -> None:
+        with self._write() as cur:  # type: ignore[attr-defined]
+            cur.execute(self._q("DELETE FROM lock WHERE id = ?"), (lock_id,))  # type: ignore
+            if cur.rowcount == 0:
+                cur.execute(f"SELECT {_LOCK_COLUMNS} FROM lock")
+                row = cur.fetchone()
+                now_held = f"the current lock is {row[0]}" if row else "the registry is not locked"
+                raise NotFoundError(f"no lock with id {lock_id}; {now_held}")
+
+
+def _info(row: tuple) -> LockInfo:
+    lock_id, holder, host, pid, started, expires = row
+    return LockInfo(id=lock_id, holder=holder, host=host, pid=int(pid),
+                    started=started, expires=expires)

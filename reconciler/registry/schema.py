@@ -1,0 +1,91 @@
+"""The registry schema as an ordered list of migration steps.
+
+Step N brings a database from version N-1 to N. A database records its version
+(SQLite: ``PRAGMA user_version``, mirrored in ``meta.schema_version``;
+PostgreSQL: ``meta.schema_version``). Opening runs the missing steps, in order,
+inside the same transaction that initialises the registry; a database newer
+than this code is refused rather than guessed at.
+
+Statements are written once for both backends; ``{blob}`` becomes the binary
+column type of the dialect. Append new steps at the end, never edit old ones.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import RegistryError
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    description: str
+    statements: tuple[str, ...]
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "accounts, meta, lock, history, contacts", (
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        """CREATE TABLE accounts (
+            name TEXT PRIMARY KEY,
+            type TEXT NOT NULL,
+            spec TEXT NOT NULL,
+            applied TEXT NOT NULL,
+            fingerprints TEXT NOT NULL,
+            applied_fingerprints TEXT NOT NULL,
+            secrets {blob},
+            status TEXT NOT NULL,
+            created TEXT NOT NULL,
+            updated TEXT NOT NULL)""",
+        """CREATE TABLE lock (
+            slot INTEGER PRIMARY KEY CHECK (slot = 1),
+            id TEXT NOT NULL,
+            holder TEXT NOT NULL,
+            host TEXT NOT NULL,
+            pid INTEGER NOT NULL,
+            started TEXT NOT NULL,
+            expires TEXT NOT NULL)""",
+        """CREATE TABLE history (
+            serial INTEGER PRIMARY KEY,
+            time TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            counts TEXT NOT NULL,
+            changes TEXT NOT NULL,
+            extra TEXT NOT NULL)""",
+        """CREATE TABLE contacts (
+            email TEXT PRIMARY KEY,
+            details TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'faulty')),
+            soft_bounces TEXT NOT NULL DEFAULT '[]',
+            last_bounce TEXT,
+            updated TEXT NOT NULL)""",
+    )),
+    Migration(2, "processed inbox messages; contacts by status", (
+        """CREATE TABLE processed_messages (
+            account TEXT NOT NULL,
+            mailbox TEXT NOT NULL,
+            uid TEXT NOT NULL,
+            processed_at TEXT NOT NULL,
+            PRIMARY KEY (account, mailbox, uid))""",
+        "CREATE INDEX contacts_by_status ON contacts (status, email)",
+    )),
+)
+
+LATEST = MIGRATIONS[-1].version
+
+
+def pending(current: int, migrations: tuple[Migration, ...] = MIGRATIONS,
+            where: str = "") -> list[Migration]:
+    """The steps still to run on a database at ``current``; refuse a newer database."""
+    latest = migrations[-1].version if migrations else 0
+    if current > latest:
+        raise RegistryError(
+            f"the registry {where} has schema version {current}, newer than this mailform "
+            f"understands (up to {latest}); upgrade mailform to use it".replace("  ", " "))
+    return [m for m in migrations if m.version > current]
+
+
+def check_order(migrations: tuple[Migration, ...] = MIGRATIONS) -> None:
+    versions = [m.version for m in migrations]
+    if versions != list(range(1, len(versions) + 1)):
+        raise RegistryError(f"migration steps out of order: {versions}")
