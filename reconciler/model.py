@@ -11,6 +11,7 @@ import re
 from typing import Annotated, Any, Iterator, Literal, Optional
 
 import email_validator
+from email_validator.rfc_constants import DOT_ATOM_TEXT, EMAIL_MAX_LENGTH
 from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr,
                       field_validator, model_validator)
 from pydantic_core import PydanticCustomError
@@ -21,8 +22,19 @@ NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
 
 
+# Domains that already passed email_validator in this process. An address whose
+# domain is one of them and whose local part is a plain ASCII dot-atom (the
+# validator's own first check) gets the same verdict without the costly domain
+# checks; anything else takes the full path.
+_GOOD_DOMAINS: set[str] = set()
+_MAX_GOOD_DOMAINS = 100_000
+
+
 def _check_email(value: str) -> str:
     local, _, domain = value.rpartition("@")
+    if (domain in _GOOD_DOMAINS and len(value) <= EMAIL_MAX_LENGTH
+            and DOT_ATOM_TEXT.match(local)):
+        return value
     probe = f"{local}@example.com" if domain.lower() == "localhost" else value
     try:
         email_validator.validate_email(probe, check_deliverability=False,
@@ -30,6 +42,8 @@ def _check_email(value: str) -> str:
     except email_validator.EmailNotValidError as exc:
         raise PydanticCustomError("email", "not a valid email address: {reason}",
                                   {"reason": str(exc)}) from None
+    if len(_GOOD_DOMAINS) < _MAX_GOOD_DOMAINS:
+        _GOOD_DOMAINS.add(domain)
     return value
 
 

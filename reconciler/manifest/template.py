@@ -10,9 +10,7 @@ import re
 import traceback
 from typing import Any, Optional
 
-import jinja2
 import yaml
-from jinja2.sandbox import SandboxedEnvironment
 
 from ..errors import Problem
 from .yamlpos import documents, DuplicateKey
@@ -25,12 +23,14 @@ class TemplateFailure(Exception):
         self.problem = problem
 
 
-def _environment() -> SandboxedEnvironment:
+def _environment() -> Any:
+    import jinja2  # only files that hold template syntax pay for importing Jinja2
+    from jinja2.sandbox import SandboxedEnvironment
     return SandboxedEnvironment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
                                 autoescape=False)
 
 
-_ENV: Optional[SandboxedEnvironment] = None
+_ENV: Optional[Any] = None
 
 
 def needs_rendering(text: str) -> bool:
@@ -44,6 +44,7 @@ def render(text: str, filename: str, context: dict[str, Any]) -> str:
     global _ENV
     if _ENV is None:
         _ENV = _environment()
+    import jinja2
     try:
         code = _ENV.compile(text, name=filename, filename=filename)
         template = _ENV.template_class.from_code(_ENV, code, _ENV.make_globals(None), None)
@@ -61,7 +62,7 @@ def render(text: str, filename: str, context: dict[str, Any]) -> str:
                                       f"template error: {type(exc).__name__}: {exc}")) from None
 
 
-def _undefined_message(exc: jinja2.UndefinedError) -> str:
+def _undefined_message(exc: Any) -> str:
     text = exc.message or "undefined value"
     match = re.match(r"'dict object' has no attribute '([^']+)'", text)
     if match:

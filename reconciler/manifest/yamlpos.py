@@ -13,9 +13,33 @@ from typing import Any, Iterator, Optional
 import yaml
 
 try:
-    _Loader = yaml.CSafeLoader
+    _Base = yaml.CSafeLoader
 except AttributeError:  # pragma: no cover - libyaml is in the wheels we pin
-    _Loader = yaml.SafeLoader
+    _Base = yaml.SafeLoader
+
+_RESOLVED: dict = {}
+_MAX_RESOLVED = 50_000
+
+
+class _Loader(_Base):  # type: ignore[valid-type,misc]
+    """The safe loader with a memo of implicit tag resolution.
+
+    libyaml calls back into Python's regex-based resolver for every node; the
+    same keys and values ("spec", "true", "587") recur in every document, and
+    the answer depends only on (kind, value, implicit).
+    """
+
+    def resolve(self, kind, value, implicit):
+        key = (kind, value, implicit)
+        try:
+            return _RESOLVED[key]
+        except KeyError:
+            tag = _Base.resolve(self, kind, value, implicit)
+            if len(_RESOLVED) < _MAX_RESOLVED:
+                _RESOLVED[key] = tag
+            return tag
+        except TypeError:  # an unhashable value: resolve without the memo
+            return _Base.resolve(self, kind, value, implicit)
 
 _BOOL = {"yes": True, "no": False, "true": True, "false": False, "on": True, "off": False}
 _STR = "tag:yaml.org,2002:str"
@@ -84,23 +108,36 @@ def scalar(node: yaml.ScalarNode) -> Any:
     return node.value  # timestamps, binary and custom tags stay text
 
 
+_ScalarNode, _SequenceNode = yaml.ScalarNode, yaml.SequenceNode
+
+
 def convert(node: yaml.Node) -> Any:
     """Node tree → plain Python values (dict, list, str, int, float, bool, None)."""
-    if isinstance(node, yaml.ScalarNode):
-        return scalar(node)
-    if isinstance(node, yaml.SequenceNode):
+    cls = node.__class__
+    if cls is _ScalarNode:
+        return node.value if node.tag == _STR else scalar(node)
+    if cls is _SequenceNode:
         return [convert(item) for item in node.value]
     out: dict = {}
-    seen: dict = {}
     for key_node, value_node in node.value:
-        key = convert(key_node)
-        if isinstance(key, (dict, list)):
-            key = str(key)
-        if key in seen:
-            raise DuplicateKey(str(key), seen[key], key_node)
-        seen[key] = key_node
+        if key_node.__class__ is _ScalarNode and key_node.tag == _STR:
+            key = key_node.value
+        else:
+            key = convert(key_node)
+            if isinstance(key, (dict, list)):
+                key = str(key)
+        if key in out:
+            raise DuplicateKey(str(key), _first_key(node, key), key_node)
         out[key] = convert(value_node)
     return out
+
+
+def _first_key(node: yaml.MappingNode, key: Any) -> yaml.Node:
+    for key_node, _ in node.value:
+        found = convert(key_node)
+        if (str(found) if isinstance(found, (dict, list)) else found) == key:
+            return key_node
+    return node  # pragma: no cover - the key was seen, so it is there
 
 
 def documents(text: str) -> Iterator[Document]:
