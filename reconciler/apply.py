@@ -1,0 +1,99 @@
+"""Plan → registry: under the lock, in one transaction, nothing written on failure."""
+from __future__ import annotations
+
+import getpass
+import os
+import sys
+import time
+from dataclasses import dataclass
+from typing import Callable, Mapping, Optional
+
+from .errors import SecretError, StalePlanError
+from .plan import Plan
+from .registry.base import AccountWrite, Registry
+
+PAUSE_ENV = "MAILFORM_TEST_PAUSE_IN_APPLY"   # test-only: seconds to sleep before commit
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    serial: int
+    added: int
+    changed: int
+    destroyed: int
+
+    def summary_line(self) -> str:
+        return (f"Apply complete! Resources: {self.added} added, {self.changed} changed, "
+                f"{self.destroyed} destroyed.")
+
+
+def actor() -> str:
+    name = os.environ.get("MAILFORM_ACTOR")
+    if name:
+        return name
+    try:
+        return getpass.getuser()
+    except Exception:  # no user database entry (containers)
+        return f"uid-{os.getuid()}"
+
+
+def check_fresh(registry: Registry, plan: Plan) -> None:
+    """A saved plan applies only to the registry state it was made from."""
+    meta = registry.meta()
+    if meta.lineage != plan.lineage:
+        raise StalePlanError(f"the plan was made for registry lineage {plan.lineage}, "
+                             f"but this registry is {meta.lineage}")
+    if meta.serial != plan.serial:
+        raise StalePlanError(f"the registry changed since the plan was made (serial {plan.serial} "
+                             f"then, {meta.serial} now); run `mailform plan` again")
+
+
+def secrets_from_payload(plan: Plan, registry: Registry,
+                         resolve: Callable[[str, str, dict], str]) -> dict[str, dict[str, str]]:
+    """Re-resolve a saved plan's secret references; each must match its recorded fingerprint."""
+    out: dict[str, dict[str, str]] = {}
+    for name, entry in sorted(plan.payload.items()):
+        for path, secret in sorted(entry.get("secrets", {}).items()):
+            ref = secret.get("ref") or {}
+            try:
+                value = resolve(name, path, ref)
+            except SecretError as exc:
+                raise StalePlanError(f"{exc}; the plan cannot be applied") from None
+            if registry.fingerprint(path, value) != secret.get("fingerprint"):
+                what = f"env {ref['env']}" if "env" in ref else f"file {ref.get('file')}"
+                raise StalePlanError(f"account {name}: spec.{path}: the secret in {what} changed "
+                                     "since the plan was made; run `mailform plan` again")
+            out.setdefault(name, {})[path] = value
+    return out
+
+
+def _pause() -> None:
+    seconds = os.environ.get(PAUSE_ENV)
+    if seconds:
+        print("mailform: test pause inside the apply transaction", file=sys.stderr, flush=True)
+        time.sleep(float(seconds))
+
+
+def apply_plan(registry: Registry, plan: Plan, secrets: Mapping[str, Mapping[str, str]],
+               who: Optional[str] = None, statuses: Optional[Mapping[str, dict]] = None
+               ) -> ApplyResult:
+    """Write the plan. The caller holds the registry lock and has checked freshness."""
+    statuses = statuses or {}
+    with registry.transaction() as tx:
+        for rc in plan.resource_changes:
+            if rc.action in ("delete", "replace"):
+                tx.delete_account(rc.name)
+            if rc.action == "delete":
+                continue
+            entry = plan.payload[rc.name]
+            values = dict(secrets.get(rc.name, {}))
+            fps = {path: s["fingerprint"] for path, s in entry.get("secrets", {}).items()}
+            status = dict(statuses.get(rc.name, {}))
+            if entry.get("activation"):
+                status["activation"] = entry["activation"]
+            tx.put_account(AccountWrite(rc.name, entry["type"], entry["record"], values, fps, status))
+        summary = plan.summary
+        serial = tx.add_history({"actor": who or actor(), "counts": summary,
+                                 "changes": [rc.to_dict() for rc in plan.resource_changes]})
+        _pause()
+    return ApplyResult(serial, summary["add"], summary["change"], summary["destroy"])

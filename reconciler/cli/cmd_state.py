@@ -1,0 +1,169 @@
+"""Reading and editing the registry: state, registry set, accounts, history, locks, import."""
+from __future__ import annotations
+
+import json
+
+import click
+import yaml
+
+from ..apply import actor
+from ..errors import NotFoundError
+from ..diff import flatten
+from .options import format_option, registry_option
+from .planning import registry_at
+
+
+def _check_summary(status: dict) -> str:
+    checks = status.get("verification") or {}
+    if not checks:
+        return "-"
+    return ",".join(f"{server}:{result.get('code', '?')}" for server, result in sorted(checks.items()))
+
+
+def _scan_summary(status: dict) -> str:
+    scan = status.get("last_scan") or {}
+    return f"{scan.get('result', '?')} {scan.get('time', '')}".strip() if scan else "-"
+
+
+@click.group()
+def state():
+    """What the registry holds."""
+
+
+@state.command("list")
+@registry_option
+@format_option("human", "json")
+def state_list(registry_url, fmt):
+    """Every account with its status."""
+    registry = registry_at(registry_url)
+    try:
+        accounts = registry.accounts()
+    finally:
+        registry.close()
+    rows = [{"name": a.name, "type": a.type, "email": a.spec.get("email"),
+             "activation": a.status.get("activation", "active"),
+             "verification": a.status.get("verification"), "last_scan": a.status.get("last_scan")}
+            for a in accounts.values()]
+    if fmt == "json":
+        click.echo(json.dumps(rows, indent=2))
+        return 0
+    header = ("NAME", "TYPE", "EMAIL", "STATUS", "LAST CHECK", "LAST SCAN")
+    table = [header] + [(r["name"], r["type"], r["email"] or "", r["activation"],
+                         _check_summary(accounts[r["name"]].status),
+                         _scan_summary(accounts[r["name"]].status)) for r in rows]
+    widths = [max(len(str(row[i])) for row in table) for i in range(len(header))]
+    for row in table:
+        click.echo("  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip())
+    click.echo(f"\n{len(rows)} account(s)")
+    return 0
+
+
+@state.command("show")
+@click.argument("name")
+@registry_option
+@format_option("human", "json")
+def state_show(name, registry_url, fmt):
+    """One account: its live settings (secrets hidden) and status."""
+    registry = registry_at(registry_url)
+    try:
+        account = registry.account(name)
+    finally:
+        registry.close()
+    if account is None:
+        raise NotFoundError(f"no account '{name}' in the registry")
+    secrets = {path: "(sensitive value)" for path in account.fingerprints}
+    body = {"name": account.name, "type": account.type, "spec": account.spec,
+            "secrets": secrets, "status": account.status}
+    if fmt == "json":
+        click.echo(json.dumps(body, indent=2, default=str))
+    else:
+        click.echo(f"# account.{name}")
+        click.echo(yaml.safe_dump(body, sort_keys=False, default_flow_style=False).rstrip())
+    return 0
+
+
+@click.group("registry")
+def registry_group():
+    """Out-of-band edits, as an operator would make them by hand."""
+
+
+@registry_group.command("set")
+@click.argument("name")
+@click.argument("assignment", metavar="PATH=VALUE")
+@registry_option
+def registry_set(name, assignment, registry_url):
+    """Change one field of an account in the registry; the next plan reports drift."""
+    path, sep, raw = assignment.partition("=")
+    if not sep or not path:
+        raise click.BadParameter(f"'{assignment}' is not of the form PATH=VALUE")
+    value = raw if path.endswith("password") else yaml.safe_load(raw) if raw else ""
+    registry = registry_at(registry_url)
+    try:
+        account = registry.account(name)
+        if account is None:
+            raise NotFoundError(f"no account '{name}' in the registry")
+        if not path.endswith("password") and path not in flatten(account.spec) \
+                and not path.startswith("labels."):
+            click.echo(f"Warning: {path} is not a field of account {name} yet; adding it.",
+                       err=True)
+        serial = registry.set_field(name, path, value)
+    finally:
+        registry.close()
+    shown = "(sensitive value)" if path.endswith("password") else json.dumps(value)
+    click.echo(f"account.{name}: {path} = {shown} (registry serial {serial})")
+    return 0
+
+
+@click.group()
+def accounts():
+    """Operator actions on accounts."""
+
+
+@accounts.command("activate")
+@click.argument("name")
+@registry_option
+def accounts_activate(name, registry_url):
+    """Activate a marketing account that waits for activation."""
+    registry = registry_at(registry_url)
+    try:
+        serial = registry.activate(name)
+    finally:
+        registry.close()
+    click.echo(f"account.{name} is active (registry serial {serial})")
+    return 0
+
+
+@click.command()
+@registry_option
+@format_option("human", "json")
+def history(registry_url, fmt):
+    """Every apply: serial, time, actor, counts."""
+    registry = registry_at(registry_url)
+    try:
+        entries = registry.history()
+    finally:
+        registry.close()
+    if fmt == "json":
+        click.echo(json.dumps(entries, indent=2, default=str))
+        return 0
+    if not entries:
+        click.echo("No applies yet.")
+    for entry in entries:
+        counts = entry.get("counts") or {}
+        click.echo(f"serial {entry.get('serial')}  {entry.get('time')}  {entry.get('actor')}  "
+                   f"+{counts.get('add', 0)} ~{counts.get('change', 0)} -{counts.get('destroy', 0)}")
+    return 0
+
+
+@click.command("force-unlock")
+@click.argument("lock_id")
+@registry_option
+def force_unlock(lock_id, registry_url):
+    """Remove a lock left behind by a process that is gone."""
+    registry = registry_at(registry_url)
+    try:
+        registry.force_unlock(lock_id)
+    finally:
+        registry.close()
+    click.echo(f"Lock {lock_id} removed by {actor()}.")
+    return 0

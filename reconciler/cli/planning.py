@@ -1,0 +1,85 @@
+"""Gathering a plan's inputs: manifests, resolved secrets, registry state."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Iterable, Optional
+
+from ..errors import MailformError, SecretError
+from ..manifest import Desired, resolve
+from ..model import EmailAccount
+from ..plan import Plan, PlanInput, build_plan
+from ..registry import open_registry
+from ..registry.base import Registry
+
+
+class SecretsUnresolved(MailformError):
+    def __init__(self, errors: list[SecretError]):
+        self.errors = errors
+        lines = "\n".join(f"  - {e}" for e in errors)
+        super().__init__(f"{len(errors)} secret reference(s) cannot be resolved:\n{lines}")
+
+
+@dataclass
+class Resolved:
+    values: dict[str, dict[str, str]] = field(default_factory=dict)   # name -> path -> value
+    refs: dict[str, dict[str, dict]] = field(default_factory=dict)    # name -> path -> ref
+
+
+def _base_dir(account: EmailAccount) -> str:
+    return os.path.dirname(os.path.abspath(account.source[0])) if account.source else os.getcwd()
+
+
+def resolve_all(accounts: Iterable[EmailAccount]) -> Resolved:
+    """Resolve every secret reference; all failures reported together, never a value."""
+    out, errors = Resolved(), []
+    for account in accounts:
+        for section in ("smtp", "inbox"):
+            settings = getattr(account.spec, section)
+            ref = getattr(settings, "password", None) if settings is not None else None
+            if ref is None:
+                continue
+            path = f"{section}.password"
+            base = _base_dir(account)
+            stored_ref = ({"env": ref.env} if ref.env is not None
+                          else {"file": os.path.normpath(os.path.join(base, ref.file))})
+            out.refs.setdefault(account.name, {})[path] = stored_ref
+            try:
+                value = resolve(ref, base, account.name, f"spec.{path}")
+            except SecretError as exc:
+                if not any(e.reference == exc.reference and e.account == exc.account
+                           for e in errors):
+                    errors.append(exc)
+                continue
+            out.values.setdefault(account.name, {})[path] = value
+    if errors:
+        raise SecretsUnresolved(errors)
+    return out
+
+
+def resolve_ref(name: str, path: str, ref: dict) -> str:
+    """Resolve a reference recorded in a saved plan (file paths are absolute there)."""
+    from ..model import SecretRef
+    secret = SecretRef.model_validate(ref)
+    return resolve(secret, "/", name, f"spec.{path}")
+
+
+def make_plan(registry: Registry, desired: Desired, secrets: Resolved,
+              targets: Optional[Iterable[str]] = None) -> Plan:
+    actual = registry.accounts()
+    if targets:
+        unknown = sorted(set(targets) - set(desired.accounts) - set(actual))
+        if unknown:
+            raise MailformError("--target names no account in the manifests or the registry: "
+                                + ", ".join(unknown))
+    meta = registry.meta()
+    fps = {name: {path: registry.fingerprint(path, value) for path, value in values.items()}
+           for name, values in secrets.values.items()}
+    return build_plan(PlanInput(
+        accounts=desired.accounts, actual=actual, lineage=meta.lineage, serial=meta.serial,
+        manifest_digest=desired.digest, fingerprints=fps, secret_refs=secrets.refs,
+        contact_count=registry.contact_count(), targets=targets))
+
+
+def registry_at(url: str) -> Registry:
+    return open_registry(url)

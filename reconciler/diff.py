@@ -1,0 +1,125 @@
+"""Pure comparison of account records: flatten, compare, list field changes.
+
+A record is the nested, JSON-ready spec of an account without its secrets,
+plus ``labels``. Secrets are compared by keyed fingerprint, never by value.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping, Optional
+
+from .model import SECRET_PATHS, EmailAccount
+
+SENSITIVE = "(sensitive)"
+
+
+@dataclass(frozen=True)
+class Change:
+    path: str
+    before: Any
+    after: Any
+    sensitive: bool = False
+
+    def to_dict(self) -> dict:
+        if self.sensitive:
+            before = None if self.before is None else SENSITIVE
+            after = None if self.after is None else SENSITIVE
+            return {"path": self.path, "before": before, "after": after, "sensitive": True}
+        return {"path": self.path, "before": self.before, "after": self.after, "sensitive": False}
+
+
+def record_of(account: EmailAccount) -> dict:
+    """The registry form of a desired account: its spec without secrets, and its labels."""
+    spec = account.spec.model_dump(mode="json")
+    for path in SECRET_PATHS:
+        section, key = path.split(".")
+        if spec.get(section) is not None:
+            spec[section].pop(key, None)
+    spec["labels"] = dict(sorted(account.metadata.labels.items()))
+    return spec
+
+
+def secret_presence(account: EmailAccount) -> list[str]:
+    """Secret paths the account declares (after defaults)."""
+    out = []
+    for path in SECRET_PATHS:
+        section, key = path.split(".")
+        settings = getattr(account.spec, section)
+        if settings is not None and getattr(settings, key, None) is not None:
+            out.append(path)
+    return out
+
+
+def flatten(record: Mapping, prefix: str = "") -> dict[str, Any]:
+    """Nested mapping → {dotted.path: leaf}. Lists are leaves; empty mappings vanish."""
+    out: dict[str, Any] = {}
+    for key, value in record.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(flatten(value, path + "."))
+        else:
+            out[path] = value
+    return out
+
+
+def unflatten(flat: Mapping[str, Any]) -> dict:
+    out: dict = {}
+    for path, value in flat.items():
+        node = out
+        parts = path.split(".")
+        for part in parts[:-1]:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = node[part] = {}
+            node = child
+        if value is None and isinstance(node.get(parts[-1]), dict):
+            continue
+        node[parts[-1]] = value
+    return out
+
+
+def _ignored(path: str, ignore: Iterable[str]) -> bool:
+    return any(path == p or path.startswith(p + ".") for p in ignore)
+
+
+def compare(before: Optional[Mapping], after: Optional[Mapping],
+            before_fps: Mapping[str, str], after_fps: Mapping[str, str],
+            ignore: Iterable[str] = ()) -> tuple[list[Change], int]:
+    """Field changes from ``before`` to ``after`` (records, flattened) and secrets.
+
+    Returns (changes sorted by path, number of unchanged fields). Paths under
+    ``ignore`` are left out. Missing keys and None are the same.
+    """
+    flat_b = flatten(before or {})
+    flat_a = flatten(after or {})
+    changes: list[Change] = []
+    unchanged = 0
+    for path in sorted(flat_b.keys() | flat_a.keys()):
+        old, new = flat_b.get(path), flat_a.get(path)
+        if _ignored(path, ignore):
+            continue
+        if old == new:
+            unchanged += old is not None
+        else:
+            changes.append(Change(path, old, new))
+    for path in sorted(before_fps.keys() | after_fps.keys()):
+        if _ignored(path, ignore):
+            continue
+        old, new = before_fps.get(path), after_fps.get(path)
+        if old == new:
+            unchanged += 1
+        else:
+            changes.append(Change(path, old, new, sensitive=True))
+    changes.sort(key=lambda c: c.path)
+    return changes, unchanged
+
+
+def merge_ignored(desired: Mapping, live: Optional[Mapping], ignore: Iterable[str]) -> dict:
+    """The record an update writes: desired, but live values kept under ignored paths."""
+    ignore = list(ignore)
+    if not ignore or live is None:
+        return dict(desired)
+    flat_d, flat_l = flatten(desired), flatten(live)
+    merged = {p: v for p, v in flat_d.items() if not _ignored(p, ignore)}
+    merged.update({p: v for p, v in flat_l.items() if _ignored(p, ignore)})
+    return unflatten(merged)

@@ -1,0 +1,101 @@
+"""The Registry protocol: what plan, apply and the runtime parts need from a registry.
+
+Account records hold the spec as plain JSON without secrets (``spec``: the live
+value, which an operator may edit with ``registry set``; ``applied``: what the
+last apply wrote, so that the difference between the two is drift), the keyed
+fingerprints of the secrets (live and as applied), the secrets themselves
+encrypted, and a status mapping.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ContextManager, Iterable, Optional, Protocol
+
+
+@dataclass(frozen=True)
+class RegistryMeta:
+    lineage: str
+    serial: int
+
+
+@dataclass
+class StoredAccount:
+    name: str
+    type: str
+    spec: dict                      # live, nested, without secret fields
+    applied: dict                   # as the last apply wrote it
+    fingerprints: dict[str, str]    # live: secret path (smtp.password) -> HMAC fingerprint
+    applied_fingerprints: dict[str, str]
+    status: dict = field(default_factory=dict)
+    # status keys: activation ("active" | "pending_activation"),
+    # verification ({"smtp": {...result...}, "inbox": {...}}), last_scan ({...})
+
+
+@dataclass(frozen=True)
+class LockInfo:
+    id: str
+    holder: str
+    host: str
+    pid: int
+    started: str   # ISO 8601 UTC
+    expires: str   # ISO 8601 UTC
+
+    def as_dict(self) -> dict:
+        return {"id": self.id, "holder": self.holder, "host": self.host, "pid": self.pid,
+                "started": self.started, "expires": self.expires}
+
+
+@dataclass
+class AccountWrite:
+    """One account as apply writes it: spec becomes both live and applied."""
+
+    name: str
+    type: str
+    spec: dict
+    secrets: dict[str, str]          # secret path -> clear value (encrypted by the registry)
+    fingerprints: dict[str, str]
+    status: dict = field(default_factory=dict)   # merged into the existing status
+
+
+class Transaction(Protocol):
+    """Writes inside one apply. Nothing is visible to others until commit."""
+
+    def put_account(self, write: AccountWrite) -> None: ...
+    def delete_account(self, name: str) -> None: ...
+    def merge_status(self, name: str, status: dict) -> None: ...
+    def add_history(self, entry: dict) -> int:
+        """Bumps serial; records {time, actor, counts, changes}; returns the new serial."""
+
+
+class Registry(Protocol):
+    url: str
+
+    def meta(self) -> RegistryMeta: ...
+    def accounts(self) -> dict[str, StoredAccount]: ...
+    def account(self, name: str) -> Optional[StoredAccount]: ...
+    def fingerprint(self, path: str, value: str) -> str:
+        """Keyed HMAC of a secret value; ``path`` is mixed in (smtp.password vs inbox.password)."""
+    def secrets(self, name: str) -> dict[str, str]:
+        """Decrypt an account's secrets (runtime parts: verify, scan, proxy)."""
+
+    def lock(self, holder: str, lease_seconds: float = 300, timeout: float = 0,
+             pause_hook: Any = None) -> ContextManager[LockInfo]:
+        """Take the write lock or raise LockedError after ``timeout`` seconds."""
+    def current_lock(self) -> Optional[LockInfo]: ...
+    def force_unlock(self, lock_id: str) -> None: ...
+    def transaction(self) -> ContextManager[Transaction]: ...
+
+    def set_field(self, name: str, path: str, value: Any) -> int:
+        """Out-of-band edit of the live spec (or a secret); bumps serial, returns it."""
+    def activate(self, name: str) -> int: ...
+    def set_status(self, name: str, status: dict) -> None:
+        """Merge runtime status (verification, scan) without bumping serial."""
+    def history(self) -> list[dict]: ...
+
+    # contacts (filled by `contacts import` and the inbox scanner)
+    def contact_count(self) -> int: ...
+    def upsert_contacts(self, rows: Iterable[tuple[str, dict]]) -> tuple[int, int]: ...
+    def contacts(self, status: Optional[str] = None) -> list[dict]: ...
+    def contact(self, email: str) -> Optional[dict]: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,102 @@
+"""Terraform-shaped text: drift first, one block per account, the Plan line last."""
+from __future__ import annotations
+
+import click
+
+from ..plan import Plan, ResourceChange
+from .values import change_text, show
+
+HEADLINES = {"create": "will be created", "update": "will be updated in-place",
+             "delete": "will be destroyed", "replace": "must be replaced"}
+SYMBOLS = {"create": "+", "update": "~", "delete": "-", "replace": "-/+"}
+COLORS = {"+": "green", "~": "yellow", "-": "red", "-/+": "magenta"}
+RULE = "─" * 77
+
+
+class _Out:
+    def __init__(self, color: bool):
+        self.color, self.lines = color, []
+
+    def sym(self, symbol: str) -> str:
+        return click.style(symbol, fg=COLORS[symbol], bold=True) if self.color else symbol
+
+    def bold(self, text: str) -> str:
+        return click.style(text, bold=True) if self.color else text
+
+    def add(self, text: str = "") -> None:
+        self.lines.append(text)
+
+
+def _fields(out: _Out, rc: ResourceChange) -> None:
+    for change in rc.changes:
+        if rc.action == "create":
+            out.add(f"      {out.sym('+')} {change.path} = {show(change.after, change.sensitive)}")
+        elif rc.action == "delete":
+            out.add(f"      {out.sym('-')} {change.path} = {show(change.before, change.sensitive)}"
+                    " -> null")
+        else:
+            symbol, text = change_text(change)
+            forces = "  # forces replacement" if rc.action == "replace" and change.path == "type" else ""
+            out.add(f"      {out.sym(symbol)} {text}{forces}")
+    if rc.unchanged and rc.action == "update":
+        noun = "field" if rc.unchanged == 1 else "fields"
+        out.add(f"        # ({rc.unchanged} unchanged {noun} hidden)")
+
+
+def _resource(out: _Out, rc: ResourceChange) -> None:
+    out.add(out.bold(f"  # {rc.address} {HEADLINES[rc.action]}"))
+    for note in rc.notes:
+        out.add(f"  # note: {note}")
+    if rc.verification:
+        for server, result in sorted(rc.verification.items()):
+            out.add(f"  # verify {server}: {result.get('code')} {result.get('summary', '')}".rstrip())
+    symbol = SYMBOLS[rc.action]
+    pad = "" if symbol == "-/+" else "  "
+    out.add(f"{pad}{out.sym(symbol)} account \"{rc.name}\" {{")
+    _fields(out, rc)
+    out.add("    }")
+    out.add("")
+
+
+def _drift(out: _Out, plan: Plan) -> None:
+    out.add(out.bold("Objects changed outside of mailform"))
+    out.add("")
+    out.add("mailform detected the following changes made outside of mailform "
+            "since the last \"mailform apply\":")
+    out.add("")
+    for drift in plan.drift:
+        out.add(out.bold(f"  # {drift.address} has changed"))
+        out.add(f"  {out.sym('~')} account \"{drift.name}\" {{")
+        for change in drift.changes:
+            symbol, text = change_text(change)
+            out.add(f"      {out.sym(symbol)} {text}")
+        out.add("    }")
+        out.add("")
+    out.add("Unless you have made equivalent changes to your manifests, the plan below will undo them.")
+    out.add("")
+    out.add(RULE)
+    out.add("")
+
+
+def render_human(plan: Plan, color: bool = False) -> str:
+    out = _Out(color)
+    if plan.drift:
+        _drift(out, plan)
+    if not plan.has_changes:
+        out.add(out.bold("No changes.") + " The registry matches the manifests." if color else
+                "No changes. The registry matches the manifests.")
+        return "\n".join(out.lines) + "\n"
+    out.add("mailform will perform the following actions:")
+    out.add("")
+    for rc in plan.resource_changes:
+        _resource(out, rc)
+    for guard in plan.guards:
+        if guard.blocked:
+            label = click.style("Blocked", fg="red", bold=True) if color else "Blocked"
+            out.add(f"{label} by guard {guard.name}: {guard.detail}")
+    if plan.blocked_guards:
+        out.add("")
+    s = plan.summary
+    out.add(out.bold("Plan:") + f" {s['add']} to add, {s['change']} to change, "
+            f"{s['destroy']} to destroy.")
+    return "\n".join(out.lines) + "\n"

@@ -1,0 +1,82 @@
+"""A pull-request comment: summary table first, details folded, under 65,000 characters."""
+from __future__ import annotations
+
+from ..plan import Plan, ResourceChange
+from .values import change_text, show
+
+LIMIT = 65_000
+RESERVE = 600
+ICONS = {"create": "➕ create", "update": "🔄 update", "delete": "🗑️ delete",
+         "replace": "♻️ replace"}
+
+
+def _details(rc: ResourceChange) -> str:
+    lines = []
+    for change in rc.changes:
+        if rc.action == "create":
+            lines.append(f"+ {change.path} = {show(change.after, change.sensitive)}")
+        elif rc.action == "delete":
+            lines.append(f"- {change.path} = {show(change.before, change.sensitive)}")
+        else:
+            symbol, text = change_text(change)
+            lines.append(f"{'!' if symbol == '~' else symbol} {text}")
+    notes = "".join(f"\n> **Note:** {n}\n" for n in rc.notes)
+    body = "\n".join(lines).replace("```", "ʼʼʼ")
+    return (f"<details><summary><code>{rc.address}</code> — {rc.action}</summary>\n{notes}\n"
+            f"```diff\n{body}\n```\n\n</details>\n")
+
+
+def _header(plan: Plan) -> list[str]:
+    s = plan.summary
+    out = [f"### mailform plan: {s['add']} to add, {s['change']} to change, "
+           f"{s['destroy']} to destroy", ""]
+    if not plan.has_changes:
+        out += ["No changes. The registry matches the manifests.", ""]
+    else:
+        out += ["| Action | Account | Fields changed |", "| --- | --- | --- |"]
+        size = 0
+        for index, rc in enumerate(plan.resource_changes):
+            row = f"| {ICONS[rc.action]} | `{rc.name}` | {len(rc.changes)} |"
+            size += len(row) + 1
+            if size > LIMIT // 2:
+                rest = len(plan.resource_changes) - index
+                out.append(f"| … | {rest} more accounts (trimmed) | |")
+                break
+            out.append(row)
+        out.append("")
+    blocked = plan.blocked_guards
+    if blocked:
+        out += ["> [!WARNING]", "> Blocked by safety guards (apply needs `--force`):"]
+        out += [f"> - **{g.name}**: {g.detail}" for g in blocked]
+        out.append("")
+    if plan.drift:
+        out.append(f"**Drift:** {len(plan.drift)} account(s) changed outside of mailform; "
+                   "this plan undoes it.")
+        out.append("")
+    return out
+
+
+def _drift_block(plan: Plan) -> str:
+    lines = []
+    for drift in plan.drift:
+        for change in drift.changes:
+            lines.append(f"{drift.address}: {change_text(change)[1]}")
+    body = "\n".join(lines).replace("```", "ʼʼʼ")
+    return ("<details><summary>Objects changed outside of mailform</summary>\n\n"
+            f"```\n{body}\n```\n\n</details>\n")
+
+
+def render_markdown(plan: Plan) -> str:
+    text = "\n".join(_header(plan)) + "\n"
+    blocks = ([_drift_block(plan)] if plan.drift else []) + \
+        [_details(rc) for rc in plan.resource_changes]
+    shown = 0
+    for block in blocks:
+        if len(text) + len(block) > LIMIT - RESERVE:
+            break
+        text += block
+        shown += 1
+    if shown < len(blocks):
+        text += (f"\n_Output trimmed to stay under {LIMIT:,} characters: {len(blocks) - shown} of "
+                 f"{len(blocks)} detail blocks not shown. Run `mailform plan` for the full plan._\n")
+    return text

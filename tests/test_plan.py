@@ -1,0 +1,128 @@
+"""Pure plan building: actions, drift, guards, activation, ignore_changes, targets."""
+from reconciler.diff import compare, flatten, merge_ignored, record_of, unflatten
+from reconciler.plan import PlanInput, build_plan, checksum, from_file_dict
+
+from planfixtures import account, every_action_plan, fp, stored
+
+
+def by_name(plan):
+    return {rc.name: rc for rc in plan.resource_changes}
+
+
+def test_every_action_is_found():
+    plan = every_action_plan()
+    actions = {n: rc.action for n, rc in by_name(plan).items()}
+    assert actions == {"newsletter": "create", "support": "update", "sales": "update",
+                       "events": "replace", "legacy": "delete"}
+    assert plan.summary == {"add": 2, "change": 2, "destroy": 2}
+    assert [rc.name for rc in plan.resource_changes] == sorted(actions)
+
+
+def test_drift_is_reported_and_corrected():
+    plan = every_action_plan()
+    assert [d.address for d in plan.drift] == ["account.support"]
+    change = plan.drift[0].changes[0]
+    assert (change.path, change.before, change.after) == ("display_name", "Support", "Help")
+    support = by_name(plan)["support"]
+    assert [(c.path, c.before, c.after) for c in support.changes] == \
+        [("display_name", "Help", "Support Desk")]
+
+
+def test_sensitive_change_never_shows_fingerprints():
+    plan = every_action_plan()
+    sales = by_name(plan)["sales"]
+    (change,) = sales.changes
+    assert change.sensitive and change.path == "smtp.password"
+    assert change.to_dict() == {"path": "smtp.password", "before": "(sensitive)",
+                                "after": "(sensitive)", "sensitive": True}
+
+
+def test_guards_prevent_destroy_and_thresholds():
+    plan = every_action_plan()
+    guards = {g.name: g for g in plan.guards}
+    assert guards["prevent_destroy"].blocked and "account.events" in guards["prevent_destroy"].detail
+    assert not guards["delete_threshold"].blocked          # 2 of 10
+    assert guards["delete_threshold"].detail == "2 of 10 (20%)"
+    assert not guards["update_threshold"].blocked
+
+
+def test_update_threshold_blocks_over_30_percent():
+    desired, actual = {}, {}
+    for i in range(10):
+        acc = account(f"a{i}")
+        desired[acc.name] = account(f"a{i}", display_name="Changed") if i < 4 else acc
+        actual[acc.name] = stored(acc)
+    fps = {n: {"smtp.password": fp("same")} for n in desired}
+    plan = build_plan(PlanInput(desired, actual, "l", 1, fingerprints=fps))
+    guard = {g.name: g for g in plan.guards}["update_threshold"]
+    assert guard.blocked and guard.detail == "4 of 10 (40%)"
+
+
+def test_thresholds_need_ten_accounts():
+    actual = {f"a{i}": stored(account(f"a{i}")) for i in range(9)}
+    plan = build_plan(PlanInput({}, actual, "l", 1))
+    assert plan.summary["destroy"] == 9
+    assert not any(g.blocked for g in plan.guards)
+
+
+def test_activation_note_and_payload():
+    plan = every_action_plan(contact_count=1500)
+    newsletter = by_name(plan)["newsletter"]
+    assert newsletter.notes and "pending_activation" in newsletter.notes[0]
+    assert plan.payload["newsletter"]["activation"] == "pending_activation"
+    small = every_action_plan(contact_count=1000)
+    assert not by_name(small)["newsletter"].notes
+    assert small.payload["newsletter"]["activation"] == "active"
+
+
+def test_no_changes_when_equal():
+    acc = account("same")
+    plan = build_plan(PlanInput({"same": acc}, {"same": stored(acc)}, "l", 1,
+                                fingerprints={"same": {"smtp.password": fp("same")}}))
+    assert not plan.has_changes and plan.summary == {"add": 0, "change": 0, "destroy": 0}
+
+
+def test_ignore_changes_hides_the_field_and_keeps_live_value():
+    old = account("x", reply_to={"email": "r@example.com", "name": "Old"})
+    new = account("x", reply_to={"email": "r@example.com", "name": "New"},
+                  lifecycle={"ignore_changes": ["reply_to.name"]})
+    plan = build_plan(PlanInput({"x": new}, {"x": stored(old)}, "l", 1,
+                                fingerprints={"x": {"smtp.password": fp("same")}}))
+    paths = [c.path for c in plan.resource_changes[0].changes]
+    assert paths == ["lifecycle.ignore_changes"]
+    assert plan.payload["x"]["record"]["reply_to"]["name"] == "Old"
+
+
+def test_targets_limit_the_plan():
+    plan = every_action_plan(targets=["sales"])
+    assert [rc.name for rc in plan.resource_changes] == ["sales"]
+    assert plan.drift == []
+
+
+def test_plan_file_round_trip_and_checksum():
+    plan = every_action_plan()
+    body = plan.to_dict(with_payload=True)
+    assert body["checksum"] == checksum(body)
+    again = from_file_dict(body)
+    assert again.to_dict(with_payload=True) == body
+    body["summary"]["add"] = 99
+    import pytest
+    from reconciler.errors import MailformError
+    with pytest.raises(MailformError, match="checksum"):
+        from_file_dict(body)
+
+
+def test_flatten_unflatten_and_merge():
+    record = {"a": {"b": 1, "c": None}, "d": [1, 2], "e": {}}
+    assert flatten(record) == {"a.b": 1, "a.c": None, "d": [1, 2]}
+    assert unflatten(flatten(record)) == {"a": {"b": 1, "c": None}, "d": [1, 2]}
+    assert merge_ignored({"a": {"b": 2}}, {"a": {"b": 1}}, ["a.b"]) == {"a": {"b": 1}}
+    changes, unchanged = compare({"a": 1, "b": 2}, {"a": 1, "b": 3}, {}, {})
+    assert [(c.path, c.before, c.after) for c in changes] == [("b", 2, 3)] and unchanged == 1
+
+
+def test_record_has_no_secret_fields():
+    record = record_of(account("s", inbox={"protocol": "imap", "host": "imap.example.com",
+                                           "port": 993, "security": "ssl"}))
+    assert "password" not in record["smtp"] and "password" not in record["inbox"]
+    assert record["inbox"]["username"] == "s@example.com"
