@@ -1,0 +1,726 @@
+"""A real, throwaway Postfix + Dovecot stack on 127.0.0.1 for tests and demos.
+
+Everything lives below one work directory; nothing touches the system's own
+mail setup except one line in ``/etc/postfix/main.cf``
+(``alternate_config_directories``, which Postfix requires before it accepts
+``-c DIR``; our directory is added on start and removed on stop).
+
+Needs root (Postfix and Dovecot drop privileges themselves) and the Debian
+packages postfix, dovecot-imapd, dovecot-pop3d, dovecot-lmtpd (``make
+system-deps``).
+
+    with MailStack(workdir) as stack:
+        stack.ports["submission"]      # STARTTLS required, SASL via Dovecot
+        stack.user_password("alice")   # default users: see DEFAULT_USERS
+        stack.wait_for_mail("alice", lambda m: "hello" in m["Subject"])
+
+Standalone: ``python -m devtools.mailstack up DIR`` prints the ports, users
+and CA file as JSON and runs until Ctrl-C.
+
+Listeners (``ports`` keys), all on 127.0.0.1:
+
+=================  ===================================================
+smtp               port-25 style: STARTTLS offered, no AUTH, relays
+                   only to the local domain
+submission         STARTTLS required before AUTH; SASL through Dovecot
+smtps              implicit TLS, SASL
+smtp_notls         no STARTTLS, AUTH offered in plain text
+smtp_noauth        STARTTLS offered, no AUTH
+smtps_wronghost    implicit TLS, certificate for wrong.example.net
+smtps_expired      implicit TLS, expired certificate (issued by the CA)
+smtps_selfsigned   implicit TLS, self-signed certificate for localhost
+imap / imaps       IMAP plain+STARTTLS / implicit TLS
+pop3 / pop3s       POP3 plain+STLS / implicit TLS
+=================  ===================================================
+
+Mail for the local domain goes to Dovecot over LMTP.  Mail to an unknown
+local user is accepted and then bounced: Postfix writes a DSN into the
+sender's mailbox.  ``MAIL FROM:<blocked@DOMAIN>`` is rejected ("Sender
+address rejected").  User ``full`` has a tiny quota: mail to it bounces with
+5.2.2 (mailbox full).
+"""
+
+from __future__ import annotations
+
+import atexit
+import base64
+import datetime as dt
+import email
+import email.policy
+import imaplib
+import ipaddress
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+DOMAIN = "mailform.test"
+MAIL_UID = "mail"  # Dovecot stores mail as this system user
+# local part -> (password, quota or None)
+DEFAULT_USERS: dict[str, tuple[str, str | None]] = {
+    "alice": ("alice-Secret-1", None),
+    "bob": ("bob-Secret-2", None),
+    "blocked": ("blocked-Secret-3", None),  # MAIL FROM is rejected
+    "full": ("full-Secret-4", "1B"),  # 1-byte quota: every delivery fails 5.2.2
+}
+PORT_NAMES = (
+    "smtp", "submission", "smtps", "smtp_notls", "smtp_noauth",
+    "smtps_wronghost", "smtps_expired", "smtps_selfsigned",
+    "imap", "imaps", "pop3", "pop3s",
+)
+MAIN_CF = Path("/etc/postfix/main.cf")
+
+
+class MailStackError(RuntimeError):
+    """The stack could not start; the message carries the log tail."""
+
+
+# --------------------------------------------------------------------------- certificates
+
+def _write_pem(path: Path, *objs) -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    out = b""
+    for obj in objs:
+        if hasattr(obj, "private_bytes"):
+            out += obj.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.TraditionalOpenSSL,
+                serialization.NoEncryption(),
+            )
+        else:
+            out += obj.public_bytes(serialization.Encoding.PEM)
+    path.write_bytes(out)
+    path.chmod(0o644 if path.suffix == ".crt" or "ca" in path.name else 0o600)
+
+
+def _cert(subject_cn, key, issuer_cert, issuer_key, *, names=(), ca=False,
+          not_before=None, not_after=None):
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = dt.datetime.now(dt.timezone.utc)
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject_cn),
+                         x509.NameAttribute(NameOID.ORGANIZATION_NAME, "mailform test")])
+    issuer = issuer_cert.subject if issuer_cert is not None else subject
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject).issuer_name(issuer).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before or now - dt.timedelta(days=1))
+        .not_valid_after(not_after or now + dt.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+    )
+    if issuer_key is not None and issuer_cert is not None:
+        builder = builder.add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_cert.public_key()),
+            critical=False)
+    if ca:
+        builder = builder.add_extension(x509.KeyUsage(
+            digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
+            key_encipherment=False, data_encipherment=False, key_agreement=False,
+            encipher_only=False, decipher_only=False), critical=True)
+    else:
+        sans = []
+        for name in names:
+            try:
+                sans.append(x509.IPAddress(ipaddress.ip_address(name)))
+            except ValueError:
+                sans.append(x509.DNSName(name))
+        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        builder = builder.add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+    return builder.sign(issuer_key or key, hashes.SHA256())
+
+
+def make_certificates(directory: Path) -> dict[str, Path]:
+    """A throwaway CA plus server certificates; returns name -> PEM path.
+
+    ``server`` (localhost, 127.0.0.1, signed by the CA), ``wronghost``
+    (wrong.example.net, signed by the CA), ``expired`` (localhost, expired,
+    signed by the CA), ``selfsigned`` (localhost, its own issuer).  Key and
+    certificate chain share one file, which both Postfix and Dovecot accept.
+    """
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    directory.mkdir(parents=True, exist_ok=True)
+    now = dt.datetime.now(dt.timezone.utc)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_cert = _cert("mailform throwaway test CA", ca_key, None, None, ca=True)
+    paths = {"ca": directory / "ca.crt"}
+    _write_pem(paths["ca"], ca_cert)
+    local = ("localhost", "127.0.0.1")
+    specs = {
+        "server": dict(cn="localhost", names=local, signed=True),
+        "wronghost": dict(cn="wrong.example.net", names=("wrong.example.net",), signed=True),
+        "expired": dict(cn="localhost", names=local, signed=True,
+                        not_before=now - dt.timedelta(days=60),
+                        not_after=now - dt.timedelta(days=30)),
+        "selfsigned": dict(cn="localhost", names=local, signed=False),
+    }
+    for name, spec in specs.items():
+        key = ec.generate_private_key(ec.SECP256R1())
+        signed = spec.pop("signed")
+        cert = _cert(spec.pop("cn"), key, ca_cert if signed else None,
+                     ca_key if signed else None, **spec)
+        paths[name] = directory / f"{name}.pem"
+        _write_pem(paths[name], key, cert)
+    return paths
+
+
+# --------------------------------------------------------------------------- helpers
+
+def free_ports(count: int) -> list[int]:
+    """Ports that were free a moment ago (bound and released together)."""
+    socks, ports = [], []
+    try:
+        while len(ports) < count:
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+            socks.append(s)
+            if port >= 10000:
+                ports.append(port)
+    finally:
+        for s in socks:
+            s.close()
+    return ports
+
+
+def _tail(path: Path, lines: int = 40) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def _run(args: list[str], **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(args, capture_output=True, text=True, timeout=60, **kw)
+
+
+def _check_traversable(path: Path) -> None:
+    """Postfix and Dovecot drop to unprivileged users who must reach `path`."""
+    for parent in [path, *path.parents]:
+        if not parent.stat().st_mode & 0o001:
+            raise MailStackError(
+                f"{parent} is not searchable by other users (mode "
+                f"{oct(parent.stat().st_mode & 0o777)}); the mail stack's workdir must be "
+                "reachable by the postfix, dovecot and mail users (use e.g. "
+                "tempfile.mkdtemp() and chmod 0755)")
+
+
+# --------------------------------------------------------------------------- configs
+
+POSTFIX_UNIX_SERVICES = """\
+pickup    unix  n       -       n       60      1       pickup
+cleanup   unix  n       -       n       -       0       cleanup
+qmgr      unix  n       -       n       300     1       qmgr
+tlsmgr    unix  -       -       n       1000?   1       tlsmgr
+rewrite   unix  -       -       n       -       -       trivial-rewrite
+bounce    unix  -       -       n       -       0       bounce
+defer     unix  -       -       n       -       0       bounce
+trace     unix  -       -       n       -       0       bounce
+verify    unix  -       -       n       -       1       verify
+flush     unix  n       -       n       1000?   0       flush
+proxymap  unix  -       -       n       -       -       proxymap
+proxywrite unix -       -       n       -       1       proxymap
+smtp      unix  -       -       n       -       -       smtp
+relay     unix  -       -       n       -       -       smtp
+showq     unix  n       -       n       -       -       showq
+error     unix  -       -       n       -       -       error
+retry     unix  -       -       n       -       -       error
+discard   unix  -       -       n       -       -       discard
+lmtp      unix  -       -       n       -       -       lmtp
+anvil     unix  -       -       n       -       1       anvil
+scache    unix  -       -       n       -       1       scache
+postlog   unix-dgram n  -       n       -       1       postlogd
+"""
+
+
+def _smtpd(port: int, name: str, *options: str) -> str:
+    lines = [f"127.0.0.1:{port} inet n - n - - smtpd", f"  -o syslog_name=mailstack/{name}"]
+    lines += [f"  -o {opt}" for opt in options]
+    return "\n".join(lines) + "\n"
+
+
+def postfix_master_cf(ports: dict[str, int], certs: dict[str, Path]) -> str:
+    sasl = ("smtpd_sasl_auth_enable=yes",
+            "smtpd_relay_restrictions=permit_sasl_authenticated,reject_unauth_destination")
+    tls_wrapper = ("smtpd_tls_wrappermode=yes", "smtpd_tls_security_level=encrypt")
+
+    def cert(name: str) -> tuple[str, str]:
+        return (f"smtpd_tls_cert_file={certs[name]}", f"smtpd_tls_key_file={certs[name]}")
+
+    return POSTFIX_UNIX_SERVICES + "".join([
+        _smtpd(ports["smtp"], "smtp", "smtpd_sasl_auth_enable=no"),
+        _smtpd(ports["submission"], "submission", "smtpd_tls_security_level=encrypt",
+               "smtpd_tls_auth_only=yes", *sasl),
+        _smtpd(ports["smtps"], "smtps", *tls_wrapper, *sasl),
+        _smtpd(ports["smtp_notls"], "smtp_notls", "smtpd_tls_security_level=none",
+               "smtpd_tls_auth_only=no", *sasl),
+        _smtpd(ports["smtp_noauth"], "smtp_noauth", "smtpd_sasl_auth_enable=no"),
+        _smtpd(ports["smtps_wronghost"], "wronghost", *tls_wrapper, *sasl, *cert("wronghost")),
+        _smtpd(ports["smtps_expired"], "expired", *tls_wrapper, *sasl, *cert("expired")),
+        _smtpd(ports["smtps_selfsigned"], "selfsigned", *tls_wrapper, *sasl,
+               *cert("selfsigned")),
+    ])
+
+
+def postfix_main_cf(root: Path, certs: dict[str, Path], domain: str) -> str:
+    pf = root / "postfix"
+    return f"""\
+# generated by devtools/mailstack.py
+compatibility_level = 3.6
+queue_directory = {pf / 'queue'}
+data_directory = {pf / 'data'}
+mail_owner = postfix
+setgid_group = postdrop
+maillog_file = /dev/stdout
+myhostname = mail.{domain}
+mydomain = {domain}
+myorigin = $mydomain
+mydestination =
+mynetworks =
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+smtputf8_enable = no
+biff = no
+alias_maps =
+alias_database =
+local_recipient_maps =
+append_dot_mydomain = no
+virtual_mailbox_domains = {domain}
+virtual_transport = lmtp:unix:private/dovecot-lmtp
+# nothing ever leaves this machine
+default_transport = error:mailstack delivers to {domain} only
+relay_transport = error:mailstack delivers to {domain} only
+smtpd_reject_unlisted_recipient = no
+smtpd_relay_restrictions = reject_unauth_destination
+smtpd_sender_restrictions = check_sender_access texthash:{pf / 'config' / 'sender_access'}
+smtpd_error_sleep_time = 0
+smtpd_tls_cert_file = {certs['server']}
+smtpd_tls_key_file = {certs['server']}
+smtpd_tls_security_level = may
+smtpd_tls_auth_only = yes
+smtpd_sasl_type = dovecot
+smtpd_sasl_path = private/auth
+smtpd_sasl_auth_enable = no
+bounce_queue_lifetime = 30s
+maximal_queue_lifetime = 30s
+queue_run_delay = 2s
+minimal_backoff_time = 1s
+maximal_backoff_time = 5s
+delay_warning_time = 0
+"""
+
+
+def dovecot_conf(root: Path, certs: dict[str, Path], ports: dict[str, int]) -> str:
+    dv, queue_private = root / "dovecot", root / "postfix" / "queue" / "private"
+    dh = Path("/usr/share/dovecot/dh.pem")
+    dh_line = f"ssl_dh = <{dh}" if dh.exists() else ""
+    return f"""\
+# generated by devtools/mailstack.py
+instance_name = mailstack-{abs(hash(str(root))) % 10**8}
+base_dir = {dv / 'run'}
+state_dir = {dv / 'state'}
+log_path = {root / 'dovecot.log'}
+protocols = imap pop3 lmtp
+listen = 127.0.0.1
+ssl = yes
+ssl_cert = <{certs['server']}
+ssl_key = <{certs['server']}
+{dh_line}
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+auth_failure_delay = 0
+first_valid_uid = 1
+mail_location = maildir:~/Maildir
+mail_max_userip_connections = 1000
+mail_plugins = $mail_plugins quota
+protocol imap {{
+  mail_max_userip_connections = 1000
+}}
+protocol pop3 {{
+  mail_max_userip_connections = 1000
+  pop3_uidl_format = %08Xu%08Xv
+}}
+protocol lmtp {{
+  mail_plugins = $mail_plugins quota
+}}
+plugin {{
+  quota = count:User quota
+  quota_vsizes = yes
+}}
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {dv / 'users'}
+}}
+userdb {{
+  driver = passwd-file
+  args = username_format=%u {dv / 'users'}
+  default_fields = uid={MAIL_UID} gid={MAIL_UID} home={root / 'mail'}/%n
+}}
+service imap-login {{
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {ports['imap']}
+  }}
+  inet_listener imaps {{
+    address = 127.0.0.1
+    port = {ports['imaps']}
+    ssl = yes
+  }}
+}}
+service pop3-login {{
+  inet_listener pop3 {{
+    address = 127.0.0.1
+    port = {ports['pop3']}
+  }}
+  inet_listener pop3s {{
+    address = 127.0.0.1
+    port = {ports['pop3s']}
+    ssl = yes
+  }}
+}}
+service lmtp {{
+  unix_listener {queue_private / 'dovecot-lmtp'} {{
+    mode = 0600
+    user = postfix
+    group = postfix
+  }}
+}}
+# no growing delays after failed logins (tests log in with wrong passwords)
+service anvil {{
+  unix_listener anvil-auth-penalty {{
+    mode = 0
+  }}
+}}
+service auth {{
+  unix_listener {queue_private / 'auth'} {{
+    mode = 0660
+    user = postfix
+    group = postfix
+  }}
+}}
+"""
+
+
+# --------------------------------------------------------------------------- the stack
+
+class MailStack:
+    """Postfix + Dovecot on 127.0.0.1, everything below `workdir`."""
+
+    def __init__(self, workdir: str | os.PathLike, domain: str = DOMAIN,
+                 users: dict[str, tuple[str, str | None]] | None = None):
+        self.workdir = Path(workdir).resolve()
+        self.domain = domain
+        self.ports: dict[str, int] = {}
+        self.ca_file: str = ""
+        self.certs: dict[str, Path] = {}
+        self._initial_users = dict(DEFAULT_USERS if users is None else users)
+        self._users: dict[str, tuple[str, str | None]] = {}
+        self._procs: dict[str, subprocess.Popen] = {}
+        self._logs: list = []
+        self._registered = False
+        self.started = False
+
+    # paths
+    @property
+    def postfix_dir(self) -> Path:
+        return self.workdir / "postfix" / "config"
+
+    @property
+    def dovecot_conf_file(self) -> Path:
+        return self.workdir / "dovecot" / "dovecot.conf"
+
+    @property
+    def users_file(self) -> Path:
+        return self.workdir / "dovecot" / "users"
+
+    # lifecycle
+    def __enter__(self) -> "MailStack":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def start(self, timeout: float = 30.0) -> "MailStack":
+        if os.geteuid() != 0:
+            raise MailStackError("the mail stack needs root (Postfix and Dovecot drop privileges)")
+        for tool in ("postfix", "postconf", "dovecot"):
+            if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists():
+                raise MailStackError(f"{tool} not installed: run `make system-deps`")
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.workdir.chmod(0o755)
+        _check_traversable(self.workdir)
+        atexit.register(self.stop)
+        try:
+            self._prepare()
+            self._start_dovecot()
+            self._start_postfix()
+            self._wait_ready(timeout)
+        except BaseException:
+            self.stop()
+            raise
+        self.started = True
+        return self
+
+    def _prepare(self) -> None:
+        root = self.workdir
+        self.certs = make_certificates(root / "certs")
+        self.ca_file = str(self.certs["ca"])
+        self.ports = dict(zip(PORT_NAMES, free_ports(len(PORT_NAMES))))
+        for sub in ("postfix/config", "postfix/queue", "postfix/data", "dovecot/run",
+                    "dovecot/state", "mail"):
+            (root / sub).mkdir(parents=True, exist_ok=True)
+        shutil.chown(root / "postfix" / "data", "postfix", "postfix")
+        shutil.chown(root / "mail", MAIL_UID, MAIL_UID)
+        (self.postfix_dir / "main.cf").write_text(postfix_main_cf(root, self.certs, self.domain))
+        (self.postfix_dir / "master.cf").write_text(postfix_master_cf(self.ports, self.certs))
+        (self.postfix_dir / "sender_access").write_text(
+            f"blocked@{self.domain} REJECT sender blocked by mailstack policy\n")
+        self.users_file.write_text("")
+        self.users_file.chmod(0o640)
+        shutil.chown(self.users_file, "root", "dovecot")
+        for local, (password, quota) in self._initial_users.items():
+            self.add_user(local, password, quota)
+        self.dovecot_conf_file.write_text(dovecot_conf(root, self.certs, self.ports))
+        self._register_config_dir()
+        res = _run(["postfix", "-c", str(self.postfix_dir), "set-permissions"])
+        if res.returncode:
+            raise MailStackError(f"postfix set-permissions failed: {res.stderr.strip()}")
+
+    def _register_config_dir(self) -> None:
+        """Postfix accepts `-c DIR` only for directories listed in the default main.cf."""
+        if not MAIN_CF.exists():
+            MAIN_CF.parent.mkdir(parents=True, exist_ok=True)
+            MAIN_CF.write_text("# created by devtools/mailstack.py\n")
+        current = _run(["postconf", "-h", "alternate_config_directories"]).stdout.strip()
+        dirs = [d for d in current.replace(",", " ").split() if d]
+        if str(self.postfix_dir) not in dirs:
+            dirs.append(str(self.postfix_dir))
+            _run(["postconf", "-e", f"alternate_config_directories = {' '.join(dirs)}"])
+        self._registered = True
+
+    def _unregister_config_dir(self) -> None:
+        if not self._registered:
+            return
+        self._registered = False
+        current = _run(["postconf", "-h", "alternate_config_directories"]).stdout.strip()
+        dirs = [d for d in current.replace(",", " ").split() if d and d != str(self.postfix_dir)]
+        if dirs:
+            _run(["postconf", "-e", f"alternate_config_directories = {' '.join(dirs)}"])
+        else:
+            _run(["postconf", "-X", "alternate_config_directories"])
+
+    def _spawn(self, name: str, args: list[str]) -> None:
+        log = open(self.workdir / f"{name}.out", "ab")
+        self._logs.append(log)
+        self._procs[name] = subprocess.Popen(
+            args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True)
+
+    def _start_dovecot(self) -> None:
+        self._spawn("dovecot", ["dovecot", "-F", "-c", str(self.dovecot_conf_file)])
+        deadline = time.monotonic() + 15
+        # Postfix checks for its SASL socket when smtpd starts; wait for Dovecot's sockets.
+        queue_private = self.workdir / "postfix" / "queue" / "private"
+        while not (queue_private / "auth").exists():
+            if self._procs["dovecot"].poll() is not None or time.monotonic() > deadline:
+                raise MailStackError("dovecot did not start:\n" + self.log_tail())
+            time.sleep(0.05)
+
+    def _start_postfix(self) -> None:
+        res = _run(["postconf", "-c", str(self.postfix_dir), "-F", "*/*/chroot = n"])
+        if res.returncode:
+            raise MailStackError(f"postconf failed: {res.stderr.strip()}")
+        self._spawn("postfix", ["postfix", "-c", str(self.postfix_dir), "start-fg"])
+
+    def _wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        plain = {"smtp": b"220", "imap": b"* OK", "pop3": b"+OK"}
+        pending = set(self.ports)
+        while pending:
+            for name, proc in self._procs.items():
+                if proc.poll() is not None:
+                    raise MailStackError(f"{name} exited ({proc.returncode}):\n" + self.log_tail())
+            for name in sorted(pending):
+                if self._port_ready(self.ports[name], plain.get(name)):
+                    pending.discard(name)
+            if pending and time.monotonic() > deadline:
+                raise MailStackError(
+                    f"listeners not ready after {timeout}s: {sorted(pending)}\n" + self.log_tail())
+            if pending:
+                time.sleep(0.1)
+
+    @staticmethod
+    def _port_ready(port: int, greeting: bytes | None) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+                if greeting is None:
+                    return True
+                return s.recv(64).startswith(greeting)
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        """Stop both servers (idempotent; safe after a failed start)."""
+        if (self.postfix_dir / "main.cf").exists() and "postfix" in self._procs:
+            _run(["postfix", "-c", str(self.postfix_dir), "stop"])
+        if "dovecot" in self._procs and self._procs["dovecot"].poll() is None:
+            _run(["dovecot", "-c", str(self.dovecot_conf_file), "stop"])
+        for name, proc in list(self._procs.items()):
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                proc.wait(timeout=5)
+        self._kill_leftover_master()
+        self._procs.clear()
+        for log in self._logs:
+            log.close()
+        self._logs.clear()
+        self._unregister_config_dir()
+        self.started = False
+        try:
+            atexit.unregister(self.stop)
+        except Exception:
+            pass
+
+    def _kill_leftover_master(self) -> None:
+        pid_file = self.workdir / "postfix" / "queue" / "pid" / "master.pid"
+        try:
+            pid = int(pid_file.read_text().split()[0])
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (OSError, ValueError, IndexError):
+            return
+        if b"master" in cmdline:
+            os.kill(pid, signal.SIGKILL)
+
+    def log_tail(self, lines: int = 40) -> str:
+        parts = []
+        for name in ("postfix.out", "dovecot.out", "dovecot.log"):
+            tail = _tail(self.workdir / name, lines)
+            if tail:
+                parts.append(f"--- {name}\n{tail}")
+        return "\n".join(parts)
+
+    # users
+    def address(self, local: str) -> str:
+        return f"{local}@{self.domain}"
+
+    def add_user(self, local: str, password: str, quota: str | None = None) -> str:
+        """Create (or replace) a mailbox; returns its address (= login name).
+
+        `quota` is a Dovecot storage limit such as "10K" or "1M".
+        """
+        if ":" in local or "@" in local or not local:
+            raise ValueError(f"bad local part {local!r}")
+        self._users[local] = (password, quota)
+        self._write_users()
+        return self.address(local)
+
+    def _write_users(self) -> None:
+        lines = []
+        for local, (password, quota) in self._users.items():
+            encoded = base64.b64encode(password.encode()).decode()
+            extra = f"userdb_quota_rule=*:storage={quota}" if quota else ""
+            lines.append(f"{self.address(local)}:{{PLAIN.b64}}{encoded}::::::{extra}")
+        tmp = self.users_file.with_suffix(".tmp")
+        tmp.write_text("\n".join(lines) + "\n")
+        tmp.chmod(0o640)
+        shutil.chown(tmp, "root", "dovecot")
+        tmp.replace(self.users_file)
+
+    @property
+    def users(self) -> dict[str, str]:
+        """local part -> password."""
+        return {local: pw for local, (pw, _) in self._users.items()}
+
+    def user_password(self, local: str) -> str:
+        return self._users[local][0]
+
+    # mailboxes
+    def maildir(self, local: str) -> Path:
+        return self.workdir / "mail" / self.address(local).split("@")[0] / "Maildir"
+
+    def messages(self, local: str, folder: str = "INBOX") -> list[email.message.EmailMessage]:
+        """All messages of a mailbox, read over IMAP (plain port) as that user."""
+        with imaplib.IMAP4("127.0.0.1", self.ports["imap"], timeout=10) as imap:
+            imap.login(self.address(local), self.user_password(local))
+            imap.select(folder, readonly=True)
+            typ, data = imap.search(None, "ALL")
+            out = []
+            for num in data[0].split():
+                typ, parts = imap.fetch(num, "(BODY.PEEK[])")
+                raw = next(p[1] for p in parts if isinstance(p, tuple))
+                out.append(email.message_from_bytes(raw, policy=email.policy.default))
+            return out
+
+    def wait_for_mail(self, local: str, predicate: Callable[[email.message.EmailMessage], bool]
+                      = lambda m: True, timeout: float = 30.0) -> email.message.EmailMessage:
+        """The first message in `local`'s INBOX matching `predicate`, polling until `timeout`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for msg in self.messages(local):
+                if predicate(msg):
+                    return msg
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no matching message for {local} within {timeout}s\n"
+                                   + self.log_tail(15))
+            time.sleep(0.2)
+
+    def env(self) -> dict[str, str]:
+        """Environment for CLIs: the CA to trust, ports, domain and user passwords."""
+        env = {"MAILFORM_CA_FILE": self.ca_file, "MAILSTACK_DOMAIN": self.domain,
+               "MAILSTACK_HOST": "127.0.0.1"}
+        env.update({f"MAILSTACK_PORT_{k.upper()}": str(v) for k, v in self.ports.items()})
+        env.update({f"MAILSTACK_PASSWORD_{k.upper()}": pw for k, pw in self.users.items()})
+        return env
+
+    def describe(self) -> dict:
+        return {"domain": self.domain, "host": "127.0.0.1", "ports": self.ports,
+                "ca_file": self.ca_file,
+                "users": {self.address(k): pw for k, pw in self.users.items()},
+                "workdir": str(self.workdir)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 2 or argv[0] != "up":
+        print("usage: python -m devtools.mailstack up DIR", file=sys.stderr)
+        return 64
+    stack = MailStack(argv[1])
+
+    def _stop(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        stack.start()
+        print(json.dumps(stack.describe(), indent=2), flush=True)
+        while True:
+            time.sleep(3600)
+    except MailStackError as exc:
+        print(f"mailstack: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stack.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

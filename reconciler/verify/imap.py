@@ -1,0 +1,131 @@
+"""IMAP probe: greeting, CAPABILITY, STARTTLS, LOGIN / AUTHENTICATE PLAIN, SELECT."""
+
+from __future__ import annotations
+
+import imaplib
+
+from . import results as r
+from .net import Attempt, ProbeFailure
+
+
+class _IMAP(imaplib.IMAP4):
+    def __init__(self, att: Attempt, host: str, port: int):
+        self._att = att
+        super().__init__(host, port, timeout=att.timeout_for())
+
+    def _create_socket(self, timeout):
+        return self._att.open_socket(use_tls=False)
+
+
+class _IMAPSSL(imaplib.IMAP4_SSL):
+    def __init__(self, att: Attempt, host: str, port: int):
+        self._att = att
+        super().__init__(host, port, ssl_context=att.context(), timeout=att.timeout_for())
+
+    def _create_socket(self, timeout):
+        return self._att.open_socket(use_tls=True)
+
+
+def probe(ep: r.Endpoint, att: Attempt, mode: str, send_test_to: str | None,
+          account_name: str | None) -> dict:
+    att.stage = "connect"
+    try:
+        client = (_IMAPSSL if ep.security == "ssl" else _IMAP)(att, ep.host, ep.port)
+    except imaplib.IMAP4.error as exc:
+        raise _greeting_failure(exc, att) from None
+    try:
+        att.stage = "greeting"
+        att.reply(None, client.welcome)
+        if ep.security == "starttls":
+            _starttls(client, att)
+        if ep.authenticate:
+            _require_login(client, ep, att)
+            if mode != "probe":
+                _login(client, ep, att)
+                _select(client, ep, att)
+        att.stage = "done"
+        _quietly(client.logout)
+        return {}
+    finally:
+        _quietly(client.shutdown)
+
+
+def _quietly(fn) -> None:
+    try:
+        fn()
+    except Exception:  # noqa: BLE001
+        pass
+
+
+def _greeting_failure(exc: Exception, att: Attempt) -> ProbeFailure:
+    if att.expired:
+        return ProbeFailure(r.TIMEOUT, f"no answer within the timeout (during {att.stage})")
+    text = _error_text(exc)
+    transient = "BYE" in text.upper()[:10]
+    return ProbeFailure(r.PROTOCOL_ERROR, text, transient=transient,
+                        hint="this does not look like an IMAP server" if not transient else None)
+
+
+def _error_text(exc: Exception) -> str:
+    text = " ".join(str(exc).split())
+    # imaplib: "LOGIN command error: BAD [b'...']" -> the server's words
+    if "[b'" in text or '[b"' in text:
+        text = text[text.index("[b") + 3:].rstrip("']\"")
+    return text
+
+
+def _starttls(client: imaplib.IMAP4, att: Attempt) -> None:
+    att.stage = "starttls"
+    if "STARTTLS" not in client.capabilities:
+        raise ProbeFailure(r.STARTTLS_UNSUPPORTED, "the server does not offer STARTTLS",
+                           hint="use security: ssl on the implicit-TLS port (993), or none")
+    try:
+        typ, data = client.starttls(ssl_context=att.context())
+    except imaplib.IMAP4.error as exc:
+        raise ProbeFailure(r.STARTTLS_UNSUPPORTED, _error_text(exc)) from None
+    att.reply(None, data[0] if data else typ)
+
+
+def _require_login(client: imaplib.IMAP4, ep: r.Endpoint, att: Attempt) -> None:
+    att.stage = "auth"
+    caps = client.capabilities
+    if "LOGINDISABLED" in caps and "AUTH=PLAIN" not in caps:
+        hint = None
+        if ep.security == "none" and "STARTTLS" in caps:
+            hint = "login offered only after STARTTLS: use security: starttls"
+        raise ProbeFailure(r.AUTH_UNSUPPORTED, "the server disables LOGIN here", hint=hint)
+
+
+def _login(client: imaplib.IMAP4, ep: r.Endpoint, att: Attempt) -> None:
+    att.stage = "auth"
+    user, password = ep.username or "", ep.password or ""
+    try:
+        if "AUTH=PLAIN" in client.capabilities:
+            token = f"\0{user}\0{password}".encode("utf-8")
+            typ, data = client.authenticate("PLAIN", lambda _challenge: token)
+        else:
+            typ, data = client.login(user, password)
+    except imaplib.IMAP4.abort:
+        raise
+    except imaplib.IMAP4.error as exc:
+        raise ProbeFailure(r.AUTH_FAILED, _error_text(exc)) from None
+    att.reply(None, data[0] if data else typ)
+
+
+def quote_mailbox(name: str) -> str:
+    if name and all(c.isalnum() or c in "-_./" for c in name):
+        return name
+    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _select(client: imaplib.IMAP4, ep: r.Endpoint, att: Attempt) -> None:
+    att.stage = "select"
+    folder = ep.folder or "INBOX"
+    typ, data = client.select(quote_mailbox(folder), readonly=True)
+    text = data[0] if data and data[0] is not None else typ
+    if typ == "OK":
+        text = f"SELECT {folder}: {text.decode() if isinstance(text, bytes) else text} messages"
+    att.reply(None, text)
+    if typ != "OK":
+        raise ProbeFailure(r.PROTOCOL_ERROR, att.reply_text,
+                           hint=f"folder {folder!r} cannot be selected; check inbox.folder")

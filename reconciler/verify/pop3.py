@@ -1,0 +1,113 @@
+"""POP3 probe: greeting, CAPA, STLS, USER/PASS, STAT."""
+
+from __future__ import annotations
+
+import poplib
+
+from . import results as r
+from .net import Attempt, ProbeFailure
+
+
+class _POP3(poplib.POP3):
+    def __init__(self, att: Attempt, host: str, port: int):
+        self._att = att
+        super().__init__(host, port, timeout=att.timeout_for())
+
+    def _create_socket(self, timeout):
+        return self._att.open_socket(use_tls=False)
+
+
+class _POP3SSL(poplib.POP3_SSL):
+    def __init__(self, att: Attempt, host: str, port: int):
+        self._att = att
+        super().__init__(host, port, context=att.context(), timeout=att.timeout_for())
+
+    def _create_socket(self, timeout):
+        return self._att.open_socket(use_tls=True)
+
+
+def probe(ep: r.Endpoint, att: Attempt, mode: str, send_test_to: str | None,
+          account_name: str | None) -> dict:
+    att.stage = "connect"
+    try:
+        client = (_POP3SSL if ep.security == "ssl" else _POP3)(att, ep.host, ep.port)
+    except poplib.error_proto as exc:
+        text = _text(exc)
+        raise ProbeFailure(r.PROTOCOL_ERROR, text, transient=text.startswith("-ERR"),
+                           hint=None if text.startswith("-ERR")
+                           else "this does not look like a POP3 server") from None
+    try:
+        att.stage = "greeting"
+        att.reply(None, client.getwelcome())
+        caps = _capa(client)
+        if ep.security == "starttls":
+            caps = _stls(client, att, caps)
+        if ep.authenticate:
+            _require_user(ep, att, caps)
+            if mode != "probe":
+                _login(client, ep, att)
+                att.stage = "stat"
+                count, size = client.stat()
+                att.reply(None, f"+OK {count} messages ({size} octets)")
+        att.stage = "done"
+        _quietly(client.quit)
+        return {}
+    finally:
+        _quietly(client.close)
+
+
+def _quietly(fn) -> None:
+    try:
+        fn()
+    except Exception:  # noqa: BLE001
+        pass
+
+
+def _text(exc: Exception) -> str:
+    arg = exc.args[0] if exc.args else exc
+    if isinstance(arg, bytes):
+        arg = arg.decode("utf-8", "replace")
+    return " ".join(str(arg).split())
+
+
+def _capa(client: poplib.POP3) -> dict:
+    try:
+        return client.capa()
+    except poplib.error_proto:
+        return {}  # CAPA is optional (RFC 2449)
+
+
+def _stls(client: poplib.POP3, att: Attempt, caps: dict) -> dict:
+    att.stage = "starttls"
+    if "STLS" not in caps:
+        raise ProbeFailure(r.STARTTLS_UNSUPPORTED, "the server does not offer STLS",
+                           hint="use security: ssl on the implicit-TLS port (995), or none")
+    try:
+        resp = client.stls(context=att.context())
+    except poplib.error_proto as exc:
+        raise ProbeFailure(r.STARTTLS_UNSUPPORTED, _text(exc)) from None
+    att.reply(None, resp)
+    return _capa(client)
+
+
+def _require_user(ep: r.Endpoint, att: Attempt, caps: dict) -> None:
+    att.stage = "auth"
+    if caps and "USER" not in caps:
+        hint = None
+        if ep.security == "none" and "STLS" in caps:
+            hint = "login offered only after STLS: use security: starttls"
+        raise ProbeFailure(r.AUTH_UNSUPPORTED, "the server does not offer USER/PASS here",
+                           hint=hint)
+
+
+def _login(client: poplib.POP3, ep: r.Endpoint, att: Attempt) -> None:
+    att.stage = "auth"
+    try:
+        client.user(ep.username or "")
+    except poplib.error_proto as exc:
+        raise ProbeFailure(r.AUTH_UNSUPPORTED, _text(exc)) from None
+    try:
+        resp = client.pass_(ep.password or "")
+    except poplib.error_proto as exc:
+        raise ProbeFailure(r.AUTH_FAILED, _text(exc)) from None
+    att.reply(None, resp)

@@ -1,0 +1,232 @@
+"""SMTP probe: greeting, EHLO, STARTTLS, AUTH, and optionally an envelope or a test message."""
+
+from __future__ import annotations
+
+import base64
+import smtplib
+import uuid
+from email.message import EmailMessage
+from email.utils import formatdate
+
+from . import results as r
+from .net import Attempt, ProbeFailure
+
+# Mechanisms we can speak, best first.  PLAIN and LOGIN are done by hand so
+# that non-ASCII passwords work (smtplib encodes them as ASCII).
+MECHANISMS = ("PLAIN", "LOGIN", "CRAM-MD5")
+
+
+class _SMTP(smtplib.SMTP):
+    def __init__(self, att: Attempt):
+        self._att = att
+        super().__init__(host="", local_hostname="localhost")
+
+    def _get_socket(self, host, port, timeout):
+        sock = self._att.open_socket(use_tls=False)
+        self.local_hostname = _helo_name(sock)
+        return sock
+
+
+class _SMTPSSL(smtplib.SMTP_SSL):
+    def __init__(self, att: Attempt):
+        self._att = att
+        super().__init__(host="", local_hostname="localhost", context=att.context())
+
+    def _get_socket(self, host, port, timeout):
+        sock = self._att.open_socket(use_tls=True)
+        self.local_hostname = _helo_name(sock)
+        return sock
+
+
+def _helo_name(sock) -> str:
+    """An address literal of our side: always syntactically valid for EHLO."""
+    host = sock.getsockname()[0]
+    return f"[IPv6:{host}]" if ":" in host else f"[{host}]"
+
+
+def probe(ep: r.Endpoint, att: Attempt, mode: str, send_test_to: str | None,
+          account_name: str | None) -> dict:
+    """Run the SMTP dialogue; raises ProbeFailure; returns extras (message_id)."""
+    client = _SMTPSSL(att) if ep.security == "ssl" else _SMTP(att)
+    try:
+        _greet(client, ep, att)
+        if ep.security == "starttls":
+            _starttls(client, att)
+        if ep.authenticate:
+            _require_auth(client, ep, att)
+            if mode != "probe":
+                _login(client, ep, att)
+        extras: dict = {}
+        if mode == "envelope":
+            _envelope(client, ep, att, ep.mail_from or ep.username or "")
+            client.rset()
+        elif mode == "login" and send_test_to:
+            extras["message_id"] = _send_test(client, ep, att, send_test_to, account_name)
+        att.stage = "done"
+        _quietly(client.quit)
+        return extras
+    finally:
+        _quietly(client.close)
+
+
+def _quietly(fn) -> None:
+    try:
+        fn()
+    except Exception:  # noqa: BLE001 - closing after the verdict is best-effort
+        pass
+
+
+def _greet(client: smtplib.SMTP, ep: r.Endpoint, att: Attempt) -> None:
+    att.stage = "connect"
+    client._host = ep.host  # noqa: SLF001 - smtplib's STARTTLS checks the certificate against it
+    code, msg = client.connect(ep.host, ep.port)
+    att.stage = "greeting"
+    att.reply(code, msg)
+    if code != 220:
+        raise ProbeFailure(r.PROTOCOL_ERROR, att.reply_text, reply_code=code,
+                           transient=400 <= code < 500,
+                           hint="the server refused the connection" if code >= 400 else None)
+    _ehlo(client, att)
+
+
+def _ehlo(client: smtplib.SMTP, att: Attempt) -> None:
+    att.stage = "ehlo"
+    code, msg = client.ehlo()
+    att.reply(code, msg.splitlines()[0] if msg else msg)
+    if code != 250:
+        code, msg = client.helo()
+        att.reply(code, msg)
+        if code != 250:
+            raise ProbeFailure(r.PROTOCOL_ERROR, att.reply_text, reply_code=code)
+
+
+def _starttls(client: smtplib.SMTP, att: Attempt) -> None:
+    att.stage = "starttls"
+    if not client.has_extn("starttls"):
+        raise ProbeFailure(
+            r.STARTTLS_UNSUPPORTED, "the server does not offer STARTTLS",
+            reply_code=att.reply_code,
+            hint="use security: ssl on the server's implicit-TLS port, or security: none")
+    code, msg = client.starttls(context=att.context())
+    att.reply(code, msg)
+    if code != 220:
+        raise ProbeFailure(r.STARTTLS_UNSUPPORTED, att.reply_text, reply_code=code)
+    _ehlo(client, att)
+
+
+def _offered_mechanisms(client: smtplib.SMTP) -> list[str]:
+    return client.esmtp_features.get("auth", "").upper().split()
+
+
+def _require_auth(client: smtplib.SMTP, ep: r.Endpoint, att: Attempt) -> None:
+    att.stage = "auth"
+    if client.has_extn("auth"):
+        return
+    hint = None
+    if ep.security == "none" and client.has_extn("starttls"):
+        hint = "AUTH offered only after STARTTLS: use security: starttls"
+    else:
+        hint = ("the server offers no AUTH here: set authenticate: false if it accepts mail "
+                "without a login, or use its submission port")
+    raise ProbeFailure(r.AUTH_UNSUPPORTED, "the server does not offer AUTH", hint=hint)
+
+
+def _login(client: smtplib.SMTP, ep: r.Endpoint, att: Attempt) -> None:
+    att.stage = "auth"
+    offered = _offered_mechanisms(client)
+    usable = [m for m in MECHANISMS if m in offered]
+    if not usable:
+        raise ProbeFailure(r.AUTH_UNSUPPORTED,
+                           f"no supported AUTH mechanism (server offers {' '.join(offered)})")
+    user, password = ep.username or "", ep.password or ""
+    mech = usable[0]
+    if mech == "PLAIN":
+        token = _b64(f"\0{user}\0{password}")
+        code, msg = client.docmd("AUTH", f"PLAIN {token}")
+    elif mech == "LOGIN":
+        code, msg = client.docmd("AUTH", "LOGIN")
+        if code == 334:
+            code, msg = client.docmd(_b64(user))
+        if code == 334:
+            code, msg = client.docmd(_b64(password))
+    else:
+        try:
+            code, msg = client.login(user, password)
+        except smtplib.SMTPAuthenticationError as exc:
+            code, msg = exc.smtp_code, exc.smtp_error
+    att.reply(code, msg)
+    if code not in (235, 503):  # 503: already authenticated
+        raise ProbeFailure(r.AUTH_FAILED, att.reply_text, reply_code=code)
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode("utf-8")).decode("ascii")
+
+
+def _envelope(client: smtplib.SMTP, ep: r.Endpoint, att: Attempt, rcpt: str) -> None:
+    att.stage = "mail_from"
+    sender = ep.mail_from or ep.username or ""
+    code, msg = client.mail(sender)
+    att.reply(code, msg)
+    if code != 250:
+        failure = r.AUTH_FAILED if code == 530 else r.SENDER_REJECTED
+        raise ProbeFailure(failure, att.reply_text, reply_code=code,
+                           hint=_envelope_hint(att.reply_text, ep))
+    att.stage = "rcpt_to"
+    code, msg = client.rcpt(rcpt)
+    att.reply(code, msg)
+    if code not in (250, 251):
+        text = (att.reply_text or "").lower()
+        failure = r.SENDER_REJECTED if "sender" in text else r.RECIPIENT_REJECTED
+        if code == 530:
+            failure = r.AUTH_FAILED
+        raise ProbeFailure(failure, att.reply_text, reply_code=code,
+                           hint=_envelope_hint(att.reply_text, ep))
+
+
+def _envelope_hint(text: str | None, ep: r.Endpoint) -> str | None:
+    text = (text or "").lower()
+    if "relay" in text and not ep.authenticate:
+        return "the server does not relay for unauthenticated clients: set authenticate: true"
+    if "starttls" in text:
+        return "the server requires STARTTLS first: use security: starttls"
+    if "authentication required" in text:
+        return "the server requires authentication: set authenticate: true"
+    return None
+
+
+def _send_test(client: smtplib.SMTP, ep: r.Endpoint, att: Attempt, rcpt: str,
+               account_name: str | None) -> str:
+    _envelope(client, ep, att, rcpt)
+    att.stage = "data"
+    sender = ep.mail_from or ep.username or ""
+    msg, message_id = build_test_message(account_name or sender, sender, rcpt)
+    try:
+        code, reply = client.data(msg.as_bytes())
+    except smtplib.SMTPDataError as exc:
+        code, reply = exc.smtp_code, exc.smtp_error
+    att.reply(code, reply)
+    if code != 250:
+        raise ProbeFailure(r.PROTOCOL_ERROR, att.reply_text, reply_code=code,
+                           hint="the server refused the test message")
+    return message_id
+
+
+def build_test_message(account_name: str, sender: str, rcpt: str) -> tuple[EmailMessage, str]:
+    """The --send-test message: Subject and Message-ID carry the account and a unique id."""
+    unique = uuid.uuid4().hex[:16]
+    domain = sender.rpartition("@")[2] or "mailform.invalid"
+    safe_name = "".join(c if c.isalnum() or c in "-_." else "-" for c in account_name)
+    message_id = f"<mailform-test.{safe_name}.{unique}@{domain}>"
+    msg = EmailMessage()
+    msg["From"] = sender
+    msg["To"] = rcpt
+    msg["Subject"] = f"mailform test message for account {account_name} [{unique}]"
+    msg["Date"] = formatdate(localtime=False)
+    msg["Message-ID"] = message_id
+    msg["X-Mailform-Account"] = account_name
+    msg["X-Mailform-Test-Id"] = unique
+    msg.set_content(
+        f"This message was sent by `mailform verify --send-test` to check that the\n"
+        f"account {account_name!r} can send mail.  It can be deleted.\n\nTest id: {unique}\n")
+    return msg, message_id
