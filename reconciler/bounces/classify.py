@@ -1,0 +1,152 @@
+"""Message bytes → bounce verdict. Pure: no I/O, never raises on any input.
+
+Order of evidence (SPEC §6):
+
+1. structure — an RFC 3464 delivery-status part (also when mislabelled as
+   text), an RFC 5965 feedback report, an RFC 8098 disposition notification;
+2. bounce texts that only mail systems write (Exim's X-Failed-Recipients,
+   qmail, Postfix, Sendmail, Exchange, Gmail, Yahoo, Domino, GroupWise,
+   Courier, MDaemon…), after ruling out delay warnings;
+3. auto-replies and challenge-response notices (not bounces) — only now,
+   because real bounces carry ``Auto-Submitted: auto-replied`` too;
+4. weaker signs together: a mail-daemon sender, a failure subject, failure
+   words and reply codes in the text.
+"""
+from __future__ import annotations
+
+from . import dsn, text
+from .mime import Part, decode_words, read_message
+from .patterns import ENHANCED, basic_code, kind_for
+from .verdict import Recipient, Verdict, clean_address, dedupe
+
+__all__ = ["Recipient", "Verdict", "classify"]
+
+_AUTOREPLY_HEADERS = ("x-autoreply", "x-autorespond", "x-autoresponder", "x-autoreply-from",
+                      "x-mail-autoreply", "x-vacation", "x-ms-exchange-inbox-rules-loop")
+_CHALLENGE_HEADERS = ("x-challenge", "x-boxbe-challenge", "x-spamarrest-noauth")
+
+
+def classify(raw: bytes) -> Verdict:
+    """The verdict on one raw RFC 5322 message (only its first 256 KiB are read)."""
+    try:
+        return _classify(raw)
+    except Exception as exc:  # the contract is "never raises": a bug must not stop a scan
+        return Verdict(False, (), "ordinary", f"unreadable: {type(exc).__name__}")
+
+
+def _classify(raw: bytes) -> Verdict:
+    if not isinstance(raw, (bytes, bytearray, memoryview)):
+        raise TypeError("classify() takes the raw message as bytes")
+    root = read_message(bytes(raw))
+    report = _from_structure(root)
+    if report is not None:
+        return report
+    return _from_text(root)
+
+
+def _from_structure(root: Part) -> Verdict | None:
+    report_type = root.params.get("report-type", "").lower() if root.ctype == "multipart/report" else ""
+    part = dsn.report_part(root, dsn.DSN_TYPES)
+    if part is None and report_type == "delivery-status":
+        part = _mislabelled_dsn(root)
+    if part is not None:
+        verdict = dsn.read_dsn(part.text(), _failed_headers(root))
+        if verdict is not None and (verdict.recipients or not verdict.bounce):
+            return verdict
+        if verdict is not None:  # failed, but the report names nobody: read the text
+            found = _text_bounce(root, text.readable_text(root), "dsn")
+            return found if found.recipients else verdict
+    arf = dsn.report_part(root, dsn.ARF_TYPES)
+    if arf is not None or report_type == "feedback-report":
+        return dsn.read_arf(root, arf or root)
+    if dsn.report_part(root, dsn.MDN_TYPES) or report_type == "disposition-notification":
+        return Verdict(False, (), "mdn")
+    return None
+
+
+def _mislabelled_dsn(root: Part) -> Part | None:
+    """A report-type=delivery-status whose status part is typed text/plain or similar."""
+    for part in root.children[1:]:
+        if part.maintype in ("text", "message", "application") and part.ctype not in dsn.ORIGINAL_TYPES:
+            if dsn.looks_like_dsn_text(part.text()[:8192]):
+                return part
+    return None
+
+
+def _failed_headers(root: Part) -> list[str]:
+    """Exim's (and others') X-Failed-Recipients, cleaned."""
+    found = []
+    for value in root.headers.get("x-failed-recipients", []):
+        found.extend(a for a in (clean_address(x) for x in value.split(",")) if a)
+    return list(dict.fromkeys(found))
+
+
+def _from_text(root: Part) -> Verdict:
+    subject = decode_words(root.header("subject"))
+    body = text.readable_text(root)
+    failed = _failed_headers(root)
+    signature = text.SIGNATURES.search(body)
+    if text.DELAY.search(subject) or (text.DELAY.search(body) and not failed and
+                                      not text.PERMANENT.search(subject)):
+        if signature or failed or text.is_daemon_sender(root) or text.BOUNCE_SUBJECT.search(subject):
+            return Verdict(False, (), "delayed")
+    if failed or signature:
+        return _text_bounce(root, body, "heuristic")
+    if _is_challenge(root, subject, body):
+        return Verdict(False, (), "challenge")
+    daemon = text.is_daemon_sender(root)
+    bounce_subject = bool(text.BOUNCE_SUBJECT.search(subject))
+    if _is_autoreply(root, subject) and not (daemon or bounce_subject):
+        return Verdict(False, (), "autoreply")
+    if _weak_evidence(root, daemon, bounce_subject, body):
+        return _text_bounce(root, body, "heuristic")
+    return Verdict(False, (), "ordinary")
+
+
+def _weak_evidence(root: Part, daemon: bool, bounce_subject: bool, body: str) -> bool:
+    failure_words = bool(text.GENERIC_FAILURE.search(body))
+    if daemon and (bounce_subject or failure_words):
+        return True
+    if not (bounce_subject and failure_words):
+        return False
+    null_sender = root.header("return-path").strip() == "<>"
+    has_original = dsn.original_headers(root) is not None
+    return null_sender or has_original or bool(ENHANCED.search(body) or basic_code(body))
+
+
+def _text_bounce(root: Part, body: str, how: str) -> Verdict:
+    failed = _failed_headers(root)
+    excluded = _own_addresses(root) | dsn.original_senders(root)
+    preferred = dsn.original_recipients(root)
+    default = text.default_kind(body)
+    found = text.recipients_from_text(body, excluded - set(failed), failed or None, preferred, default)
+    if not found and len(preferred) == 1:
+        found = [Recipient(preferred[0], kind_for(None, body, default) or default)]
+    return Verdict(True, dedupe(found), how)
+
+
+def _own_addresses(root: Part) -> set[str]:
+    """Addresses of the bounce's own sender and receiver: never the failed recipient."""
+    own = set()
+    for name in ("from", "to", "cc", "sender", "reply-to", "return-path", "delivered-to",
+                 "x-original-to", "envelope-to"):
+        for value in root.headers.get(name, []):
+            own.update(a for a in (clean_address(x) for x in dsn.split_list(value)) if a)
+    return own
+
+
+def _is_autoreply(root: Part, subject: str) -> bool:
+    auto = root.header("auto-submitted").strip().lower()
+    if auto and not auto.startswith("no"):
+        return True
+    if any(name in root.headers for name in _AUTOREPLY_HEADERS):
+        return True
+    if root.header("precedence").strip().lower() in ("auto_reply", "auto-reply"):
+        return True
+    return bool(text.AUTOREPLY_SUBJECT.search(subject))
+
+
+def _is_challenge(root: Part, subject: str, body: str) -> bool:
+    if any(name in root.headers for name in _CHALLENGE_HEADERS):
+        return True
+    return bool(text.CHALLENGE.search(subject) or text.CHALLENGE.search(body[:4096]))

@@ -1,0 +1,217 @@
+"""A small, forgiving MIME reader: just enough structure to classify bounces.
+
+The standard library's parser builds a full object tree, decodes every header
+and copes with defects by raising deep inside; we need far less.  This reader
+splits headers from bodies, follows multipart boundaries and attached
+messages, and decodes transfer encodings and charsets on demand.  It never
+raises on bad input: a missing boundary makes a part a leaf, a truncated
+message ends where the bytes end, an unknown charset falls back to UTF-8 with
+replacement characters.
+"""
+from __future__ import annotations
+
+import binascii
+import codecs
+import re
+from email.header import decode_header, make_header
+
+MAX_BYTES = 256 * 1024   # bounded prefix of every message
+MAX_PARTS = 64           # parts read per message
+MAX_DEPTH = 6            # nesting of multiparts and attached messages
+MAX_TEXT = 64 * 1024     # characters of one decoded text body
+
+_HEADER_LINE = re.compile(rb"([!-9;-~]+)[ \t]*:")
+_PARAM = re.compile(r';\s*([\w\-.*]+)\s*=\s*("(?:[^"\\]|\\.)*"?|[^;\s]*)')
+_B64_JUNK = re.compile(rb"[^A-Za-z0-9+/]")
+_TAG = re.compile(r"<(script|style)\b.*?</\1\s*>|<[^>]*>", re.S | re.I)
+_ENTITY = {"&nbsp;": " ", "&lt;": "<", "&gt;": ">", "&amp;": "&", "&quot;": '"', "&#39;": "'"}
+_ENTITY_RE = re.compile("|".join(map(re.escape, _ENTITY)))
+
+
+def decode_words(value: str) -> str:
+    """RFC 2047 encoded-words in a header value, decoded; the value itself on failure."""
+    if "=?" not in value:
+        return value
+    try:
+        return str(make_header(decode_header(value)))
+    except Exception:  # any malformed encoded word: keep the raw text
+        return value
+
+
+def parse_headers(block: bytes) -> dict[str, list[str]]:
+    """Header block (LF line ends) → lower-case name → values, unfolded, in order."""
+    headers: dict[str, list[str]] = {}
+    name = None
+    for line in block.split(b"\n"):
+        if line[:1] in (b" ", b"\t"):
+            if name is not None:
+                values = headers[name]
+                values[-1] = values[-1] + " " + line.strip().decode("utf-8", "replace")
+            continue
+        match = _HEADER_LINE.match(line)
+        if match is None:
+            name = None
+            continue
+        name = match.group(1).decode("ascii").lower()
+        value = line[match.end():].strip().decode("utf-8", "replace")
+        headers.setdefault(name, []).append(value)
+    return headers
+
+
+def _split_head(data: bytes) -> tuple[bytes, bytes]:
+    """Split a message into header block and body without trusting it to be well formed."""
+    if data.startswith(b"From "):  # mbox separator line
+        data = data.partition(b"\n")[2]
+    if data[:1] == b"\n":
+        return b"", data[1:]
+    end = data.find(b"\n\n")
+    head = data if end < 0 else data[:end]
+    # a body that starts without a blank line: headers stop at the first line that is not one
+    pos = 0
+    for line in head.split(b"\n"):
+        if pos and not (line[:1] in (b" ", b"\t") or _HEADER_LINE.match(line)):
+            return data[:pos - 1], data[pos:]
+        if not pos and not _HEADER_LINE.match(line):
+            return b"", data
+        pos += len(line) + 1
+    return head, (b"" if end < 0 else data[end + 2:])
+
+
+def parse_content_type(value: str) -> tuple[str, dict[str, str]]:
+    ctype, _, rest = value.partition(";")
+    params = {}
+    for key, val in _PARAM.findall(";" + rest):
+        if val.startswith('"'):
+            val = val[1:-1] if val.endswith('"') and len(val) > 1 else val[1:]
+        params[key.lower()] = val
+    ctype = ctype.strip().lower() or "text/plain"
+    if "/" not in ctype:
+        ctype = "text/plain"
+    return ctype, params
+
+
+class _Budget:
+    __slots__ = ("parts",)
+
+    def __init__(self) -> None:
+        self.parts = 0
+
+
+class Part:
+    """One MIME entity: headers, raw body, content type; children on demand."""
+
+    __slots__ = ("headers", "body", "ctype", "params", "depth", "_budget", "_children")
+
+    def __init__(self, data: bytes, depth: int = 0, budget: _Budget | None = None) -> None:
+        head, self.body = _split_head(data)
+        self.headers = parse_headers(head)
+        self.ctype, self.params = parse_content_type(self.header("content-type"))
+        self.depth = depth
+        self._budget = budget or _Budget()
+        self._children: list[Part] | None = None
+
+    def header(self, name: str, default: str = "") -> str:
+        values = self.headers.get(name)
+        return values[0] if values else default
+
+    @property
+    def maintype(self) -> str:
+        return self.ctype.partition("/")[0]
+
+    @property
+    def children(self) -> list[Part]:
+        if self._children is None:
+            self._children = self._read_children()
+        return self._children
+
+    def _read_children(self) -> list[Part]:
+        if self.depth >= MAX_DEPTH or self._budget.parts >= MAX_PARTS:
+            return []
+        if self.maintype == "multipart":
+            return [self._child(chunk) for chunk in self._multipart_chunks()]
+        if self.ctype in ("message/rfc822", "message/global"):
+            return [self._child(self.payload())]
+        return []
+
+    def _child(self, data: bytes) -> Part:
+        self._budget.parts += 1
+        return Part(data, self.depth + 1, self._budget)
+
+    def _multipart_chunks(self) -> list[bytes]:
+        boundary = self.params.get("boundary", "").encode("utf-8", "replace").strip()
+        body = b"\n" + self.body
+        if not boundary or b"\n--" + boundary not in body:
+            guess = re.search(rb"\n--([^\s]{1,200})[ \t]*\n", body)
+            if guess is None:
+                return []
+            boundary = guess.group(1)
+        chunks = []
+        for piece in body.split(b"\n--" + boundary)[1:]:
+            if piece.startswith(b"--") or self._budget.parts + len(chunks) >= MAX_PARTS:
+                break
+            chunks.append(piece.partition(b"\n")[2])
+        return chunks
+
+    def payload(self) -> bytes:
+        """The body with its Content-Transfer-Encoding undone."""
+        cte = self.header("content-transfer-encoding").strip().lower()
+        if cte == "base64":
+            data = _B64_JUNK.sub(b"", self.body)
+            data = data[: len(data) - len(data) % 4]
+            try:
+                return binascii.a2b_base64(data)
+            except (binascii.Error, ValueError):
+                return self.body
+        if cte == "quoted-printable":
+            try:
+                return binascii.a2b_qp(self.body)
+            except (binascii.Error, ValueError):
+                return self.body
+        return self.body
+
+    def text(self) -> str:
+        """The decoded body as text (HTML tags stripped), bounded to MAX_TEXT characters."""
+        text = _decode(self.payload()[: MAX_TEXT * 2], self.params.get("charset", ""))[:MAX_TEXT]
+        if self.ctype == "text/html":
+            text = _ENTITY_RE.sub(lambda m: _ENTITY[m.group(0)], _TAG.sub(" ", text))
+        return text
+
+    def walk(self, inside_message: bool = False):
+        """Depth-first (part, inside_attached_message) pairs, this part first."""
+        yield self, inside_message
+        nested = inside_message or self.ctype in ("message/rfc822", "message/global")
+        for child in self.children:
+            yield from child.walk(nested)
+
+
+_CODECS: dict[str, str] = {}
+
+
+def _decode(data: bytes, charset: str) -> str:
+    name = _codec_name(charset.strip().strip('"').lower())
+    try:
+        return data.decode(name, "replace")
+    except Exception:  # codec lookups can fail in surprising ways (e.g. unsupported errors)
+        return data.decode("utf-8", "replace")
+
+
+def _codec_name(charset: str) -> str:
+    if charset in _CODECS:
+        return _CODECS[charset]
+    name = "utf-8"
+    if charset and charset not in ("us-ascii", "ascii", "unknown-8bit", "x-unknown"):
+        try:
+            name = codecs.lookup(charset).name
+        except (LookupError, ValueError):
+            name = "utf-8"
+    if len(_CODECS) < 256:
+        _CODECS[charset] = name
+    return name
+
+
+def read_message(raw: bytes) -> Part:
+    """Parse a bounded prefix of a raw message (any line ends) into a Part tree."""
+    data = raw[:MAX_BYTES]
+    if b"\r" in data:
+        data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    return Part(data)

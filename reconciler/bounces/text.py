@@ -1,0 +1,196 @@
+"""Non-standard bounces: the texts of Exim, qmail, Postfix, Sendmail, Exchange, Gmail,
+Yahoo, Lotus Domino, GroupWise, Courier, MDaemon and friends, and the signs of the
+messages that only look like them (delay warnings, auto-replies, challenges).
+"""
+from __future__ import annotations
+
+import re
+
+from .mime import Part
+from .patterns import ENHANCED, TEMPORARY, basic_code, kind_for
+from .verdict import Recipient, clean_address, one_line
+
+_IM = re.I | re.M
+
+# Phrases only bounce generators write: seeing one is enough to call a message a bounce.
+SIGNATURES = re.compile(
+    r"this is the qmail-send program|this message was created automatically by mail delivery software"
+    r"|this is the (?:mail system|postfix program) at host|following addresses? had permanent fatal errors"
+    r"|delivery has failed to these recipients|your message did not reach some or all of the intended"
+    r"|the following recipient\(s\) (?:cannot|could not) be reached|remote server returned '[45]"
+    r"|resolver\.adr\.|delivery to the following recipients? failed permanently"
+    r"|technical details of permanent failure|your message wasn't delivered to"
+    r"|we were unable to deliver your message to the following address|was not delivered to:"
+    r"|not listed in (?:the )?(?:domino|public name & address book)"
+    r"|the message that you sent was undeliverable to the following|running the courier mail server"
+    r"|your message to the following recipients cannot be delivered|permanent fatal delivery errors"
+    r"|i'm sorry to have to inform you that your message could not"
+    r"|unable to deliver (?:your )?message to the following (?:recipient|address)"
+    r"|could not be delivered to (?:one or more|the following) recipient|message could not be delivered to"
+    r"|an error occurred while trying to deliver the mail to the following"
+    r"|this is a permanent error\.? the following address"
+    r"|(?:mail|message) delivery (?:to the following recipients? )?failed(?: permanently)?:"
+    r"|a message that you sent could not be delivered|unzustellbar an folgende"
+    r"|konnte nicht (?:an (?:einen|alle) )?(?:der )?(?:empf[aä]nger )?zugestellt werden"
+    r"|n'a pas pu (?:être|etre) remis|no se ha podido entregar|non è stato possibile recapitare"
+    r"|smtp error from remote (?:mail server|mailer) after|undeliverable to the following"
+    r"|sorry\. your message could not be delivered|your mail to the following recipients could not be",
+    _IM)
+
+DELAY = re.compile(
+    r"warning (?:message )?only|do not need to resend|will (?:be )?retr(?:y|ied)|still (?:trying|undelivered)"
+    r"|has not (?:yet )?been delivered|have not yet been delivered|delivery attempts will continue"
+    r"|will (?:continue|keep) (?:trying|to try)|delivery (?:status notification )?\(delay\)"
+    r"|delivery (?:is )?delayed|delayed mail|temporary problem delivering|delivery incomplete"
+    r"|message (?:is |was )?delayed|not yet delivered|delivery has been delayed|no action is required",
+    _IM)
+
+PERMANENT = re.compile(
+    r"failed permanently|permanent (?:fatal )?errors?|permanent failure|could not be delivered"
+    r"|couldn't be delivered|wasn't delivered|was not delivered|undeliverable|delivery has failed"
+    r"|has been removed from the (?:mail )?queue|giving up on|cannot be delivered", _IM)
+
+GENERIC_FAILURE = re.compile(
+    r"could(?: not|n't) be delivered|was(?: not|n't) delivered|undeliverable|delivery (?:has )?failed"
+    r"|failed permanently|permanent(?:ly)? (?:fatal )?error|unable to deliver|not be delivered"
+    r"|delivery to the following|following address(?:es)? failed|user unknown|no such user"
+    r"|does not exist|mailbox (?:is )?(?:full|unavailable)|returned to sender|could not deliver"
+    r"|can(?:not|'t) be delivered|did not reach|delivery failure|failed to deliver"
+    r"|recipient address rejected|host not found|not zugestellt|nicht zugestellt|unzustellbar"
+    r"|pas pu (?:être|etre) remis|no se pudo entregar|undelivered", _IM)
+
+BOUNCE_SUBJECT = re.compile(
+    r"undeliver|undelivered|returned mail|mail delivery (?:failed|failure|system|problem)"
+    r"|delivery (?:status notification|failure|failed|has failed|problem|report|error|notification)"
+    r"|failure notice|non[- ]?delivery|nondeliverable|could not be delivered|not delivered"
+    r"|mail system error|unable to deliver|message (?:delivery failure|failed|not delivered)"
+    r"|returned to sender|delivery failure|\bbounced?\b|unzustellbar|nicht zustellbar|fehlgeschlagen"
+    r"|non remis|non distribuable|no entregado|no se puede entregar|non recapitato|onbestelbaar"
+    r"|error de entrega|échec de (?:la )?remise|mail could not be delivered|rejected:", re.I)
+
+DAEMON_NAME = re.compile(
+    r"mailer[- ]?daemon|mail[- ]?daemon|postmaster|mail delivery|delivery (?:status|subsystem|system)"
+    r"|mail administrator|system administrator|microsoft outlook|mail system|mdaemon|mailmaster"
+    r"|internet mail service|mail ?router|smtp gateway|courier mail server|post office", re.I)
+
+AUTOREPLY_SUBJECT = re.compile(
+    r"out of (?:the )?office|automatic(?:ally)? (?:reply|response|answer)|auto[- ]?(?:reply|response|respond)"
+    r"|^\s*auto:|\bvacation\b|away from (?:my|the) (?:desk|office|email)|\bon (?:leave|holiday|vacation)\b"
+    r"|\bout of town\b|abwesenheit|automatische antwort|nicht im b[üu]ro|\burlaub\b"
+    r"|r[ée]ponse automatique|\babsen(?:ce|t)\b|\bcong[ée]s?\b|respuesta autom[áa]tica"
+    r"|fuera de (?:la )?oficina|\bausente\b|\bvacaciones\b|risposta automatica|fuori (?:sede|ufficio)"
+    r"|automatisch antwoord|\bafwezig\b|resposta autom[áa]tica|\bf[ée]rias\b|\bautosvar\b"
+    r"|automaattinen vastaus|odpowied[źz] automatyczna|\booo\b", _IM)
+
+CHALLENGE = re.compile(
+    r"challenge[- ]response|(?:confirm|verify) (?:that )?(?:you are|you're) (?:a )?(?:human|real|person)"
+    r"|awaiting (?:your )?(?:verification|confirmation|authori[sz]ation)|spam ?arrest|boxbe|mailblocks"
+    r"|choicemail|sender verification (?:request|required)|please (?:confirm|verify) (?:your|that)"
+    r"|(?:held|quarantined) (?:for|pending) (?:verification|approval|confirmation)"
+    r"|click (?:on )?the (?:link|button) below to (?:verify|confirm|release|deliver)"
+    r"|add you to (?:my|the) (?:approved|white ?list|allowed)|not yet (?:verified|authori[sz]ed)"
+    r"|verify your (?:email|message|address)|one-time (?:verification|confirmation)", _IM)
+
+# Where the returned copy of the original message begins in a bounce's text.
+CUT = re.compile(
+    r"^[ \t>]*(?:-{2,}|={2,}|_{2,})?[ \t]*(?:this is a copy of|below this line is a copy"
+    r"|original message|forwarded message|returned message|unsent message|message headers? follows?"
+    r"|the original message (?:headers? )?(?:is (?:attached|below|included)|follows)|headers of the original|original message headers"
+    r"|undelivered message|copy of the message|returned mail follows|text of the message"
+    r"|possibly truncated original message|-+ ?message header|----- ?original)"
+    r"|^Received: from |^Return-Path: <", _IM)
+
+ADDRESS = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w](?:[\w-]*\w)?(?:\.\w(?:[\w-]*\w)?)+")
+_SENDER_CONTEXT = re.compile(
+    r"(?:(?:message-id|\bfrom|sender|return-path|reply-to|references|in-reply-to|errors-to|msgid"
+    r"|smtp\.mailfrom|smtp\.helo|x-[\w-]+)\s*[:=]|mail from\s*:?|envelope-from|\bid|\bhelo)"
+    r"\s*[<(\"\[]?\s*$", re.I)
+_SERVICE_LOCAL = {"postmaster", "mailer-daemon", "mailerdaemon", "mail-daemon", "double-bounce",
+                  "mdaemon", "nobody", "root"}
+_WINDOW = 900
+
+
+def readable_text(root: Part, limit: int = 48 * 1024) -> str:
+    """The human-readable text of a message, without the returned original."""
+    texts, html = [], []
+    for part, inside in root.walk():
+        if inside or part.maintype != "text" or part.ctype in ("text/rfc822-headers",):
+            continue
+        if part.header("content-disposition").lower().startswith("attachment") and texts:
+            continue
+        (html if part.ctype == "text/html" else texts).append(part)
+        if sum(len(p.body) for p in texts) > limit:
+            break
+    chosen = texts or html[:1]
+    if not chosen:  # e.g. a multipart whose boundary never appears: read it as text
+        return cut_original(root.text()[:limit]) if root.maintype in ("multipart", "text") else ""
+    text = "\n".join(p.text() for p in chosen)[:limit]
+    return cut_original(text)
+
+
+def cut_original(text: str) -> str:
+    match = CUT.search(text, 40)
+    return text[: match.start()] if match else text
+
+
+def is_daemon_sender(root: Part) -> bool:
+    sender = root.header("from")
+    if DAEMON_NAME.search(sender):
+        return True
+    return root.header("return-path").strip() in ("<>", "<MAILER-DAEMON>") and bool(
+        re.search(r"daemon|postmaster|delivery", sender, re.I))
+
+
+def recipients_from_text(text: str, excluded: set[str], only: list[str] | None,
+                         preferred: list[str], default: str) -> list[Recipient]:
+    """Failed recipients named in a bounce text, each with the words around it."""
+    occurrences = _occurrences(text, excluded, only)
+    if not occurrences:
+        return [Recipient(a, kind_for(None, text, default) or default) for a in (only or [])]
+    if preferred:
+        narrowed = [(a, s) for a, s in occurrences if a in preferred]
+        occurrences = narrowed or occurrences
+    windows: dict[str, list[str]] = {}
+    for index, (address, start) in enumerate(occurrences):
+        end = next((s for a, s in occurrences[index + 1:] if a != address), len(text))
+        windows.setdefault(address, []).append(text[start: min(end, start + _WINDOW)])
+    found = [_recipient(a, "\n".join(w), text, default) for a, w in windows.items()]
+    for address in only or []:
+        if address not in windows:
+            found.append(Recipient(address, kind_for(None, text, default) or default))
+    return found
+
+
+def _occurrences(text: str, excluded: set[str], only: list[str] | None) -> list[tuple[str, int]]:
+    found = []
+    for match in ADDRESS.finditer(text):
+        address = clean_address(match.group(0))
+        if not address or address in excluded or address.split("@")[0] in _SERVICE_LOCAL:
+            continue
+        if only is not None and address not in only:
+            continue
+        line_start = text.rfind("\n", 0, match.start()) + 1
+        if _SENDER_CONTEXT.search(text, max(line_start, match.start() - 40), match.start()):
+            continue
+        found.append((address, line_start))
+    return found
+
+
+def _recipient(address: str, window: str, whole: str, default: str) -> Recipient:
+    status = next((m.group(0) for m in ENHANCED.finditer(window) if m.group(1) in "45"), None)
+    kind = kind_for(status, window, None) or kind_for(None, whole, None) or default
+    return Recipient(address, kind, status, one_line(_diagnostic_line(window)))
+
+
+def _diagnostic_line(window: str) -> str:
+    """The most telling line of a window: the one with a reply code, else the first few."""
+    lines = [line.strip() for line in window.splitlines() if line.strip()]
+    for index, line in enumerate(lines):
+        if ENHANCED.search(line) or basic_code(line):
+            return " ".join(lines[index: index + 2]) if len(line) < 60 else line
+    return " ".join(lines[:3])
+
+
+def default_kind(text: str) -> str:
+    """Kind of a failure whose words name no cause: temporary if it says so, else hard."""
+    return "soft" if TEMPORARY.search(text) and not PERMANENT.search(text) else "hard"

@@ -1,0 +1,81 @@
+"""The classifier's values: a Recipient that failed and the Verdict on a message."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+KINDS = ("hard", "soft", "blocked", "complaint")
+
+_ADDRESS = re.compile(r"^[^@\s<>()\[\],;:\"]+@[^@\s<>()\[\],;:\"]+\.[^@\s<>()\[\],;:\".]+$")
+_TYPE_PREFIX = re.compile(r"^\s*(?:rfc822|utf-8|x-[\w-]+|unknown)\s*;\s*", re.I)
+_XTEXT = re.compile(r"\+([0-9A-Fa-f]{2})")
+_UNITEXT = re.compile(r"\\x\{([0-9A-Fa-f]{1,6})\}")
+
+
+def clean_address(value: str | None) -> str | None:
+    """A recipient as written in a report → a plain lower-case address, or None.
+
+    Strips the address type (``rfc822;``, ``utf-8;``), angle brackets, quotes,
+    ``mailto:`` and trailing punctuation; decodes xtext (RFC 3461) and unitext
+    (RFC 6533) escapes.
+    """
+    if not value:
+        return None
+    text = _TYPE_PREFIX.sub("", value).strip()
+    if "<" in text and ">" in text:
+        text = text[text.rfind("<", 0, text.rfind(">")) + 1: text.rfind(">")]
+    text = text.strip().strip("<>\"' \t.,;:").removeprefix("mailto:").removeprefix("MAILTO:")
+    if "+" in text and _XTEXT.search(text):
+        text = _XTEXT.sub(lambda m: chr(int(m.group(1), 16)), text)
+    if "\\x{" in text:
+        text = _UNITEXT.sub(lambda m: chr(int(m.group(1), 16)), text)
+    text = text.strip().lower()
+    return text if _ADDRESS.match(text) else None
+
+
+@dataclass(frozen=True)
+class Recipient:
+    address: str
+    kind: str
+    status: str | None = None
+    diagnostic: str | None = None
+
+    def to_json_dict(self) -> dict:
+        return {"address": self.address, "kind": self.kind,
+                "status": self.status, "diagnostic": self.diagnostic}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What a message is. ``bounce`` is true for failed deliveries and complaints.
+
+    ``kind_of_message`` says how it was recognised: ``dsn`` (RFC 3464 report),
+    ``arf`` (RFC 5965 feedback report), ``heuristic`` (a non-standard bounce
+    text), or why it is not a bounce: ``delayed``, ``delivered``, ``mdn``,
+    ``autoreply``, ``challenge``, ``ordinary``.
+    """
+
+    bounce: bool
+    recipients: tuple[Recipient, ...] = ()
+    kind_of_message: str = "ordinary"
+    reason: str | None = field(default=None, compare=False)
+
+    def to_json_dict(self, file: str) -> dict:
+        return {"file": file, "bounce": self.bounce,
+                "recipients": [r.to_json_dict() for r in self.recipients]}
+
+
+def dedupe(recipients) -> tuple[Recipient, ...]:
+    """One entry per address, the first one seen (the most authoritative)."""
+    seen: dict[str, Recipient] = {}
+    for recipient in recipients:
+        seen.setdefault(recipient.address, recipient)
+    return tuple(seen.values())
+
+
+def one_line(text: str | None, limit: int = 500) -> str | None:
+    """Whitespace collapsed, bounded; None for empty text."""
+    if not text:
+        return None
+    line = " ".join(text.split())
+    return line[:limit] or None
