@@ -124,6 +124,8 @@ class SQLRegistry(LockingMixin, ContactsMixin):
     # -- opening -------------------------------------------------------------
     def _open(self) -> None:
         schema.check_order(self._migrations)
+        if self._open_read_only():
+            return
         with self._write() as cur:
             self._before_migrations(cur)
             for step in schema.pending(self._schema_version(cur), self._migrations, self.url):
@@ -131,6 +133,29 @@ class SQLRegistry(LockingMixin, ContactsMixin):
                     cur.execute(statement.format(blob=self._blob_type))
                 self._set_schema_version(cur, step.version)
             self._keys = self._init_meta(cur)
+
+    def _open_read_only(self) -> bool:
+        """Open an initialised, up-to-date registry with plain reads only.
+
+        A write transaction here would wait behind any writer (an apply in
+        progress holds one until it commits) and fail after the busy timeout
+        with "database is locked" instead of the lock's holder being reported.
+        Returns False when migrating or initialising is needed (then a write runs).
+        """
+        try:
+            cur = self._conn.cursor()
+            if schema.pending(self._schema_version(cur), self._migrations, self.url):
+                return False
+            cur.execute("SELECT key, value FROM meta")
+            meta = dict(cur.fetchall())
+        except self._db_errors:
+            return False
+        if "lineage" not in meta:
+            return False
+        keys = key_from_env() or self._key_from_store(create=False)
+        keys.verify(meta.get("key_check", ""), self.url)
+        self._keys = keys
+        return True
 
     def _init_meta(self, cur: Any) -> KeyRing:
         cur.execute("SELECT key, value FROM meta")

@@ -1,0 +1,115 @@
+"""A kill in the middle of a transaction changes nothing; schema migrations."""
+from __future__ import annotations
+
+import signal
+
+import pytest
+
+from reconciler.errors import RegistryError
+from reconciler.registry import open_registry
+from reconciler.registry.schema import LATEST, MIGRATIONS, Migration
+from reconciler.registry.sqlite import SQLiteRegistry
+from test_registry_support import (account, apply, backend, reg_url, snapshot,  # noqa: F401
+                                   spawn, wait_for_line)
+
+KILLED_MID_APPLY = """
+    import sys, time
+    from reconciler.registry import open_registry, AccountWrite
+    reg = open_registry(sys.argv[1])
+    with reg.lock("doomed-apply", lease_seconds=3600):
+        with reg.transaction() as txn:
+            txn.put_account(AccountWrite("fresh", "smtp", {"email": "f@x.io"},
+                                         {"smtp.password": "doomed"}, {}))
+            txn.put_account(AccountWrite("keep", "marketing", {"email": "changed@x.io"}, {}, {}))
+            txn.delete_account("gone")
+            txn.merge_status("keep", {"activation": "pending_activation"})
+            txn.add_history({"actor": "doomed", "counts": {"add": 1}, "changes": []})
+            reg.upsert_contacts([("new@x.io", {})] + [(f"c{i}@x.io", {}) for i in range(3000)])
+            print("IN-TRANSACTION", flush=True)
+            time.sleep(60)
+"""
+
+
+def test_sigkill_mid_transaction_leaves_registry_unchanged(reg_url):
+    with open_registry(reg_url) as reg:
+        apply(reg, account("keep"), account("gone"))
+        reg.upsert_contacts([("old@x.io", {"a": "1"})])
+        before = snapshot(reg)
+    child = spawn(KILLED_MID_APPLY, reg_url)
+    wait_for_line(child, "IN-TRANSACTION")
+    with open_registry(reg_url) as reg:             # readers are not blocked meanwhile
+        assert snapshot(reg) == before
+    child.send_signal(signal.SIGKILL)
+    child.wait(10)
+    with open_registry(reg_url) as reg:
+        assert snapshot(reg) == before
+        assert reg.current_lock().holder == "doomed-apply"
+        assert apply(reg, account("next")) == before["meta"].serial + 1   # dead holder: taken over
+        assert reg.current_lock() is None
+
+
+def _registry_class(url: str):
+    if url.startswith("postgresql"):
+        from reconciler.registry.postgres import PostgresRegistry
+        return PostgresRegistry
+    return SQLiteRegistry
+
+
+def _sqlite_url(tmp_path, monkeypatch) -> str:
+    monkeypatch.delenv("MAILFORM_MASTER_KEY", raising=False)
+    return f"sqlite:///{tmp_path}/registry.db"
+
+
+def _tables(reg) -> set[str]:
+    return {name for (name,) in reg._read("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+
+def test_v1_database_is_migrated_forward(tmp_path, monkeypatch):
+    url = _sqlite_url(tmp_path, monkeypatch)
+    with SQLiteRegistry(url, migrations=MIGRATIONS[:1]) as old:
+        assert old._read("PRAGMA user_version")[0][0] == 1
+        assert "processed_messages" not in _tables(old)
+        apply(old, account("a", secret="survives"))
+        lineage = old.meta().lineage
+    with open_registry(url) as reg:
+        assert reg._read("PRAGMA user_version")[0][0] == LATEST == reg.schema_version()
+        assert "processed_messages" in _tables(reg)
+        assert reg.meta().lineage == lineage
+        assert reg.secrets("a") == {"smtp.password": "survives"}
+        reg.mark_processed("a", "pop3", ["u1"])
+
+
+def test_a_newer_step_runs_on_open(reg_url):
+    with open_registry(reg_url):
+        pass
+    step = Migration(LATEST + 1, "test step", ("CREATE TABLE extra_step (x TEXT)",))
+    with _registry_class(reg_url)(reg_url, migrations=MIGRATIONS + (step,)) as reg:
+        assert reg.schema_version() == LATEST + 1
+        reg._read("SELECT x FROM extra_step")
+        assert reg.meta().serial == 0
+
+
+def test_a_database_newer_than_the_code_is_refused(reg_url):
+    step = Migration(LATEST + 1, "from the future", ("CREATE TABLE future (x TEXT)",))
+    registry_class = _registry_class(reg_url)
+    registry_class(reg_url, migrations=MIGRATIONS + (step,)).close()
+    with pytest.raises(RegistryError, match=rf"schema version {LATEST + 1}, newer than this "
+                                            rf"mailform understands \(up to {LATEST}\)"):
+        open_registry(reg_url)
+
+
+def test_a_failed_migration_changes_nothing(tmp_path, monkeypatch):
+    url = _sqlite_url(tmp_path, monkeypatch)
+    SQLiteRegistry(url, migrations=MIGRATIONS[:1]).close()
+    broken = Migration(2, "broken", ("CREATE TABLE half (x TEXT)", "NOT SQL AT ALL"))
+    with pytest.raises(RegistryError):
+        SQLiteRegistry(url, migrations=(MIGRATIONS[0], broken))
+    with SQLiteRegistry(url, migrations=MIGRATIONS[:1]) as reg:
+        assert reg._read("PRAGMA user_version")[0][0] == 1
+        assert "half" not in _tables(reg)
+
+
+def test_migration_steps_must_be_in_order(tmp_path, monkeypatch):
+    url = _sqlite_url(tmp_path, monkeypatch)
+    with pytest.raises(RegistryError, match="out of order"):
+        SQLiteRegistry(url, migrations=(MIGRATIONS[1], MIGRATIONS[0]))
