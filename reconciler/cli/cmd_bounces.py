@@ -1,0 +1,79 @@
+"""`mailform bounces classify FILE... [--json]` (SPEC §6)."""
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from ..bounces.classify import classify
+from ..bounces.mime import MAX_BYTES
+from ..bounces.verdict import Verdict
+
+_DIAGNOSTIC_WIDTH = 60
+
+
+@click.group("bounces")
+def bounces():
+    """Classify bounce messages: DSNs, MTA texts, complaints, auto-replies."""
+
+
+@bounces.command("classify")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=True, allow_dash=True))
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per file, one per line.")
+@click.pass_context
+def classify_cmd(ctx: click.Context, files: tuple[str, ...], as_json: bool) -> None:
+    """Classify each raw message FILE (RFC 5322; '-' reads standard input).
+
+    Prints per file, in order, whether it is a bounce and each failed
+    recipient's address, kind (hard, soft, blocked, complaint), status code
+    and diagnostic. An unreadable file is reported on stderr and the others
+    are still classified; the exit code is then 1.
+    """
+    failed = False
+    rows: list[tuple[str, Verdict]] = []
+    for path in files:
+        try:
+            raw = _read(path)
+        except OSError as exc:
+            click.echo(f"Error: cannot read {path}: {exc.strerror or exc}", err=True)
+            failed = True
+            continue
+        verdict = classify(raw)
+        if as_json:
+            click.echo(json.dumps(verdict.to_json_dict(path), ensure_ascii=False))
+        else:
+            rows.append((path, verdict))
+    if rows:
+        _print_table(rows)
+    if failed:
+        ctx.exit(1)
+
+
+def _read(path: str) -> bytes:
+    """The bounded prefix the classifier reads; nothing more is loaded."""
+    if path == "-":
+        return sys.stdin.buffer.read(MAX_BYTES)
+    with open(path, "rb") as handle:
+        return handle.read(MAX_BYTES)
+
+
+def _print_table(rows: list[tuple[str, Verdict]]) -> None:
+    lines = [("FILE", "BOUNCE", "ADDRESS", "KIND", "STATUS", "DIAGNOSTIC")]
+    for path, verdict in rows:
+        if not verdict.recipients:
+            label = "yes" if verdict.bounce else "no"
+            lines.append((path, label, "-", f"({verdict.kind_of_message})", "-", verdict.reason or ""))
+        for recipient in verdict.recipients:
+            lines.append((path, "yes", recipient.address, recipient.kind, recipient.status or "-",
+                          _short(recipient.diagnostic)))
+    widths = [max(len(line[i]) for line in lines) for i in range(5)]
+    for line in lines:
+        cells = [cell.ljust(width) for cell, width in zip(line, widths)] + [line[5]]
+        click.echo("  ".join(cells).rstrip())
+
+
+def _short(text: str | None) -> str:
+    if not text:
+        return ""
+    return text if len(text) <= _DIAGNOSTIC_WIDTH else text[: _DIAGNOSTIC_WIDTH - 1] + "…"

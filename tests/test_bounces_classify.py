@@ -1,0 +1,333 @@
+"""The bounce classifier (SPEC §6): the corpus table, the rules behind it, robustness, the CLI."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from reconciler.bounces.classify import Recipient, Verdict, _classify, classify
+from reconciler.bounces.dsn import field_blocks
+from reconciler.bounces.mime import MAX_BYTES, read_message
+from reconciler.bounces.patterns import kind_for, parse_code
+from reconciler.bounces.verdict import clean_address
+from reconciler.cli.cmd_bounces import bounces
+
+CORPUS = Path(__file__).parent / "bounces"
+EXPECTED = yaml.safe_load((CORPUS / "expected.yaml").read_text(encoding="utf-8"))
+BY_FILE = {entry["file"]: entry for entry in EXPECTED}
+
+
+def _raw(name: str) -> bytes:
+    return (CORPUS / name).read_bytes()
+
+
+# ---- the corpus -------------------------------------------------------------------------
+
+def test_corpus_is_large_and_every_file_has_exactly_one_expectation():
+    files = sorted(p.name for p in CORPUS.glob("*.eml"))
+    assert len(files) >= 90
+    assert sorted(BY_FILE) == files
+    assert len(BY_FILE) == len(EXPECTED), "a file is listed twice in expected.yaml"
+
+
+def test_corpus_covers_every_kind_and_both_verdicts():
+    kinds = {r["kind"] for e in EXPECTED for r in e.get("recipients") or []}
+    assert kinds == {"hard", "soft", "blocked", "complaint"}
+    bounces_ = sum(1 for e in EXPECTED if e["bounce"])
+    assert 30 <= bounces_ <= len(EXPECTED) - 25
+
+
+@pytest.mark.parametrize("name", sorted(BY_FILE))
+def test_corpus_message(name):
+    entry = BY_FILE[name]
+    verdict = _classify(_raw(name))
+    want = [(r["address"], r["kind"], r["status"]) for r in entry.get("recipients") or []]
+    got = [(r.address, r.kind, r.status) for r in verdict.recipients]
+    assert verdict.bounce is entry["bounce"], f"{name}: detected as {verdict.kind_of_message}"
+    assert [a for a, _, _ in got] == [a for a, _, _ in want], f"{name}: addresses"
+    assert got == want, f"{name}: kinds/statuses"
+
+
+# ---- structure before text ------------------------------------------------------------
+
+def test_auto_submitted_does_not_hide_a_dsn():
+    raw = _raw("dsn_postfix_user_unknown.eml")
+    assert b"Auto-Submitted: auto-replied" in raw
+    verdict = classify(raw)
+    assert verdict.bounce and verdict.kind_of_message == "dsn"
+
+
+def test_auto_submitted_alone_is_an_autoreply():
+    verdict = classify(_raw("auto_vacation_english.eml"))
+    assert not verdict.bounce and verdict.kind_of_message == "autoreply"
+    assert verdict.recipients == ()
+
+
+@pytest.mark.parametrize("name, kind_of_message", [
+    ("dsn_postfix_delayed_warning.eml", "delayed"),
+    ("dsn_postfix_delivered_success.eml", "delivered"),
+    ("dsn_postfix_relayed.eml", "delivered"),
+    ("mdn_read_receipt.eml", "mdn"),
+    ("challenge_response_confirm.eml", "challenge"),
+    ("text_exim_delay_warning.eml", "delayed"),
+    ("ordinary_personal_reply.eml", "ordinary"),
+    ("arf_yahoo_complaint.eml", "arf"),
+    ("text_qmail_no_mailbox.eml", "heuristic"),
+])
+def test_kind_of_message(name, kind_of_message):
+    assert classify(_raw(name)).kind_of_message == kind_of_message
+
+
+def test_original_recipient_is_preferred_and_type_prefix_stripped():
+    report = ("Reporting-MTA: dns; mx.example.org\n\n"
+              "Final-Recipient: rfc822; real@example.org\nOriginal-Recipient: rfc822;Alias@Example.org\n"
+              "Action: failed\nStatus: 5.1.1\n")
+    raw = _dsn(report)
+    assert [r.address for r in classify(raw).recipients] == ["alias@example.org"]
+
+
+def test_unusable_original_recipient_falls_back_to_final():
+    report = ("Final-Recipient: rfc822; real@example.org\nOriginal-Recipient: rfc822;real\n"
+              "Action: failed\nStatus: 5.1.1\n")
+    assert [r.address for r in classify(_dsn(report)).recipients] == ["real@example.org"]
+
+
+def test_duplicate_recipients_are_reported_once():
+    block = "Final-Recipient: rfc822; twice@example.org\nAction: failed\nStatus: 5.1.1\n"
+    verdict = classify(_dsn(block + "\n" + block))
+    assert [r.address for r in verdict.recipients] == ["twice@example.org"]
+
+
+def test_failed_report_without_address_uses_x_failed_recipients():
+    raw = _dsn("Final-Recipient: x400; c=US;a= ;p=Example;o=Exchange;\nAction: failed\nStatus: 5.1.1\n",
+               headers="X-Failed-Recipients: Who@Example.org\n")
+    assert [r.address for r in classify(raw).recipients] == ["who@example.org"]
+
+
+def test_recipient_fields_without_blank_lines_still_split():
+    blocks = field_blocks("Final-Recipient: rfc822; a@example.org\nAction: failed\n"
+                          "Final-Recipient: rfc822; b@example.org\nAction: delayed\n")
+    assert [b["final-recipient"] for b in blocks] == ["rfc822; a@example.org", "rfc822; b@example.org"]
+    assert [b["action"] for b in blocks] == ["failed", "delayed"]
+
+
+def test_folded_diagnostic_code_is_unfolded():
+    blocks = field_blocks("Diagnostic-Code: smtp; 550-5.1.1 The email account\n   that you tried to reach does not exist\n")
+    assert blocks[0]["diagnostic-code"] == "smtp; 550-5.1.1 The email account that you tried to reach does not exist"
+
+
+def test_arf_complaint_takes_original_rcpt_to():
+    verdict = classify(_raw("arf_aol_complaint_original_rcpt_to.eml"))
+    assert verdict.recipients == (Recipient("nora@example.net", "complaint", None, "feedback-type: abuse"),)
+
+
+def test_verdict_is_frozen_and_serialises_as_spec_says():
+    verdict = classify(_raw("dsn_postfix_three_mixed.eml"))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        verdict.bounce = False  # type: ignore[misc]
+    data = verdict.to_json_dict("x.eml")
+    assert list(data) == ["file", "bounce", "recipients"]
+    assert data["file"] == "x.eml" and data["bounce"] is True
+    assert data["recipients"][0] == {
+        "address": "frank@example.org", "kind": "hard", "status": "5.1.1",
+        "diagnostic": "550 5.1.1 <frank@example.org>: Recipient address rejected: User unknown"}
+    assert isinstance(verdict.recipients, tuple)
+
+
+# ---- rules: codes and words → kinds ------------------------------------------------------
+
+@pytest.mark.parametrize("status, text, kind", [
+    ("5.1.1", "550 5.1.1 user unknown", "hard"),
+    ("5.1.10", "RESOLVER.ADR.RecipientNotFound", "hard"),
+    ("5.2.1", "mailbox disabled", "hard"),
+    ("5.2.2", "mailbox full", "soft"),
+    ("5.3.4", "message too big", "soft"),
+    ("5.4.4", "unable to route", "hard"),
+    ("5.4.7", "delivery time expired", "soft"),
+    ("4.2.2", "over quota", "soft"),
+    ("4.7.1", "greylisted, try later", "soft"),
+    ("5.7.1", "Service unavailable; client host blocked using zen.spamhaus.org", "blocked"),
+    ("5.7.26", "DMARC policy", "blocked"),
+    ("5.7.1", "<x@example.org>: Relay access denied", "hard"),
+    ("5.7.1", "No such user here", "hard"),
+    ("5.0.0", "552 mailbox full", "soft"),
+    ("5.0.0", "550 High probability of spam", "blocked"),
+    ("5.0.0", "550 unknown user", "hard"),
+    ("5.0.0", "retry timeout exceeded", "soft"),
+    (None, "550 5.1.1 <a@example.org>... User unknown", "hard"),
+    (None, "552 Requested mail action aborted: exceeded storage allocation", "soft"),
+    (None, "554 Transaction failed: rejected for policy reasons", "blocked"),
+    (None, "550 Requested action not taken", "hard"),
+    (None, "451 Temporary local problem", "soft"),
+    (None, "421 Too many concurrent connections", "soft"),
+    (None, "User x not listed in Domino Directory", "hard"),
+    (None, "Your IP is listed on a block list", "blocked"),
+    (None, "This user doesn't have a example.net account", "hard"),
+])
+def test_kind_for(status, text, kind):
+    assert kind_for(status, text) == kind
+
+
+def test_kind_for_without_evidence_uses_the_default():
+    assert kind_for(None, "something odd happened") == "hard"
+    assert kind_for(None, "something odd happened", default=None) is None
+
+
+@pytest.mark.parametrize("text, code", [
+    ("smtp; 550 5.1.1 <a@example.org>", "5.1.1"),
+    ("host [192.5.1.1] said nothing", None),
+    ("#5.1.10 smtp;550", "5.1.10"),
+    ("version 5.1.1.2", None),
+    ("4.2.2.", "4.2.2"),
+])
+def test_parse_code_ignores_addresses_and_versions(text, code):
+    assert parse_code(text) == code
+
+
+@pytest.mark.parametrize("value, address", [
+    ("rfc822; Bob@Example.ORG", "bob@example.org"),
+    ("RFC822;<bob@example.org>", "bob@example.org"),
+    ("utf-8; jörg@example.org", "jörg@example.org"),
+    ('"Bob" <bob@example.org>', "bob@example.org"),
+    ("rfc822; bob+2Bnews@example.org", "bob+news@example.org"),
+    ("mailto:bob@example.org", "bob@example.org"),
+    ("rfc822; bob", None),
+    ("", None),
+    (None, None),
+    ("x400; c=US;a= ;p=Example", None),
+])
+def test_clean_address(value, address):
+    assert clean_address(value) == address
+
+
+# ---- robustness ---------------------------------------------------------------------------
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=4096))
+def test_arbitrary_bytes_give_a_verdict(raw):
+    verdict = _classify(raw)
+    assert isinstance(verdict, Verdict)
+    assert all(r.kind in ("hard", "soft", "blocked", "complaint") for r in verdict.recipients)
+
+
+_SEEDS = sorted(BY_FILE)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(_SEEDS), st.integers(0, 10**9), st.binary(max_size=64))
+def test_damaged_corpus_messages_give_a_verdict(name, seed, junk):
+    raw = bytearray(_raw(name)[:20000])
+    rng = random.Random(seed)
+    for _ in range(rng.randrange(1, 6)):
+        action = rng.randrange(3)
+        at = rng.randrange(len(raw) + 1)
+        if action == 0:
+            raw[at:at] = junk
+        elif action == 1:
+            del raw[at: at + rng.randrange(200)]
+        else:
+            raw = raw[:at]
+    assert isinstance(_classify(bytes(raw)), Verdict)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("\n\r\t :;=-<>@\"'.abcXYZ0159")), max_size=600),
+       st.sampled_from(["multipart/report; report-type=delivery-status; boundary=b",
+                        "multipart/report; report-type=feedback-report", "message/delivery-status",
+                        "multipart/mixed; boundary=\"", "text/plain; charset=bogus"]))
+def test_hostile_structure_gives_a_verdict(body, ctype):
+    raw = f"From: MAILER-DAEMON@example.org\nContent-Type: {ctype}\n\n--b\n{body}\n--b--\n".encode()
+    assert isinstance(_classify(raw), Verdict)
+
+
+def test_deeply_nested_messages_are_bounded():
+    inner = b"Content-Type: text/plain\n\nhello\n"
+    for level in range(200):
+        inner = (f"Content-Type: multipart/mixed; boundary=\"b{level}\"\n\n--b{level}\n".encode()
+                 + inner + f"\n--b{level}--\n".encode())
+    assert classify(inner).bounce is False
+
+
+def test_very_large_message_reads_only_a_bounded_prefix():
+    head = _raw("dsn_postfix_user_unknown.eml")
+    raw = head + b"X" * (20 * 1024 * 1024)
+    verdict = classify(raw)
+    assert verdict.bounce and verdict.recipients[0].address == "alice@example.org"
+    assert len(read_message(raw).body) < MAX_BYTES
+
+
+def test_nul_bytes_and_bare_carriage_returns():
+    raw = _raw("text_qmail_no_mailbox.eml").replace(b"\n", b"\r").replace(b"Sorry", b"So\x00rry")
+    verdict = classify(raw)
+    assert verdict.bounce and verdict.recipients[0].address == "hank@example.net"
+
+
+def test_classify_never_raises_even_on_wrong_types():
+    assert classify("not bytes").bounce is False  # type: ignore[arg-type]
+    assert classify(memoryview(_raw("text_qmail_no_mailbox.eml"))).bounce is True
+
+
+# ---- the command ----------------------------------------------------------------------------
+
+def _runner() -> CliRunner:
+    try:
+        return CliRunner(mix_stderr=False)  # click < 8.2
+    except TypeError:
+        return CliRunner()
+
+
+def test_cli_json_one_line_per_file_in_order():
+    names = ["dsn_postfix_three_mixed.eml", "auto_vacation_german.eml", "arf_yahoo_complaint.eml"]
+    paths = [str(CORPUS / n) for n in names]
+    result = _runner().invoke(bounces, ["classify", "--json", *paths])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["file"] for line in lines] == paths
+    assert [line["bounce"] for line in lines] == [True, False, True]
+    assert lines[0]["recipients"][1] == {"address": "grace@example.org", "kind": "soft",
+                                         "status": "5.2.2", "diagnostic": "552 5.2.2 <grace@example.org>: Mailbox full"}
+    assert lines[2]["recipients"][0]["kind"] == "complaint"
+    assert lines[2]["recipients"][0]["status"] is None
+
+
+def test_cli_unreadable_file_is_named_and_the_others_still_print(tmp_path):
+    missing = tmp_path / "missing.eml"
+    good = str(CORPUS / "text_qmail_no_mailbox.eml")
+    result = _runner().invoke(bounces, ["classify", "--json", str(missing), good, str(tmp_path)])
+    assert result.exit_code == 1
+    assert str(missing) in result.stderr and str(tmp_path) in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    [line] = result.stdout.splitlines()
+    assert json.loads(line)["file"] == good
+
+
+def test_cli_table_lists_recipients():
+    paths = [str(CORPUS / "dsn_postfix_three_mixed.eml"), str(CORPUS / "ordinary_newsletter.eml")]
+    result = _runner().invoke(bounces, ["classify", *paths])
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["FILE", "BOUNCE", "ADDRESS", "KIND", "STATUS", "DIAGNOSTIC"]
+    assert any("heidi@example.net" in line and "blocked" in line and "5.7.1" in line for line in lines)
+    assert any(line.startswith(paths[1]) and " no " in line for line in lines)
+
+
+def test_cli_reads_standard_input():
+    result = _runner().invoke(bounces, ["classify", "--json", "-"], input=_raw("text_exim_user_unknown.eml"))
+    assert result.exit_code == 0
+    assert json.loads(result.stdout)["recipients"][0]["address"] == "bill@example.net"
+
+
+# ---- helpers ------------------------------------------------------------------------------
+
+def _dsn(report: str, headers: str = "") -> bytes:
+    return ("From: MAILER-DAEMON@mx.example.org\nTo: news@example.com\nSubject: failure\n" + headers +
+            "Content-Type: multipart/report; report-type=delivery-status; boundary=\"r\"\n\n"
+            "--r\nContent-Type: text/plain\n\nfailed\n\n--r\nContent-Type: message/delivery-status\n\n"
+            "Reporting-MTA: dns; mx.example.org\n\n" + report + "\n--r--\n").encode()
