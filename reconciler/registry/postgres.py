@@ -1,9 +1,98 @@
-"""PostgreSQL registry: not available yet."""
+"""The shared registry: PostgreSQL through psycopg 3, same behaviour as SQLite.
+
+URL: ``postgresql://user[:password]@host[:port]/database[?schema=NAME&…]``. The
+``schema`` parameter (ours, not libpq's) puts the registry's tables into that
+schema, created when missing; other parameters go to libpq unchanged.
+
+The key must come from ``MAILFORM_MASTER_KEY``: there is no file "beside" a
+server database. Transactions are explicit (``BEGIN`` … ``COMMIT``, autocommit
+connection); the serial is bumped with ``UPDATE … RETURNING``, which row-locks
+it, so two writers can never hand out the same serial. Taking the write lock
+holds ``LOCK TABLE lock IN EXCLUSIVE MODE`` for its check-and-insert, and a
+first open (migrations) holds a transaction-scoped advisory lock, so concurrent
+first opens do not race to create the tables.
+
+``url`` (shown in messages) has any password replaced by ``***``.
+"""
 from __future__ import annotations
 
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
 from ..errors import RegistryError
+from .crypto import ENV_VAR, KeyRing
+from .sqlbase import SQLRegistry
+
+try:
+    import psycopg
+    from psycopg import sql
+except ImportError:  # pragma: no cover - psycopg is a declared dependency
+    psycopg = None
+
+_MIGRATION_LOCK = 0x6D61696C   # "mail": first half of the advisory lock key
 
 
-class PostgresRegistry:
-    def __init__(self, url: str) -> None:
-        raise RegistryError("PostgreSQL registry: not available yet")
+def split_url(url: str) -> tuple[str, str | None, str]:
+    """(libpq conninfo URL, schema or None, URL safe to show)."""
+    parts = urlsplit(url.replace("postgresql+psycopg://", "postgresql://", 1))
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    schema = next((v for k, v in query if k == "schema"), None)
+    rest = urlencode([(k, v) for k, v in query if k != "schema"])
+    conninfo = urlunsplit((parts.scheme, parts.netloc, parts.path, rest, parts.fragment))
+    shown_netloc = parts.netloc
+    if parts.password is not None:
+        shown_netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    shown = urlunsplit((parts.scheme, shown_netloc, parts.path, parts.query, ""))
+    return conninfo, schema or None, shown
+
+
+class PostgresRegistry(SQLRegistry):
+    _begin_sql = "BEGIN"
+    _blob_type = "BYTEA"
+    _db_errors = (psycopg.Error,) if psycopg else ()
+    _paramstyle = "format"
+
+    def __init__(self, url: str, migrations: Any = None) -> None:
+        super().__init__()
+        if psycopg is None:
+            raise RegistryError("PostgreSQL registry: the psycopg package is not installed")
+        conninfo, self.schema, self.url = split_url(url)
+        if migrations is not None:
+            self._migrations = tuple(migrations)
+        self._conn = self._connect(conninfo)
+        try:
+            self._open()
+        except BaseException:
+            self.close()
+            raise
+
+    def _connect(self, conninfo: str) -> Any:
+        try:
+            conn = psycopg.connect(conninfo, autocommit=True)
+            if self.schema:
+                name = sql.Identifier(self.schema)
+                conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(name))
+                conn.execute(sql.SQL("SET search_path TO {}").format(name))
+        except psycopg.Error as exc:
+            raise RegistryError(f"cannot open the registry {self.url}: "
+                                f"{str(exc).strip() or exc.__class__.__name__}") from None
+        return conn
+
+    def _schema_version(self, cur: Any) -> int:
+        cur.execute("SELECT to_regclass('meta')")
+        if cur.fetchone()[0] is None:
+            return 0
+        cur.execute("SELECT value FROM meta WHERE key = 'schema_version'")
+        row = cur.fetchone()
+        return int(row[0]) if row else 0
+
+    def _before_migrations(self, cur: Any) -> None:
+        cur.execute("SELECT pg_advisory_xact_lock(%s, hashtext(current_schema()))",
+                    (_MIGRATION_LOCK,))
+
+    def _lock_table(self, cur: Any) -> None:
+        cur.execute("LOCK TABLE lock IN EXCLUSIVE MODE")
+
+    def _key_from_store(self, create: bool) -> KeyRing:
+        raise RegistryError(f"a PostgreSQL registry needs {ENV_VAR} (urlsafe base64 of 32 "
+                            "bytes): there is no key file beside a server database")
