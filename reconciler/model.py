@@ -81,6 +81,13 @@ class SecretRef(_Strict):
                 "secret_shape", "a secret reference needs exactly one of 'env' or 'file'")
         return data
 
+    @field_validator("env", "file", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise PydanticCustomError("secret_empty", "a secret reference must name something")
+        return value
+
     def describe(self) -> str:
         return f"env {self.env}" if self.env is not None else f"file {self.file}"
 
@@ -123,20 +130,25 @@ class InboxSettings(_Strict):
     verify_certificate: bool = True
 
 
+def _real_path(entry: str) -> str:
+    if entry not in ignorable_paths():
+        raise PydanticCustomError(
+            "ignore_path", "'{entry}' is not a field path of spec "
+            "(examples: reply_to.name, smtp.port, display_name)", {"entry": entry})
+    return entry
+
+
+def _ignorable_enum(schema: dict) -> None:
+    schema["enum"] = sorted(ignorable_paths())
+
+
+IgnorablePath = Annotated[str, AfterValidator(_real_path),
+                          Field(json_schema_extra=_ignorable_enum)]
+
+
 class Lifecycle(_Strict):
     prevent_destroy: bool = False
-    ignore_changes: list[str] = Field(default_factory=list)
-
-    @field_validator("ignore_changes")
-    @classmethod
-    def _real_paths(cls, value: list[str]) -> list[str]:
-        valid = ignorable_paths()
-        for entry in value:
-            if entry not in valid:
-                raise PydanticCustomError(
-                    "ignore_path", "'{entry}' is not a field path of spec "
-                    "(examples: reply_to.name, smtp.port, display_name)", {"entry": entry})
-        return value
+    ignore_changes: list[IgnorablePath] = Field(default_factory=list)
 
 
 class AccountSpec(_Strict):
@@ -281,15 +293,15 @@ def _smtp_rules(spec: dict) -> list[tuple[tuple, str]]:
             out.append((("spec", "proxy"), "proxy is only for accounts of type smtp"))
     if isinstance(smtp, dict):
         out += _port_rule(smtp, ("spec", "smtp"))
-        if smtp.get("authenticate", True) is True and "password" not in smtp:
+        if smtp.get("authenticate", True) is True and smtp.get("password") is None:
             out.append((("spec", "smtp", "password"),
                         "a password reference is required when authenticate is true"))
     if isinstance(inbox, dict):
         out += _port_rule(inbox, ("spec", "inbox"))
         if inbox.get("protocol") == "pop3" and "folder" in inbox:
             out.append((("spec", "inbox", "folder"), "folder is for imap inboxes only"))
-        has_smtp_pw = isinstance(smtp, dict) and "password" in smtp
-        if "password" not in inbox and not has_smtp_pw:
+        has_smtp_pw = isinstance(smtp, dict) and smtp.get("password") is not None
+        if inbox.get("password") is None and not has_smtp_pw:
             out.append((("spec", "inbox", "password"),
                         "a password reference is required (the smtp one is used when present)"))
     return out

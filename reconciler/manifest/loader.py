@@ -12,10 +12,11 @@ import yaml
 from pydantic import ValidationError
 
 from ..errors import ManifestError, MailformError, Problem
-from ..model import (API_VERSION, KINDS, MODELS, BouncePolicy, EmailAccount, _submodel,
+from ..model import (API_VERSION, KINDS, MODELS, NAME_PATTERN, BouncePolicy, EmailAccount,
+                     _submodel,
                      rule_violations, warnings_for)
 from .template import TemplateFailure, render
-from .yamlpos import Document, DuplicateKey, documents
+from .yamlpos import Document, DuplicateKey, documents, syntax_problem
 
 SUFFIXES = (".yaml", ".yml")
 
@@ -48,12 +49,28 @@ def find_files(paths: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(found))
 
 
+# Plain-language descriptions of the patterns in the models.
+PATTERN_HINTS = {
+    NAME_PATTERN: "must be 1-63 lower-case letters, digits and dashes, starting and ending "
+                  "with a letter or digit",
+    r"^[^\s/@]+$": "must be a host name or address, without spaces, '/' or '@'",
+    r"^[A-Za-z_][A-Za-z0-9_]*$": "must be an environment variable name (letters, digits "
+                                 "and _, not starting with a digit)",
+}
+
+
 def _message(err: dict) -> str:
     kind, msg = err["type"], err["msg"]
     if kind == "extra_forbidden":
         return f"unknown field '{err['loc'][-1]}'"
     if kind == "missing":
         return "required field is missing"
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        return "must be a mapping"
+    if kind == "string_pattern_mismatch":
+        hint = PATTERN_HINTS.get(str((err.get("ctx") or {}).get("pattern")))
+        if hint:
+            return hint
     for prefix in ("Value error, ", "Assertion failed, "):
         if msg.startswith(prefix):
             msg = msg[len(prefix):]
@@ -179,16 +196,14 @@ def _load_file(filename: str, context: dict, check: _FileCheck, digest) -> None:
         for doc in documents(text):
             check.document(doc)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        check.problems.append(Problem(filename, line, col, "",
-                                      f"YAML syntax error: {exc.problem or exc.context}"))
+        check.problems.append(syntax_problem(filename, exc))
     except yaml.YAMLError as exc:
         check.problems.append(Problem(filename, 1, 1, "", f"YAML error: {exc}"))
     except DuplicateKey as exc:
         mark, first = exc.second.start_mark, exc.first.start_mark
-        check.problems.append(Problem(filename, mark.line + 1, mark.column + 1, exc.key,
-                                      f"duplicate key '{exc.key}' (first at line {first.line + 1})"))
+        check.problems.append(Problem(filename, mark.line + 1, mark.column + 1, exc.path,
+                                      f"duplicate key '{exc.key}' (first at line {first.line + 1}, "
+                                      f"column {first.column + 1})"))
     except RecursionError:
         check.problems.append(Problem(filename, 1, 1, "", "YAML nesting is too deep"))
 

@@ -13,7 +13,7 @@ from typing import Any, Optional
 import yaml
 
 from ..errors import Problem
-from .yamlpos import documents, DuplicateKey
+from .yamlpos import DuplicateKey, documents, syntax_problem
 
 _MARKERS = ("{{", "{%", "{#")
 
@@ -44,7 +44,7 @@ def render(text: str, filename: str, context: dict[str, Any]) -> str:
     global _ENV
     if _ENV is None:
         _ENV = _environment()
-    import jinja2
+    import jinja2.sandbox
     try:
         code = _ENV.compile(text, name=filename, filename=filename)
         template = _ENV.template_class.from_code(_ENV, code, _ENV.make_globals(None), None)
@@ -58,8 +58,10 @@ def render(text: str, filename: str, context: dict[str, Any]) -> str:
                                       f"template error: {_undefined_message(exc)}")) from None
     except Exception as exc:  # sandbox violations, errors raised inside expressions
         line = _template_line(exc, filename)
+        what = ("refused by the sandbox" if isinstance(exc, jinja2.sandbox.SecurityError)
+                else type(exc).__name__)
         raise TemplateFailure(Problem(filename, line, 1, "",
-                                      f"template error: {type(exc).__name__}: {exc}")) from None
+                                      f"template error: {what}: {exc}")) from None
 
 
 def _undefined_message(exc: Any) -> str:
@@ -94,12 +96,11 @@ def load_var_file(path: str) -> tuple[dict[str, Any], list[Problem]]:
     try:
         docs = list(documents(text))
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        return {}, [Problem(path, line, col, "", f"YAML syntax error: {exc.problem}")]
+        return {}, [syntax_problem(path, exc)]
     except DuplicateKey as exc:
         mark = exc.second.start_mark
-        return {}, [Problem(path, mark.line + 1, mark.column + 1, exc.key, "duplicate key")]
+        return {}, [Problem(path, mark.line + 1, mark.column + 1, exc.path,
+                            f"duplicate key '{exc.key}'")]
     if not docs:
         return {}, []
     if len(docs) > 1 or not isinstance(docs[0].value, dict):

@@ -12,6 +12,8 @@ from typing import Any, Iterator, Optional
 
 import yaml
 
+from ..errors import Problem
+
 try:
     _Base = yaml.CSafeLoader
 except AttributeError:  # pragma: no cover - libyaml is in the wheels we pin
@@ -51,8 +53,23 @@ _constructor = yaml.constructor.SafeConstructor()
 
 
 class DuplicateKey(Exception):
+    """A key given twice in one mapping; ``path`` is its dotted field path."""
+
     def __init__(self, key: str, first: yaml.Node, second: yaml.Node):
         self.key, self.first, self.second = key, first, second
+        self.path = key
+
+
+def syntax_problem(filename: str, exc: yaml.MarkedYAMLError) -> Problem:
+    """A YAML syntax error as a Problem, at the problem's position, naming its context."""
+    mark = exc.problem_mark or exc.context_mark
+    line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+    message = f"YAML syntax error: {exc.problem or exc.context}"
+    context = exc.context_mark
+    if exc.problem and exc.context and context is not None and context is not mark:
+        message += (f" ({exc.context} that starts at line {context.line + 1}, "
+                    f"column {context.column + 1})")
+    return Problem(filename, line, col, "", message)
 
 
 @dataclass
@@ -140,6 +157,23 @@ def _first_key(node: yaml.MappingNode, key: Any) -> yaml.Node:
     return node  # pragma: no cover - the key was seen, so it is there
 
 
+def _key_path(node: yaml.Node, target: yaml.Node) -> Optional[list]:
+    """The field path (keys and indexes) leading to the key node ``target``."""
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            if key_node is target:
+                return [key_node.value]
+            sub = _key_path(value_node, target)
+            if sub is not None:
+                return [key_node.value] + sub
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            sub = _key_path(item, target)
+            if sub is not None:
+                return [index] + sub
+    return None
+
+
 def documents(text: str) -> Iterator[Document]:
     """Yield every non-empty document of ``text``. Raises yaml.YAMLError / DuplicateKey."""
     loader = _Loader(text)
@@ -152,6 +186,11 @@ def documents(text: str) -> Iterator[Document]:
                 continue
             if isinstance(root, yaml.ScalarNode) and root.tag == _NULL:
                 continue
-            yield Document(convert(root), root, index)
+            try:
+                value = convert(root)
+            except DuplicateKey as exc:
+                exc.path = ".".join(str(p) for p in _key_path(root, exc.second) or [exc.key])
+                raise
+            yield Document(value, root, index)
     finally:
         loader.dispose()
