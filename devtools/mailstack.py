@@ -482,6 +482,9 @@ class MailStack:
                     "dovecot/state", "mail"):
             (root / sub).mkdir(parents=True, exist_ok=True)
         shutil.chown(root / "postfix" / "data", "postfix", "postfix")
+        private = root / "postfix" / "queue" / "private"  # Dovecot puts its sockets here
+        private.mkdir(mode=0o700, exist_ok=True)
+        shutil.chown(private, "postfix", "root")
         shutil.chown(root / "mail", MAIL_UID, MAIL_UID)
         (self.postfix_dir / "main.cf").write_text(postfix_main_cf(root, self.certs, self.domain))
         (self.postfix_dir / "master.cf").write_text(postfix_master_cf(self.ports, self.certs))
@@ -494,9 +497,6 @@ class MailStack:
             self.add_user(local, password, quota)
         self.dovecot_conf_file.write_text(dovecot_conf(root, self.certs, self.ports))
         self._register_config_dir()
-        res = _run(["postfix", "-c", str(self.postfix_dir), "set-permissions"])
-        if res.returncode:
-            raise MailStackError(f"postfix set-permissions failed: {res.stderr.strip()}")
 
     def _register_config_dir(self) -> None:
         """Postfix accepts `-c DIR` only for directories listed in the default main.cf."""
@@ -573,10 +573,10 @@ class MailStack:
 
     def stop(self) -> None:
         """Stop both servers (idempotent; safe after a failed start)."""
-        if (self.postfix_dir / "main.cf").exists() and "postfix" in self._procs:
-            _run(["postfix", "-c", str(self.postfix_dir), "stop"])
-        if "dovecot" in self._procs and self._procs["dovecot"].poll() is None:
-            _run(["dovecot", "-c", str(self.dovecot_conf_file), "stop"])
+        self._signal_master(signal.SIGTERM)
+        dovecot = self._procs.get("dovecot")
+        if dovecot is not None and dovecot.poll() is None:
+            dovecot.terminate()
         for name, proc in list(self._procs.items()):
             try:
                 proc.wait(timeout=10)
@@ -586,7 +586,7 @@ class MailStack:
                 except ProcessLookupError:
                     pass
                 proc.wait(timeout=5)
-        self._kill_leftover_master()
+        self._signal_master(signal.SIGKILL)
         self._procs.clear()
         for log in self._logs:
             log.close()
@@ -598,7 +598,8 @@ class MailStack:
         except Exception:
             pass
 
-    def _kill_leftover_master(self) -> None:
+    def _signal_master(self, signum: int) -> None:
+        """Signal our Postfix master (found by its pid file) if it still runs."""
         pid_file = self.workdir / "postfix" / "queue" / "pid" / "master.pid"
         try:
             pid = int(pid_file.read_text().split()[0])
@@ -606,7 +607,10 @@ class MailStack:
         except (OSError, ValueError, IndexError):
             return
         if b"master" in cmdline:
-            os.kill(pid, signal.SIGKILL)
+            try:
+                os.kill(pid, signum)
+            except ProcessLookupError:
+                pass
 
     def log_tail(self, lines: int = 40) -> str:
         parts = []
@@ -629,7 +633,21 @@ class MailStack:
             raise ValueError(f"bad local part {local!r}")
         self._users[local] = (password, quota)
         self._write_users()
+        if self.started:
+            self._await_login(local)
         return self.address(local)
+
+    def _await_login(self, local: str, timeout: float = 5.0) -> None:
+        """Dovecot re-reads the passwd-file at most once a second: wait until it did."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.messages(local)
+                return
+            except imaplib.IMAP4.error:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
 
     def _write_users(self) -> None:
         lines = []
@@ -658,7 +676,8 @@ class MailStack:
     def messages(self, local: str, folder: str = "INBOX") -> list[email.message.EmailMessage]:
         """All messages of a mailbox, read over IMAP (plain port) as that user."""
         with imaplib.IMAP4("127.0.0.1", self.ports["imap"], timeout=10) as imap:
-            imap.login(self.address(local), self.user_password(local))
+            token = f"\0{self.address(local)}\0{self.user_password(local)}".encode()
+            imap.authenticate("PLAIN", lambda _challenge: token)  # UTF-8 safe, unlike LOGIN
             imap.select(folder, readonly=True)
             typ, data = imap.search(None, "ALL")
             out = []
