@@ -301,3 +301,31 @@ def test_closed_registry_says_so(registry):
     registry.close()
     with pytest.raises(RegistryError, match="closed"):
         registry.meta()
+
+
+# -- PostgreSQL specifics ------------------------------------------------------------
+
+def test_postgres_url_keeps_schema_and_hides_password():
+    from reconciler.registry.postgres import split_url
+    conninfo, schema, shown = split_url(
+        "postgresql://bob:hunter2@db.example:5433/reg?schema=team_a&sslmode=require")
+    assert conninfo == "postgresql://bob:hunter2@db.example:5433/reg?sslmode=require"
+    assert schema == "team_a"
+    assert shown == "postgresql://bob:***@db.example:5433/reg?schema=team_a&sslmode=require"
+    assert split_url("postgresql://root@h/test")[1] is None
+
+
+def test_postgres_connection_error_hides_password(monkeypatch):
+    monkeypatch.setenv("MAILFORM_MASTER_KEY", __import__(
+        "reconciler.registry.crypto", fromlist=["x"]).generate_key())
+    with pytest.raises(RegistryError, match="cannot open the registry") as err:
+        open_registry("postgresql://bob:hunter2@127.0.0.1:1/test?connect_timeout=2")
+    assert "hunter2" not in str(err.value)
+
+
+def test_postgres_needs_the_master_key(backend, reg_url, monkeypatch):
+    if backend != "postgres":
+        pytest.skip("PostgreSQL only")
+    monkeypatch.delenv("MAILFORM_MASTER_KEY")
+    with pytest.raises(RegistryError, match="needs MAILFORM_MASTER_KEY"):
+        open_registry(reg_url)
