@@ -113,3 +113,23 @@ def test_migration_steps_must_be_in_order(tmp_path, monkeypatch):
     url = _sqlite_url(tmp_path, monkeypatch)
     with pytest.raises(RegistryError, match="out of order"):
         SQLiteRegistry(url, migrations=(MIGRATIONS[1], MIGRATIONS[0]))
+
+
+def test_concurrent_first_opens_agree(reg_url):
+    code = """
+        import sys
+        from reconciler.registry import open_registry
+        print("READY", flush=True)
+        sys.stdin.readline()
+        with open_registry(sys.argv[1]) as reg:
+            print(reg.meta().lineage, reg.fingerprint("smtp.password", "x"))
+    """
+    procs = [spawn(code, reg_url) for _ in range(3)]
+    for proc in procs:
+        wait_for_line(proc, "READY")
+    for proc in procs:
+        proc.stdin.write("GO\n")
+        proc.stdin.flush()
+    results = [proc.communicate(timeout=60) for proc in procs]
+    assert all(proc.returncode == 0 for proc in procs), [err for _, err in results]
+    assert len({out for out, _ in results}) == 1       # one lineage, one key

@@ -79,8 +79,11 @@ class PostgresRegistry(SQLRegistry):
         return conn
 
     def _schema_version(self, cur: Any) -> int:
-        cur.execute("SELECT to_regclass('meta')")
-        if cur.fetchone()[0] is None:
+        # A catalog scan, not to_regclass(): its cached "no such table" answer can
+        # outlive another session's commit that we just waited for.
+        cur.execute("SELECT count(*) FROM pg_catalog.pg_tables "
+                    "WHERE schemaname = current_schema() AND tablename = 'meta'")
+        if cur.fetchone()[0] == 0:
             return 0
         cur.execute("SELECT value FROM meta WHERE key = 'schema_version'")
         row = cur.fetchone()
