@@ -1,0 +1,142 @@
+"""`mailform verify`: check settings of the desired accounts (SPEC §3, §6)."""
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from ..errors import MailformError, SecretError
+from ..manifest import account_secrets
+from ..verify.accounts import check_items
+from ..verify.runner import DEFAULT_CONCURRENCY, run_checks
+from .options import load_desired, manifest_options
+from .output import plural, print_problems, use_color
+
+DEFAULT_TIMEOUT = 10.0
+
+
+@click.command()
+@manifest_options
+@click.option("--account", "accounts", multiple=True, metavar="NAME",
+              help="Only this account (repeatable).")
+@click.option("--send-test", "send_test", is_flag=False, flag_value="", default=None,
+              metavar="[ADDRESS]",
+              help="Also send a test message, to ADDRESS or the account's own address.")
+@click.option("--concurrency", type=click.IntRange(1, 1000), default=DEFAULT_CONCURRENCY,
+              show_default=True, help="Checks in flight at once.")
+@click.option("--timeout", type=click.FloatRange(0.1, 600), default=DEFAULT_TIMEOUT,
+              show_default=True, help="Seconds per check, whatever the server does.")
+@click.option("--format", "fmt", type=click.Choice(["human", "json"]), default="human",
+              show_default=True, help="Output format.")
+def verify(paths, var_files, var_pairs, environment, accounts, send_test, concurrency, timeout,
+           fmt):
+    """Check that each account can log in to its SMTP and inbox servers.
+
+    Exit 1 when any check fails.  Trust an extra CA with MAILFORM_CA_FILE=PEM.
+    """
+    desired = load_desired(paths, var_files, var_pairs, environment)
+    chosen = _select(desired.accounts, accounts)
+    items, secret_errors, skipped = [], [], []
+    for account in chosen:
+        if account.spec.smtp is None and account.spec.inbox is None:
+            skipped.append(account.name)
+            continue
+        try:
+            secrets = account_secrets(account)
+        except SecretError as exc:
+            secret_errors.append(str(exc))
+            continue
+        items += check_items(account, secrets, send_test)
+    results = run_checks(items, concurrency, timeout, progress=_progress(len(items), fmt))
+    if fmt == "json":
+        _print_json(items, results, secret_errors, skipped, desired.warnings)
+    else:
+        _print_human(items, results, secret_errors, skipped, desired.warnings)
+    failed = secret_errors or any(not res.ok for res in results)
+    return 1 if failed else 0
+
+
+def _select(all_accounts: dict, names: tuple[str, ...]) -> list:
+    if not names:
+        return [all_accounts[name] for name in sorted(all_accounts)]
+    missing = [name for name in names if name not in all_accounts]
+    if missing:
+        raise MailformError(f"no account named {', '.join(missing)} in the manifests")
+    return [all_accounts[name] for name in dict.fromkeys(names)]
+
+
+def _progress(total: int, fmt: str):
+    """A progress bar on a terminal only (stderr), never in JSON mode."""
+    if total == 0 or fmt != "human" or not sys.stderr.isatty():
+        return None
+    bar = click.progressbar(length=total, label="verifying", file=sys.stderr,
+                            show_eta=False, show_pos=True)
+    bar.__enter__()
+
+    def update(done: int, _total: int, _result) -> None:
+        bar.update(1)
+        if done == _total:
+            bar.__exit__(None, None, None)
+
+    return update
+
+
+def _row(item, res) -> dict:
+    data = {"account": item.account, "role": item.role}
+    data.update(res.to_dict())
+    return data
+
+
+def _print_json(items, results, secret_errors, skipped, warnings) -> None:
+    rows = [_row(item, res) for item, res in zip(items, results)]
+    failed = sum(1 for res in results if not res.ok)
+    click.echo(json.dumps({
+        "results": rows,
+        "errors": secret_errors,
+        "skipped": skipped,
+        "warnings": [w.to_dict() for w in warnings],
+        "summary": {"checks": len(results), "ok": len(results) - failed, "failed": failed,
+                    "errors": len(secret_errors)},
+    }, indent=2))
+
+
+def _print_human(items, results, secret_errors, skipped, warnings) -> None:
+    print_problems([], warnings)
+    color = use_color()
+    header = ("ACCOUNT", "SERVER", "ENDPOINT", "RESULT", "TIME", "DETAIL")
+    rows = [header]
+    for item, res in zip(items, results):
+        rows.append((item.account or "", f"{item.role} ({res.kind})",
+                     f"{res.host}:{res.port} {res.security}", res.code,
+                     f"{res.elapsed:.2f}s", _detail(res)))
+    if len(rows) > 1:
+        widths = [max(len(r[i]) for r in rows) for i in range(5)]
+        for index, row in enumerate(rows):
+            cells = [row[i].ljust(widths[i]) for i in range(5)]
+            if index and color:
+                cells[3] = click.style(cells[3], fg="green" if row[3] == "ok" else "red")
+            click.echo("  ".join(cells + [row[5]]).rstrip())
+    for name in skipped:
+        click.echo(f"account.{name}: skipped (marketing: sent through the platform's servers)")
+    for error in secret_errors:
+        click.echo(f"Error: {error}", err=True)
+    failed = sum(1 for res in results if not res.ok)
+    click.echo(f"{plural(len(results), 'check')}: {len(results) - failed} ok, {failed} failed"
+               + (f", {plural(len(secret_errors), 'secret error')}" if secret_errors else ""))
+
+
+def _detail(res) -> str:
+    parts = []
+    if res.cert_reason:
+        parts.append(f"certificate: {res.cert_reason}")
+    reply = " ".join(str(x) for x in (res.reply_code, res.reply_text) if x)
+    if reply and (not res.ok or res.message_id):
+        parts.append(reply)
+    if res.message_id:
+        parts.append(f"sent {res.message_id}")
+    if res.hint:
+        parts.append(f"hint: {res.hint}")
+    if res.ok and res.tls_version:
+        parts.insert(0, res.tls_version)
+    return "; ".join(parts)
