@@ -82,36 +82,37 @@ def _failed_headers(root: Part) -> list[str]:
 
 
 def _from_text(root: Part) -> Verdict:
-    subject = decode_words(root.header("subject"))
+    subject = decode_words(root.header("subject")).lower()
     body = text.readable_text(root)
+    low = body.lower()
     failed = _failed_headers(root)
-    signature = text.SIGNATURES.search(body)
-    if text.DELAY.search(subject) or (text.DELAY.search(body) and not failed and
+    signature = text.SIGNATURES.search(low)
+    if text.DELAY.search(subject) or (text.DELAY.search(low) and not failed and
                                       not text.PERMANENT.search(subject)):
         if signature or failed or text.is_daemon_sender(root) or text.BOUNCE_SUBJECT.search(subject):
             return Verdict(False, (), "delayed")
     if failed or signature:
         return _text_bounce(root, body, "heuristic")
-    if _is_challenge(root, subject, body):
+    if _is_challenge(root, subject, low):
         return Verdict(False, (), "challenge")
     daemon = text.is_daemon_sender(root)
     bounce_subject = bool(text.BOUNCE_SUBJECT.search(subject))
     if _is_autoreply(root, subject) and not (daemon or bounce_subject):
         return Verdict(False, (), "autoreply")
-    if _weak_evidence(root, daemon, bounce_subject, body):
+    if _weak_evidence(root, daemon, bounce_subject, low):
         return _text_bounce(root, body, "heuristic")
     return Verdict(False, (), "ordinary")
 
 
-def _weak_evidence(root: Part, daemon: bool, bounce_subject: bool, body: str) -> bool:
-    failure_words = bool(text.GENERIC_FAILURE.search(body))
+def _weak_evidence(root: Part, daemon: bool, bounce_subject: bool, low: str) -> bool:
+    failure_words = bool(text.GENERIC_FAILURE.search(low))
     if daemon and (bounce_subject or failure_words):
         return True
     if not (bounce_subject and failure_words):
         return False
     null_sender = root.header("return-path").strip() == "<>"
     has_original = dsn.original_headers(root) is not None
-    return null_sender or has_original or bool(ENHANCED.search(body) or basic_code(body))
+    return null_sender or has_original or bool(ENHANCED.search(low) or basic_code(low))
 
 
 def _text_bounce(root: Part, body: str, how: str) -> Verdict:
@@ -146,7 +147,7 @@ def _is_autoreply(root: Part, subject: str) -> bool:
     return bool(text.AUTOREPLY_SUBJECT.search(subject))
 
 
-def _is_challenge(root: Part, subject: str, body: str) -> bool:
+def _is_challenge(root: Part, subject: str, low: str) -> bool:
     if any(name in root.headers for name in _CHALLENGE_HEADERS):
         return True
-    return bool(text.CHALLENGE.search(subject) or text.CHALLENGE.search(body[:4096]))
+    return bool(text.CHALLENGE.search(subject) or text.CHALLENGE.search(low, 0, 4096))

@@ -16,6 +16,7 @@ ORIGINAL_TYPES = ("message/rfc822", "message/global") + HEADER_TYPES
 _FIELD = re.compile(r"^([A-Za-z][\w-]*)[ \t]*:[ \t]*(.*)$")
 _DSN_SHAPE = re.compile(r"^(?:final|original)-recipient\s*:", re.I | re.M)
 _DIAG_TYPE = re.compile(r"^\s*(?:smtp|x-[\w-]+|unknown)\s*;\s*", re.I)
+_LIST_ADDRESS = re.compile(r"[^\s<>,;:\"()\[\]]+@[^\s<>,;:\"()\[\]]+")
 _NOT_COMPLAINTS = {"auth-failure", "not-spam", "dkim", "spf"}
 
 
@@ -55,8 +56,8 @@ def _recipient_blocks(text: str) -> list[dict[str, str]]:
 
 
 def report_part(root: Part, types: tuple[str, ...]) -> Part | None:
-    for part, inside in root.walk():
-        if not inside and part.ctype in types:
+    for part, _ in root.walk(into_messages=False):
+        if part.ctype in types:
             return part
     return None
 
@@ -179,17 +180,5 @@ def original_senders(root: Part) -> set[str]:
 
 
 def split_list(value: str) -> list[str]:
-    """An address-list header value split at commas outside quotes and angle brackets."""
-    parts, depth, quoted, start = [], 0, False, 0
-    for i, ch in enumerate(value):
-        if ch == '"':
-            quoted = not quoted
-        elif not quoted and ch == "<":
-            depth += 1
-        elif not quoted and ch == ">":
-            depth = max(0, depth - 1)
-        elif ch == "," and not quoted and depth == 0:
-            parts.append(value[start:i])
-            start = i + 1
-    parts.append(value[start:])
-    return parts
+    """The addresses in an address-list header value (display names dropped)."""
+    return _LIST_ADDRESS.findall(value)

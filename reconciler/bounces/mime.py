@@ -21,6 +21,9 @@ MAX_DEPTH = 6            # nesting of multiparts and attached messages
 MAX_TEXT = 64 * 1024     # characters of one decoded text body
 
 _HEADER_LINE = re.compile(rb"([!-9;-~]+)[ \t]*:")
+_FIELD_LINES = re.compile(rb"^([!-9;-~]+)[ \t]*:[ \t]*([^\n]*(?:\n[ \t][^\n]*)*)", re.M)
+_FOLD = re.compile(rb"[ \t]*\n[ \t]*")
+_NOT_HEADER = re.compile(rb"\n(?![ \t]|[!-9;-~]+[ \t]*:)")
 _PARAM = re.compile(r';\s*([\w\-.*]+)\s*=\s*("(?:[^"\\]|\\.)*"?|[^;\s]*)')
 _B64_JUNK = re.compile(rb"[^A-Za-z0-9+/]")
 _TAG = re.compile(r"<(script|style)\b.*?</\1\s*>|<[^>]*>", re.S | re.I)
@@ -41,40 +44,27 @@ def decode_words(value: str) -> str:
 def parse_headers(block: bytes) -> dict[str, list[str]]:
     """Header block (LF line ends) → lower-case name → values, unfolded, in order."""
     headers: dict[str, list[str]] = {}
-    name = None
-    for line in block.split(b"\n"):
-        if line[:1] in (b" ", b"\t"):
-            if name is not None:
-                values = headers[name]
-                values[-1] = values[-1] + " " + line.strip().decode("utf-8", "replace")
-            continue
-        match = _HEADER_LINE.match(line)
-        if match is None:
-            name = None
-            continue
-        name = match.group(1).decode("ascii").lower()
-        value = line[match.end():].strip().decode("utf-8", "replace")
-        headers.setdefault(name, []).append(value)
+    for name, value in _FIELD_LINES.findall(block):
+        if b"\n" in value:
+            value = _FOLD.sub(b" ", value)
+        headers.setdefault(name.decode("ascii").lower(), []).append(
+            value.strip().decode("utf-8", "replace"))
     return headers
 
 
 def _split_head(data: bytes) -> tuple[bytes, bytes]:
-    """Split a message into header block and body without trusting it to be well formed."""
+    """Split a message into header block and body without trusting it to be well formed:
+    headers end at the first blank line or at the first line that is not a header."""
     if data.startswith(b"From "):  # mbox separator line
         data = data.partition(b"\n")[2]
-    if data[:1] == b"\n":
-        return b"", data[1:]
-    end = data.find(b"\n\n")
-    head = data if end < 0 else data[:end]
-    # a body that starts without a blank line: headers stop at the first line that is not one
-    pos = 0
-    for line in head.split(b"\n"):
-        if pos and not (line[:1] in (b" ", b"\t") or _HEADER_LINE.match(line)):
-            return data[:pos - 1], data[pos:]
-        if not pos and not _HEADER_LINE.match(line):
-            return b"", data
-        pos += len(line) + 1
-    return head, (b"" if end < 0 else data[end + 2:])
+    if not _HEADER_LINE.match(data):
+        return b"", data[1:] if data[:1] == b"\n" else data
+    stray = _NOT_HEADER.search(data)
+    if stray is None:
+        return data, b""
+    end = stray.start()
+    body = data[end + 1:]
+    return data[:end], body[1:] if body[:1] == b"\n" else body
 
 
 def parse_content_type(value: str) -> tuple[str, dict[str, str]]:
@@ -176,12 +166,15 @@ class Part:
             text = _ENTITY_RE.sub(lambda m: _ENTITY[m.group(0)], _TAG.sub(" ", text))
         return text
 
-    def walk(self, inside_message: bool = False):
-        """Depth-first (part, inside_attached_message) pairs, this part first."""
+    def walk(self, inside_message: bool = False, into_messages: bool = True):
+        """Depth-first (part, inside_attached_message) pairs, this part first; attached
+        messages are opened only when ``into_messages``."""
         yield self, inside_message
-        nested = inside_message or self.ctype in ("message/rfc822", "message/global")
+        attached = self.ctype in ("message/rfc822", "message/global")
+        if attached and not into_messages:
+            return
         for child in self.children:
-            yield from child.walk(nested)
+            yield from child.walk(inside_message or attached, into_messages)
 
 
 _CODECS: dict[str, str] = {}

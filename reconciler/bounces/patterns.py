@@ -14,65 +14,87 @@ from __future__ import annotations
 
 import re
 
-_I = re.I
+# Look-behinds come after the first character so that the engine can skip to candidates.
+ENHANCED = re.compile(r"([245])(?<![\d.][245])\.(\d{1,3})\.(\d{1,3})(?!\.?\d)")
+FAILURE_CODE = re.compile(r"([45])(?<![\d.][45])\.(\d{1,3})\.(\d{1,3})(?!\.?\d)")
+BASIC = re.compile(r"([45][0-5]\d)(?<![^\s:;'\"(\[#<=][45][0-5]\d)(?=[\s\-]|$)", re.M)
 
-ENHANCED = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?!\.?\d)")
-FAILURE_CODE = re.compile(r"(?<![\d.])([45])\.(\d{1,3})\.(\d{1,3})(?!\.?\d)")
-BASIC = re.compile(r"(?:^|(?<=[\s:;'\"(\[#<=]))([45][0-5]\d)(?=[\s\-]|$)", re.M)
 
-MAILBOX_FULL = re.compile(
-    r"mail ?box (?:is |was )?(?:full|over|exceeded|at capacity)|full mail ?box"
-    r"|over ?quota|quota (?:exceeded|full|limit)|exceed(?:ed|s)? (?:the |his |her |its |their |your )?"
-    r"(?:storage|quota|mailbox|disk|allowed)|insufficient (?:system )?storage"
-    r"|(?:storage|disk) (?:space )?(?:is )?full|out of (?:storage|disk space)|no space left"
-    r"|not enough (?:disk |storage )?space|(?:mail ?box|user) (?:size )?limit|too many messages"
-    r"|message (?:is )?too (?:large|big)|message size exceeds|exceeds? (?:the )?(?:maximum|message) size"
-    r"|size limit|postfach (?:ist )?voll|bo[iî]te (?:aux lettres )?pleine|buz[oó]n lleno", _I)
+def alternatives(*branches: str) -> re.Pattern:
+    """One regex of lower-case alternatives, each starting with a literal character.
 
-BLOCKED = re.compile(
-    r"spam|black ?list|block ?list|\bblocked\b|(?<!not )\blisted (?:at|in|on|by)\b|spamhaus|spamcop|sorbs"
-    r"|barracuda|\brbl\b|dnsbl|reputation|polic(?:y|ies)|\bspf\b|dkim|dmarc|not authori[sz]ed"
-    r"|unauthori[sz]ed|unauthenticated|authentication (?:check|fail|required)|\bbanned\b|virus"
-    r"|malware|phish|unsolicited|junk|bulk (?:e-?)?mail|content (?:rejected|filter)"
-    r"|(?:message|mail|email) (?:was )?(?:rejected|refused) (?:due|because|as)"
-    r"|sender (?:address )?(?:rejected|denied|blocked|not allowed)|client host rejected"
-    r"|(?:ip|host|domain|sender|network) (?:address )?(?:\S+ )?(?:is |has been |was )?"
-    r"(?:blocked|blacklisted|banned|listed)|reverse dns|\bptr\b|rdns|helo command rejected"
-    r"|access denied, banned|denied by policy|refused by (?:the )?(?:recipient|policy|filter)"
-    r"|suspicious|envelope blocked", _I)
+    Texts are lower-cased once and searched without re.IGNORECASE: then the
+    regex engine skips every position whose character cannot start a branch,
+    which makes these long alternations several times faster.
+    """
+    return re.compile("|".join(branches))
 
-HARD = re.compile(
-    r"user(?:name)? (?:is )?unknown|unknown (?:user|recipient|local[- ]?part|mailbox|address|alias|addressee)"
-    r"|no such (?:user|recipient|mailbox|person|address|account|local user|domain|e-?mail)"
-    r"|(?:does ?n[o']?t|doesn't|did not) exist|not exist|(?:user|recipient|mailbox|address|account"
-    r"|addressee)s? (?:was |is )?not found|not found (?:in|by) (?:the )?(?:directory|smtp|address|recipient)"
-    r"|mail ?box (?:is |was |has been )?(?:unavailable|not available|disabled|inactive|deactivated"
-    r"|closed|suspended|removed|deleted|unknown|not found)|(?:no|invalid|bad) (?:destination )?"
-    r"(?:mail ?box|recipient|address|user|e-?mail address|account)|(?:recipient|address|mailbox)"
-    r" (?:is )?(?:invalid|unknown)|account (?:has been |is |was )?(?:disabled|closed|deactivated"
-    r"|inactive|terminated|deleted|removed|expired|suspended|locked|unavailable)"
-    r"|not (?:a )?(?:valid|known) (?:user|recipient|mail ?box|address|e-?mail|account)"
-    r"|isn't a valid|recipientnotfound|recipient not found|unrout(?:e)?able|undeliverable address"
-    r"|not listed in|no longer (?:available|valid|active|in use|accepts?|exists?|with|employed|works?)"
-    r"|(?:host|domain)(?: or domain)?(?: name)? not found|(?:unknown|invalid|non-?existent) domain"
-    r"|nxdomain|domain (?:name )?(?:does not exist|not found|is not valid)"
-    r"|relay(?:ing)? (?:access )?(?:denied|not permitted|prohibited)|unable to relay"
-    r"|(?:not permitted|not allowed) to relay|we do not relay|user not found|user not exist"
-    r"|(?:couldn't|could not|can't|cannot) be found|addressee unknown|not our customer"
-    r"|(?:doesn't|does not) have an? (?:\S+ ){0,2}account|recipient address rejected: access denied"
-    r"|address (?:is )?(?:no longer|not) (?:valid|in use|active)|bad address syntax"
-    r"|syntax error in (?:the )?(?:recipient )?address|not a mailbox|unknown or illegal alias"
-    r"|benutzer unbekannt|unbekannte[rn]? (?:empf|benutzer)|existiert nicht|n'existe pas"
-    r"|utilisateur inconnu|destinataire inconnu|usuario desconocido|no existe|utente sconosciuto", _I)
 
-TEMPORARY = re.compile(
-    r"temporar(?:y|ily)|try (?:again )?later|please retry|deferr?ed|gr[ea]ylist"
-    r"|timed? ?out|time(?:out)? expired|retry (?:timeout|time) (?:exceeded|not reached)|expired"
-    r"|too many (?:connections|recipients|concurrent|sessions)|rate limit|throttl"
-    r"|connection (?:refused|reset|lost|closed)|could not connect|no route to host"
-    r"|network is unreachable|(?:resources?|server|system) (?:temporarily )?(?:unavailable|busy)"
-    r"|local error|out of memory|not accepting (?:network )?messages|host (?:is )?unreachable"
-    r"|lost connection|gave up|giving up|too long in queue|delivery time", _I)
+def _each(words: str, suffix: str) -> list[str]:
+    return [word + suffix for word in words.split()]
+
+
+MAILBOX_FULL = alternatives(
+    r"mail ?box (?:is |was )?(?:full|over|exceeded|at capacity)", r"full mail ?box", r"over ?quota",
+    r"quota (?:exceeded|full|limit)",
+    r"exceed(?:ed|s)? (?:the |his |her |its |their |your )?(?:storage|quota|mailbox|disk|allowed)",
+    r"insufficient (?:system )?storage", r"storage (?:space )?(?:is )?full", r"disk (?:space )?(?:is )?full",
+    r"out of (?:storage|disk space)", r"no space left", r"not enough (?:disk |storage )?space",
+    r"mail ?box (?:size )?limit", r"user (?:size )?limit", r"too many messages",
+    r"message (?:is )?too (?:large|big)", r"message size exceeds", r"exceeds? (?:the )?(?:maximum|message) size",
+    r"size limit", r"postfach (?:ist )?voll", r"bo[iî]te (?:aux lettres )?pleine", r"buz[oó]n lleno")
+
+BLOCKED = alternatives(
+    r"spam", r"black ?list", r"block ?list", r"blocked", r"listed(?<!not listed) (?:at|in|on|by)\b",
+    r"sorbs", r"barracuda", r"rbl\b", r"dnsbl", r"reputation", r"polic(?:y|ies)", r"spf\b", r"dkim",
+    r"dmarc", r"not authori[sz]ed", r"unauthori[sz]ed", r"unauthenticated",
+    r"authentication (?:check|fail|required)", r"banned", r"virus", r"malware", r"phish", r"unsolicited",
+    r"junk", r"bulk (?:e-?)?mail", r"content (?:rejected|filter)",
+    *_each("message mail email", r" (?:was )?(?:rejected|refused) (?:due|because|as)"),
+    r"sender (?:address )?(?:rejected|denied|blocked|not allowed)", r"client host rejected",
+    *_each("ip host domain sender network",
+           r" (?:address )?(?:\S+ )?(?:is |has been |was )?(?:blacklisted|banned|listed)"),
+    r"reverse dns", r"ptr record", r"rdns", r"helo command rejected", r"refused by (?:the )?(?:recipient|filter)",
+    r"suspicious")
+
+HARD = alternatives(
+    r"user(?:name)? (?:is )?unknown",
+    r"unknown (?:user|recipient|local[- ]?part|mailbox|address|alias|addressee)",
+    r"no such (?:user|recipient|mailbox|person|address|account|local user|domain|e-?mail)",
+    r"not exist", r"n't exist",
+    *_each("user recipient mailbox address account addressee", r"s? (?:was |is )?not found"),
+    r"not found (?:in|by) (?:the )?(?:directory|smtp|address|recipient)",
+    r"mail ?box (?:is |was |has been )?(?:unavailable|not available|disabled|inactive|deactivated"
+    r"|closed|suspended|removed|deleted|unknown|not found)",
+    *_each("no invalid bad", r" (?:destination )?(?:mail ?box|recipient|address|user|e-?mail address|account)"),
+    *_each("recipient address mailbox", r" (?:is )?(?:invalid|unknown)"),
+    r"account (?:has been |is |was )?(?:disabled|closed|deactivated|inactive|terminated|deleted|removed"
+    r"|expired|suspended|locked|unavailable)",
+    r"not (?:a )?(?:valid|known) (?:user|recipient|mail ?box|address|e-?mail|account)",
+    r"isn't a valid", r"recipientnotfound", r"recipient not found", r"unrout(?:e)?able", r"undeliverable address",
+    r"not listed in", r"no longer (?:available|valid|active|in use|accepts?|exists?|with|employed|works?)",
+    r"host(?: or domain)?(?: name)? not found", r"domain(?: name)? not found",
+    *_each("unknown invalid nonexistent non-existent", r" domain"), r"nxdomain",
+    r"domain (?:name )?(?:does not exist|is not valid)",
+    r"relay(?:ing)? (?:access )?(?:denied|not permitted|prohibited)", r"unable to relay",
+    r"not permitted to relay", r"not allowed to relay", r"we do not relay",
+    *_each("couldn't could can't cannot", r"(?: not)? be found"),
+    r"addressee unknown", r"not our customer",
+    *_each("doesn't does", r"(?: not)? have an? (?:\S+ ){0,2}account"),
+    r"recipient address rejected: access denied", r"address (?:is )?(?:no longer|not) (?:valid|in use|active)",
+    r"bad address syntax", r"syntax error in (?:the )?(?:recipient )?address", r"not a mailbox",
+    r"unknown or illegal alias", r"benutzer unbekannt", r"unbekannte[rn]? (?:empf|benutzer)",
+    r"existiert nicht", r"n'existe pas", r"utilisateur inconnu", r"destinataire inconnu",
+    r"usuario desconocido", r"no existe", r"utente sconosciuto")
+
+TEMPORARY = alternatives(
+    r"temporar(?:y|ily)", r"try (?:again )?later", r"please retry", r"deferr?ed", r"gr[ea]ylist",
+    r"timed? ?out", r"time(?:out)? expired", r"retry (?:timeout|time) (?:exceeded|not reached)", r"expired",
+    r"too many (?:connections|recipients|concurrent|sessions)", r"rate limit", r"throttl",
+    r"connection (?:refused|reset|lost|closed)", r"could not connect", r"no route to host",
+    r"network is unreachable", *_each("resource resources server system", r" (?:temporarily )?(?:unavailable|busy)"),
+    r"local error", r"out of memory", r"not accepting (?:network )?messages", r"host (?:is )?unreachable",
+    r"lost connection", r"gave up", r"giving up", r"too long in queue", r"delivery time")
 
 
 def parse_code(text: str | None, failures_only: bool = False) -> str | None:
@@ -90,7 +112,8 @@ def basic_code(text: str | None) -> str | None:
 
 
 def text_kind(text: str | None) -> str | None:
-    """What the words say, most specific first; None when they say nothing we know."""
+    """What the words say (``text`` lower-cased), most specific first; None when they say
+    nothing we know."""
     if not text:
         return None
     if MAILBOX_FULL.search(text):
@@ -106,6 +129,7 @@ def text_kind(text: str | None) -> str | None:
 
 def kind_for(status: str | None, text: str | None, default: str | None = "hard") -> str | None:
     """The kind of one recipient's failure from its status code and diagnostic text."""
+    text = text.lower() if text else ""
     code = status or parse_code(text, failures_only=True)
     if code:
         klass, subject, detail = (int(x) for x in code.split("."))

@@ -17,7 +17,7 @@ SIGNATURES = re.compile(
     r"this is the qmail-send program|this message was created automatically by mail delivery software"
     r"|this is the (?:mail system|postfix program) at host|following addresses? had permanent fatal errors"
     r"|delivery has failed to these recipients|your message did not reach some or all of the intended"
-    r"|the following recipient\(s\) (?:cannot|could not) be reached|remote server returned '[45]"
+    r"|the following recipient\(s\) cannot be reached|the following recipient\(s\) could not be reached|remote server returned '[45]"
     r"|resolver\.adr\.|delivery to the following recipients? failed permanently"
     r"|technical details of permanent failure|your message wasn't delivered to"
     r"|we were unable to deliver your message to the following address|was not delivered to:"
@@ -29,26 +29,25 @@ SIGNATURES = re.compile(
     r"|could not be delivered to (?:one or more|the following) recipient|message could not be delivered to"
     r"|an error occurred while trying to deliver the mail to the following"
     r"|this is a permanent error\.? the following address"
-    r"|(?:mail|message) delivery (?:to the following recipients? )?failed(?: permanently)?:"
+    r"|mail delivery (?:to the following recipients? )?failed(?: permanently)?:"
+    r"|message delivery (?:to the following recipients? )?failed(?: permanently)?:"
     r"|a message that you sent could not be delivered|unzustellbar an folgende"
     r"|konnte nicht (?:an (?:einen|alle) )?(?:der )?(?:empf[aä]nger )?zugestellt werden"
     r"|n'a pas pu (?:être|etre) remis|no se ha podido entregar|non è stato possibile recapitare"
     r"|smtp error from remote (?:mail server|mailer) after|undeliverable to the following"
-    r"|sorry\. your message could not be delivered|your mail to the following recipients could not be",
-    _IM)
+    r"|sorry\. your message could not be delivered|your mail to the following recipients could not be")
 
 DELAY = re.compile(
     r"warning (?:message )?only|do not need to resend|will (?:be )?retr(?:y|ied)|still (?:trying|undelivered)"
     r"|has not (?:yet )?been delivered|have not yet been delivered|delivery attempts will continue"
     r"|will (?:continue|keep) (?:trying|to try)|delivery (?:status notification )?\(delay\)"
     r"|delivery (?:is )?delayed|delayed mail|temporary problem delivering|delivery incomplete"
-    r"|message (?:is |was )?delayed|not yet delivered|delivery has been delayed|no action is required",
-    _IM)
+    r"|message (?:is |was )?delayed|not yet delivered|delivery has been delayed|no action is required")
 
 PERMANENT = re.compile(
     r"failed permanently|permanent (?:fatal )?errors?|permanent failure|could not be delivered"
     r"|couldn't be delivered|wasn't delivered|was not delivered|undeliverable|delivery has failed"
-    r"|has been removed from the (?:mail )?queue|giving up on|cannot be delivered", _IM)
+    r"|has been removed from the (?:mail )?queue|giving up on|cannot be delivered")
 
 GENERIC_FAILURE = re.compile(
     r"could(?: not|n't) be delivered|was(?: not|n't) delivered|undeliverable|delivery (?:has )?failed"
@@ -57,7 +56,7 @@ GENERIC_FAILURE = re.compile(
     r"|does not exist|mailbox (?:is )?(?:full|unavailable)|returned to sender|could not deliver"
     r"|can(?:not|'t) be delivered|did not reach|delivery failure|failed to deliver"
     r"|recipient address rejected|host not found|not zugestellt|nicht zugestellt|unzustellbar"
-    r"|pas pu (?:être|etre) remis|no se pudo entregar|undelivered", _IM)
+    r"|pas pu (?:être|etre) remis|no se pudo entregar|undelivered")
 
 BOUNCE_SUBJECT = re.compile(
     r"undeliver|undelivered|returned mail|mail delivery (?:failed|failure|system|problem)"
@@ -83,13 +82,15 @@ AUTOREPLY_SUBJECT = re.compile(
     r"|automaattinen vastaus|odpowied[źz] automatyczna|\booo\b", _IM)
 
 CHALLENGE = re.compile(
-    r"challenge[- ]response|(?:confirm|verify) (?:that )?(?:you are|you're) (?:a )?(?:human|real|person)"
+    r"challenge[- ]response|confirm (?:that )?(?:you are|you're) (?:a )?(?:human|real|person)"
+    r"|verify (?:that )?(?:you are|you're) (?:a )?(?:human|real|person)"
     r"|awaiting (?:your )?(?:verification|confirmation|authori[sz]ation)|spam ?arrest|boxbe|mailblocks"
     r"|choicemail|sender verification (?:request|required)|please (?:confirm|verify) (?:your|that)"
-    r"|(?:held|quarantined) (?:for|pending) (?:verification|approval|confirmation)"
+    r"|held (?:for|pending) (?:verification|approval|confirmation)"
+    r"|quarantined (?:for|pending) (?:verification|approval|confirmation)"
     r"|click (?:on )?the (?:link|button) below to (?:verify|confirm|release|deliver)"
     r"|add you to (?:my|the) (?:approved|white ?list|allowed)|not yet (?:verified|authori[sz]ed)"
-    r"|verify your (?:email|message|address)|one-time (?:verification|confirmation)", _IM)
+    r"|verify your (?:email|message|address)|one-time (?:verification|confirmation)")
 
 # Where the returned copy of the original message begins in a bounce's text.
 CUT = re.compile(
@@ -113,8 +114,8 @@ _WINDOW = 900
 def readable_text(root: Part, limit: int = 48 * 1024) -> str:
     """The human-readable text of a message, without the returned original."""
     texts, html = [], []
-    for part, inside in root.walk():
-        if inside or part.maintype != "text" or part.ctype in ("text/rfc822-headers",):
+    for part, _ in root.walk(into_messages=False):
+        if part.maintype != "text" or part.ctype in ("text/rfc822-headers",):
             continue
         if part.header("content-disposition").lower().startswith("attachment") and texts:
             continue
@@ -193,4 +194,5 @@ def _diagnostic_line(window: str) -> str:
 
 def default_kind(text: str) -> str:
     """Kind of a failure whose words name no cause: temporary if it says so, else hard."""
-    return "soft" if TEMPORARY.search(text) and not PERMANENT.search(text) else "hard"
+    low = text.lower()
+    return "soft" if TEMPORARY.search(low) and not PERMANENT.search(low) else "hard"

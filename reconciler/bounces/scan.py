@@ -1,0 +1,117 @@
+"""The inbox scanner: an account's inbox → bounce verdicts → contact status.
+
+Per account and run: at most ``batch_size`` messages not seen before are read
+(oldest first, without marking them read); each message's verdict and the fact
+that it was processed are written to the registry in one transaction, so a
+server that fails midway leaves the registry consistent with what was
+processed and the next scan picks up the rest. Bounces are deleted from the
+server when ``delete_bounces``; other mail is left untouched.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Callable, Optional
+
+from .classify import classify
+from .mailbox import InboxSettings, MailboxError, numeric_sort, open_mailbox
+
+DEFAULT_POLICY = {"soft_bounce_limit": 3, "soft_bounce_window_days": 30}
+
+
+@dataclass
+class ScanReport:
+    account: str
+    scanned: int = 0
+    bounces: dict = field(default_factory=lambda: {"hard": 0, "soft": 0, "blocked": 0,
+                                                   "complaint": 0})
+    newly_faulty: list = field(default_factory=list)
+    unknown: list = field(default_factory=list)
+    deleted: int = 0
+    other: int = 0
+    remaining: int = 0
+    error: Optional[str] = None
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def to_dict(self) -> dict:
+        return {"account": self.account, "result": "ok" if self.ok else "error",
+                "scanned": self.scanned, "bounces": dict(self.bounces),
+                "newly_faulty": list(self.newly_faulty), "unknown": list(self.unknown),
+                "deleted": self.deleted, "other": self.other, "remaining": self.remaining,
+                "error": self.error, "seconds": round(self.seconds, 3)}
+
+    def to_status(self) -> dict:
+        body = self.to_dict()
+        body["time"] = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return body
+
+
+def _process(registry, report: ScanReport, mailbox, uid: str, policy: dict,
+             classifier: Callable) -> bool:
+    """Classify one message and record it; True when it is a bounce."""
+    verdict = classifier(mailbox.fetch(uid))
+    recipients = [(r.address, r.kind, r.status) for r in verdict.recipients] if verdict.bounce else []
+    outcomes = registry.record_message(
+        report.account, mailbox.key, uid, recipients,
+        soft_limit=policy["soft_bounce_limit"], window_days=policy["soft_bounce_window_days"])
+    report.scanned += 1
+    if not verdict.bounce:
+        report.other += 1
+        return False
+    for (address, kind, _), (before, after) in zip(recipients, outcomes):
+        report.bounces[kind] = report.bounces.get(kind, 0) + 1
+        if kind == "blocked":
+            continue
+        if before is None:
+            report.unknown.append(address)
+        elif before != "faulty" and after == "faulty":
+            report.newly_faulty.append(address)
+    return True
+
+
+def scan_account(registry, name: str, settings: InboxSettings, batch_size: int,
+                 delete_bounces: bool, policy: Optional[dict] = None,
+                 classifier: Callable = classify) -> ScanReport:
+    """Scan one account's inbox; the report is also stored as the account's status."""
+    policy = dict(DEFAULT_POLICY, **(policy or {}))
+    report, started = ScanReport(name), time.monotonic()
+    mailbox = None
+    try:
+        mailbox = open_mailbox(settings)
+        seen = registry.processed_uids(name, mailbox.key)
+        pending = [u for u in numeric_sort(mailbox.uids()) if u not in seen]
+        report.remaining = max(0, len(pending) - batch_size)
+        bounced = []
+        for uid in pending[:batch_size]:
+            if _process(registry, report, mailbox, uid, policy, classifier) and delete_bounces:
+                bounced.append(uid)
+        if bounced:
+            mailbox.delete(bounced)
+            report.deleted = len(bounced)
+    except MailboxError as exc:
+        report.error = str(exc)
+    except (OSError, EOFError) as exc:
+        report.error = f"{settings.protocol} {settings.host}:{settings.port}: connection failed " \
+                       f"midway ({type(exc).__name__})"
+    except Exception as exc:  # imaplib/poplib protocol errors: report, keep what was recorded
+        report.error = f"{settings.protocol} error: {type(exc).__name__}: " \
+                       f"{str(exc).replace(settings.password, '(sensitive value)')}"
+    finally:
+        if mailbox is not None:
+            mailbox.close()
+    report.seconds = time.monotonic() - started
+    _store_status(registry, name, report)
+    return report
+
+
+def _store_status(registry, name: str, report: ScanReport) -> None:
+    stored = registry.account(name)
+    totals = dict((stored.status.get("bounce_totals") if stored else None) or {})
+    for kind, count in report.bounces.items():
+        totals[kind] = totals.get(kind, 0) + count
+    registry.set_status(name, {"last_scan": report.to_status(), "bounce_totals": totals})
