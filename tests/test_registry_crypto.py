@@ -81,7 +81,8 @@ def test_missing_key_file_is_not_silently_recreated(db_url, tmp_path):
     assert not (tmp_path / "reg" / "registry.db.key").exists()
 
 
-@pytest.mark.parametrize("bad", ["not base64 !!", "c2hvcnQ=", generate_key()[:-8]])
+@pytest.mark.parametrize("bad", ["not base64 !!", "c2hvcnQ=", generate_key()[:-8],
+                                 generate_key()[:20] + "!" + generate_key()[20:]])
 def test_malformed_master_key_is_named(db_url, monkeypatch, bad):
     monkeypatch.setenv("MAILFORM_MASTER_KEY", bad)
     with pytest.raises(MalformedKeyError, match="MAILFORM_MASTER_KEY is malformed") as err:

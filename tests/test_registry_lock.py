@@ -80,11 +80,11 @@ def test_lock_timeout_gets_the_lock_once_released(reg_url):
 def test_expired_lease_is_taken_over(reg_url):
     with open_registry(reg_url) as first, open_registry(reg_url) as second:
         stack = ExitStack()
-        old = stack.enter_context(first.lock("alice", lease_seconds=0.2))
+        old = stack.enter_context(first.lock("alice", lease_seconds=1.0))
         with pytest.raises(LockedError):
             with second.lock("bob"):
                 pass
-        time.sleep(0.35)
+        time.sleep(1.1)
         with second.lock("bob") as new:
             assert new.id != old.id
             stack.close()              # alice's release must not remove bob's lock

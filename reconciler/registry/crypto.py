@@ -52,7 +52,8 @@ def decode_key(text: str, source: str) -> bytes:
     """Decode a master key; ``source`` names where it came from, for the message."""
     cleaned = text.strip()
     try:
-        raw = base64.urlsafe_b64decode(cleaned + "=" * (-len(cleaned) % 4))
+        raw = base64.b64decode(cleaned + "=" * (-len(cleaned) % 4), altchars=b"-_",
+                               validate=True)
     except (binascii.Error, ValueError):
         raw = None
     if raw is None or len(raw) != 32:
