@@ -35,8 +35,10 @@ def _each(words: str, suffix: str) -> list[str]:
 
 
 MAILBOX_FULL = alternatives(
-    r"mail ?box (?:is |was )?(?:full|over|exceeded|at capacity)", r"full mail ?box", r"over ?quota",
-    r"quota (?:exceeded|full|limit)",
+    r"mail ?box (?:is |was |has )?(?:full|over|exceeded|at capacity)", r"full mail ?box", r"over ?quota",
+    r"quota", r"mailfolder is full", r"enough space", r"space has been used up", r"too much mail data",
+    r"exceeding receiving limits", r"mail file size exceeds", r"boite du destinataire pleine",
+    r"would exceed (?:the )?(?:maximum )?(?:allowed )?storage",
     r"exceed(?:ed|s)? (?:the |his |her |its |their |your )?(?:storage|quota|mailbox|disk|allowed)",
     r"insufficient (?:system )?storage", r"storage (?:space )?(?:is )?full", r"disk (?:space )?(?:is )?full",
     r"out of (?:storage|disk space)", r"no space left", r"not enough (?:disk |storage )?space",
@@ -55,7 +57,10 @@ BLOCKED = alternatives(
     *_each("ip host domain sender network",
            r" (?:address )?(?:\S+ )?(?:is |has been |was )?(?:blacklisted|banned|listed)"),
     r"reverse dns", r"ptr record", r"rdns", r"helo command rejected", r"refused by (?:the )?(?:recipient|filter)",
-    r"suspicious")
+    r"suspicious", r"dynamic ip", r"open proxy", r"open relay", r"from your ip", r"your ip address",
+    r"cannot resolve your", r"cannot find your hostname", r"no access from mail server", r"ip name lookup failed",
+    r"mismatches client ip", r"smtp server of your isp", r"confirm this mail server", r"not allowed to send mail from",
+    r"not currently accepting mail from", r"user complaints", r"not authenticated", r"go away")
 
 HARD = alternatives(
     r"user(?:name)? (?:is )?unknown",
@@ -85,7 +90,22 @@ HARD = alternatives(
     r"bad address syntax", r"syntax error in (?:the )?(?:recipient )?address", r"not a mailbox",
     r"unknown or illegal alias", r"benutzer unbekannt", r"unbekannte[rn]? (?:empf|benutzer)",
     r"existiert nicht", r"n'existe pas", r"utilisateur inconnu", r"destinataire inconnu",
-    r"usuario desconocido", r"no existe", r"utente sconosciuto")
+    r"usuario desconocido", r"no existe", r"utente sconosciuto", r"nessun utente",
+    r"address invalid", r"address not present", r"address unknown", r"can't accept user",
+    r"destination addresses were unknown", r"destination server rejected recipients",
+    r"not an active address", r"mailbox not present", r"mailbox unavaiable", r"no account by that name",
+    r"no mail box available", r"no valid recipients", r"not a local address", r"recipient is not accepted",
+    r"recipient is not local", r"recipient not ok", r"recipient refuses to accept", r"badrcptto",
+    r"badrecipientto", r"validrcptto", r"envelope recipient has been denied", r"allowed rcpthosts",
+    r"email name is not found", r"there is no one at this address", r"user missing home directory",
+    r"user not active", r"user not known", r"unknown virtual user", r"> not found", r"in name directory",
+    r"nonexistent user", r"non-existent user", r"was not found in", r"unknown e-?mail", r"host unknown",
+    r"unknown host", r"name or service not known", r"domain must exist", r"mail domain mentioned",
+    r"account or domain may not exist", r"all host address lookups failed permanently",
+    r"non-existent host", r"indicated no smtp service", r"reject all mails", r"does not accept mail",
+    r"mailbox unavailable or access denied", r"deactivated mailbox", r"mailbox is disabled",
+    r"account has been disabled", r"user suspended", r"is currently suspended", r"does not like recipient",
+    r"administratively disabled", r"administrativley disabled", r"couldn't find any host")
 
 TEMPORARY = alternatives(
     r"temporar(?:y|ily)", r"try (?:again )?later", r"please retry", r"deferr?ed", r"gr[ea]ylist",
@@ -94,7 +114,9 @@ TEMPORARY = alternatives(
     r"connection (?:refused|reset|lost|closed)", r"could not connect", r"no route to host",
     r"network is unreachable", *_each("resource resources server system", r" (?:temporarily )?(?:unavailable|busy)"),
     r"local error", r"out of memory", r"not accepting (?:network )?messages", r"host (?:is )?unreachable",
-    r"lost connection", r"gave up", r"giving up", r"too long in queue", r"delivery time")
+    r"lost connection", r"gave up", r"giving up", r"too long in queue", r"delivery time",
+    r"have been failing for a long time", r"has been frozen", r"was frozen", r"temporarily inactive",
+    r"temporary locked", r"in the queue too long")
 
 
 def parse_code(text: str | None, failures_only: bool = False) -> str | None:
@@ -147,7 +169,9 @@ def _enhanced_kind(subject: int, detail: int, text: str | None) -> str | None:
     if detail == 0 or subject in (0, 5, 6):
         return None
     if subject == 1:
-        return "blocked" if detail in (7, 8) else "hard"
+        if detail in (7, 8):
+            return "blocked"
+        return "soft" if text and MAILBOX_FULL.search(text) else "hard"
     if subject == 2:
         if detail == 1:
             return "soft" if text and MAILBOX_FULL.search(text) else "hard"

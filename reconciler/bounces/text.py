@@ -35,14 +35,27 @@ SIGNATURES = re.compile(
     r"|konnte nicht (?:an (?:einen|alle) )?(?:der )?(?:empf[aä]nger )?zugestellt werden"
     r"|n'a pas pu (?:être|etre) remis|no se ha podido entregar|non è stato possibile recapitare"
     r"|smtp error from remote (?:mail server|mailer) after|undeliverable to the following"
-    r"|sorry\. your message could not be delivered|your mail to the following recipients could not be")
+    r"|sorry\. your message could not be delivered|your mail to the following recipients could not be"
+    r"|following addresses? had delivery (?:problems|errors)|unable to deliver message to:"
+    r"|delivery failed for the following reason|this has been a permanent failure"
+    r"|your message could not be sent\.|message non-deliverable|unable to deliver your message to the following"
+    r"|su mensaje no pudo ser entregado|this is the machine generated message from mail service"
+    r"|this is the mail delivery agent at|unfortunately, your mail was not delivered to the following"
+    r"|your mail message to the following address|your message to the following addresses"
+    r"|this is the mailer-daemon, please do not reply|an error has occurred while attempting to deliver"
+    r"|does not like recipient\.|------- failure reasons|the following message to <"
+    r"|delivery to the following recipients? failed"
+    r"|以下のメールアドレスへの送信に失敗しました|送信できませんでした"
+    r"|could not be delivered to one or more of its recipients|rejected by the local scanning code"
+    r"|recipient addresses that were incorrectly constructed|router encountered the following error")
 
 DELAY = re.compile(
     r"warning (?:message )?only|do not need to resend|will (?:be )?retr(?:y|ied)|still (?:trying|undelivered)"
     r"|has not (?:yet )?been delivered|have not yet been delivered|delivery attempts will continue"
     r"|will (?:continue|keep) (?:trying|to try)|delivery (?:status notification )?\(delay\)"
     r"|delivery (?:is )?delayed|delayed mail|temporary problem delivering|delivery incomplete"
-    r"|message (?:is |was )?delayed|not yet delivered|delivery has been delayed|no action is required")
+    r"|message (?:is |was )?delayed|not yet delivered|delivery has been delayed|no action is required"
+    r"|a message is delayed for more than|only a temporary failure report")
 
 PERMANENT = re.compile(
     r"failed permanently|permanent (?:fatal )?errors?|permanent failure|could not be delivered"
@@ -65,7 +78,8 @@ BOUNCE_SUBJECT = re.compile(
     r"|mail system error|unable to deliver|message (?:delivery failure|failed|not delivered)"
     r"|returned to sender|delivery failure|\bbounced?\b|unzustellbar|nicht zustellbar|fehlgeschlagen"
     r"|non remis|non distribuable|no entregado|no se puede entregar|non recapitato|onbestelbaar"
-    r"|error de entrega|échec de (?:la )?remise|mail could not be delivered|rejected:", re.I)
+    r"|error de entrega|échec de (?:la )?remise|mail could not be delivered|rejected:|mail failure"
+    r"|error\(s\) in forwarding|\[bounce\]", re.I)
 
 DAEMON_NAME = re.compile(
     r"mailer[- ]?daemon|mail[- ]?daemon|postmaster|mail delivery|delivery (?:status|subsystem|system)"
@@ -98,7 +112,8 @@ CUT = re.compile(
     r"|original message|forwarded message|returned message|unsent message|message headers? follows?"
     r"|the original message (?:headers? )?(?:is (?:attached|below|included)|follows)|headers of the original|original message headers"
     r"|undelivered message|copy of the message|returned mail follows|text of the message"
-    r"|possibly truncated original message|-+ ?message header|----- ?original)"
+    r"|possibly truncated original message|-+ ?message header|----- ?original"
+    r"|below is a copy of the original|included is a copy of the message|the header of the original message)"
     r"|^Received: from |^Return-Path: <", _IM)
 
 ADDRESS = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w](?:[\w-]*\w)?(?:\.\w(?:[\w-]*\w)?)+")
