@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Callable, Mapping, Optional
 
 from .errors import SecretError, StalePlanError
-from .plan import Plan
+from .plan import Plan, payload_key
 from .registry.base import AccountWrite, Registry
 
 PAUSE_ENV = "MAILFORM_TEST_PAUSE_IN_APPLY"   # test-only: seconds to sleep before commit
@@ -81,6 +81,9 @@ def apply_plan(registry: Registry, plan: Plan, secrets: Mapping[str, Mapping[str
     statuses = statuses or {}
     with registry.transaction() as tx:
         for rc in plan.resource_changes:
+            if rc.kind == "bounce_policy":
+                tx.put_setting("bounce_policy", plan.payload[payload_key(rc)]["record"])
+                continue
             if rc.action in ("delete", "replace"):
                 tx.delete_account(rc.name)
             if rc.action == "delete":

@@ -32,10 +32,11 @@ class ResourceChange:
     type: str = ""
     notes: list[str] = field(default_factory=list)
     verification: Optional[dict] = None
+    kind: str = "account"             # account | bounce_policy
 
     @property
     def address(self) -> str:
-        return f"account.{self.name}"
+        return f"{self.kind}.{self.name}"
 
     def to_dict(self) -> dict:
         return {"address": self.address, "name": self.name, "action": self.action,
@@ -122,13 +123,14 @@ def from_file_dict(body: Mapping) -> Plan:
         raise MailformError("the plan file is damaged or was edited: its checksum does not match")
     rcs = [ResourceChange(name=rc["name"], action=rc["action"],
                           changes=[_change(c) for c in rc["changes"]],
-                          notes=list(rc.get("notes", [])), verification=rc.get("verification"))
+                          notes=list(rc.get("notes", [])), verification=rc.get("verification"),
+                          kind=rc["address"].split(".", 1)[0])
            for rc in body["resource_changes"]]
     drift = [Drift(d["address"].split(".", 1)[1], [_change(c) for c in d["changes"]])
              for d in body["drift"]]
     guards = [Guard(g["name"], g["blocked"], g["detail"]) for g in body["guards"]]
     for rc in rcs:
-        rc.type = body["payload"].get(rc.name, {}).get("type", "")
+        rc.type = body["payload"].get(payload_key(rc), {}).get("type", "")
     return Plan(body["registry"]["lineage"], body["registry"]["serial"], body["manifest_digest"],
                 drift, rcs, guards, dict(body["payload"]))
 
@@ -152,6 +154,32 @@ class PlanInput:
     secret_refs: Mapping[str, Mapping[str, dict]] = field(default_factory=dict)
     contact_count: int = 0
     targets: Optional[Iterable[str]] = None
+    policy: Optional[Mapping] = None          # declared BouncePolicy spec, None = defaults
+    actual_policy: Optional[Mapping] = None   # what the registry holds, None = defaults
+
+
+DEFAULT_POLICY = {"soft_bounce_limit": 3, "soft_bounce_window_days": 30}
+POLICY_NAME = "default"
+
+
+def payload_key(rc: "ResourceChange") -> str:
+    return rc.name if rc.kind == "account" else f"{rc.kind}.{rc.name}"
+
+
+def _policy_change(inp: PlanInput) -> Optional[tuple[ResourceChange, dict]]:
+    desired = dict(DEFAULT_POLICY, **(inp.policy or {}))
+    actual = dict(DEFAULT_POLICY, **(inp.actual_policy or {}))
+    if inp.actual_policy is not None and desired == actual:
+        return None
+    if inp.actual_policy is None and inp.policy is None:
+        return None
+    before = actual if inp.actual_policy is not None else None
+    changes, unchanged = compare(before, desired, {}, {})
+    if not changes:
+        return None
+    action = "update" if inp.actual_policy is not None else "create"
+    rc = ResourceChange(POLICY_NAME, action, changes, unchanged, kind="bounce_policy")
+    return rc, {"type": "bounce_policy", "record": desired, "secrets": {}, "activation": None}
 
 
 def _drift(stored) -> list[Change]:
@@ -208,6 +236,7 @@ def _payload(rc: ResourceChange, account: EmailAccount, stored, inp: PlanInput) 
 
 def _guards(rcs: list[ResourceChange], inp: PlanInput) -> list[Guard]:
     protected = []
+    rcs = [rc for rc in rcs if rc.kind == "account"]
     for rc in rcs:
         if rc.action not in ("delete", "replace"):
             continue
@@ -249,5 +278,9 @@ def build_plan(inp: PlanInput) -> Plan:
         if account is not None:
             payload[name] = _payload(rc, account, stored, inp)
         rcs.append(rc)
+    policy = _policy_change(inp) if targets is None else None
+    if policy is not None:
+        rcs.append(policy[0])
+        payload[payload_key(policy[0])] = policy[1]
     return Plan(inp.lineage, inp.serial, inp.manifest_digest, drift, rcs,
                 _guards(rcs, inp), payload)

@@ -78,7 +78,9 @@ def make_plan(registry: Registry, desired: Desired, secrets: Resolved,
     return build_plan(PlanInput(
         accounts=desired.accounts, actual=actual, lineage=meta.lineage, serial=meta.serial,
         manifest_digest=desired.digest, fingerprints=fps, secret_refs=secrets.refs,
-        contact_count=registry.contact_count(), targets=targets))
+        contact_count=registry.contact_count(), targets=targets,
+        policy=desired.policy.spec.model_dump() if desired.policy else None,
+        actual_policy=registry.get_setting("bounce_policy")))
 
 
 def registry_at(url: str) -> Registry:

@@ -103,6 +103,27 @@ class ContactsMixin:
                         (new_status, dumps(soft), dumps(last), iso(utcnow()), key))
             return new_status
 
+    def record_message(self, account: str, mailbox: str, uid: Any,
+                       recipients: Iterable[tuple[str, str, Optional[str]]],
+                       soft_limit: int = 3, window_days: int = 30, when: Any = None
+                       ) -> list[tuple[Optional[str], Optional[str]]]:
+        """One scanned message, atomically: its bounces counted and the message remembered.
+
+        Returns, per recipient, the contact's (status before, status after); (None, None)
+        for an address that is not a contact.
+        """
+        out = []
+        with self._write():  # type: ignore[attr-defined]
+            for email, kind, status in recipients:
+                rows = self._read("SELECT status FROM contacts WHERE email = ?",  # type: ignore
+                                  (normalise_email(email),))
+                before = rows[0][0] if rows else None
+                after = self.record_bounce(email, kind, status, account, when, soft_limit,
+                                           window_days)
+                out.append((before, after))
+            self.mark_processed(account, mailbox, [uid])
+        return out
+
     def is_processed(self, account: str, mailbox: str, uid: Any) -> bool:
         rows = self._read("SELECT 1 FROM processed_messages WHERE account = ? AND mailbox = ? "  # type: ignore
                           "AND uid = ?", (account, mailbox, str(uid)))

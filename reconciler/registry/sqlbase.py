@@ -279,6 +279,11 @@ class SQLRegistry(LockingMixin, ContactsMixin):
             self._merge_status(cur, name, {"activation": "active"})
             return self._bump_serial(cur)
 
+    def get_setting(self, key: str) -> Any:
+        """A registry-wide setting written by apply (e.g. ``bounce_policy``), or None."""
+        rows = self._read("SELECT value FROM meta WHERE key = ?", (SETTING_PREFIX + key,))
+        return loads(rows[0][0]) if rows else None
+
     def set_status(self, name: str, status: dict) -> None:
         with self._write() as cur:
             self._merge_status(cur, name, status)
@@ -287,6 +292,9 @@ class SQLRegistry(LockingMixin, ContactsMixin):
         (current,) = self._load_row(cur, name, "status")
         merged = deep_merge(loads(current), status)
         cur.execute(self._q("UPDATE accounts SET status = ? WHERE name = ?"), (dumps(merged), name))
+
+
+SETTING_PREFIX = "setting:"
 
 
 def _accounts(rows: list[tuple]) -> list[StoredAccount]:
@@ -316,6 +324,11 @@ class SQLTransaction:
         if self.closed:
             raise RegistryError("this registry transaction has already ended")
         return self._cur
+
+    def put_setting(self, key: str, value: Any) -> None:
+        self._cursor().execute(self._reg._q(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE "
+            "SET value = excluded.value"), (SETTING_PREFIX + key, dumps(value)))
 
     def put_account(self, write: AccountWrite) -> None:
         cur, keys = self._cursor(), self._reg.keys

@@ -52,7 +52,7 @@ def _resource(out: _Out, rc: ResourceChange) -> None:
             out.add(f"  # verify {server}: {result.get('code')} {result.get('summary', '')}".rstrip())
     symbol = SYMBOLS[rc.action]
     pad = "" if symbol == "-/+" else "  "
-    out.add(f"{pad}{out.sym(symbol)} account \"{rc.name}\" {{")
+    out.add(f"{pad}{out.sym(symbol)} {rc.kind} \"{rc.name}\" {{")
     _fields(out, rc)
     out.add("    }")
     out.add("")

@@ -1,0 +1,84 @@
+"""Connectivity checks as plan and apply use them: created and changed accounts only."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Mapping, Optional
+
+import click
+
+from ..plan import Plan
+from ..verify.results import Endpoint
+from ..verify.runner import DEFAULT_CONCURRENCY, CheckItem, run_checks
+
+DEFAULT_TIMEOUT = 10.0
+
+
+def endpoints_of(name: str, record: Mapping, secrets: Mapping[str, str]) -> list[CheckItem]:
+    """The servers of one account record (registry form): SMTP and, if declared, the inbox."""
+    items = []
+    smtp, inbox = record.get("smtp"), record.get("inbox")
+    if smtp:
+        items.append(CheckItem(Endpoint(
+            kind="smtp", host=smtp["host"], port=smtp["port"], security=smtp["security"],
+            authenticate=smtp.get("authenticate", True),
+            username=smtp.get("username") or record.get("email"),
+            password=secrets.get("smtp.password"),
+            verify_certificate=smtp.get("verify_certificate", True),
+            mail_from=record.get("email")), account=name, role="smtp"))
+    if inbox:
+        items.append(CheckItem(Endpoint(
+            kind=inbox["protocol"], host=inbox["host"], port=inbox["port"],
+            security=inbox["security"], authenticate=True,
+            username=inbox.get("username") or record.get("email"),
+            password=secrets.get("inbox.password") or secrets.get("smtp.password"),
+            verify_certificate=inbox.get("verify_certificate", True),
+            folder=inbox.get("folder") or "INBOX"), account=name, role="inbox"))
+    return items
+
+
+def _stamp(result) -> dict:
+    body = result.to_dict()
+    body["time"] = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    body["summary"] = result.summary()
+    return body
+
+
+def check_plan(plan: Plan, values: Mapping[str, Mapping[str, str]],
+               timeout: float = DEFAULT_TIMEOUT) -> dict[str, dict[str, dict]]:
+    """Check every created, updated or replaced account: name -> role -> result dict."""
+    items = []
+    for rc in plan.resource_changes:
+        if rc.action == "delete" or rc.kind != "account":
+            continue
+        entry = plan.payload.get(rc.name, {})
+        items += endpoints_of(rc.name, entry.get("record", {}), values.get(rc.name, {}))
+    results = run_checks(items, DEFAULT_CONCURRENCY, timeout)
+    out: dict[str, dict[str, dict]] = {}
+    for item, result in zip(items, results):
+        out.setdefault(item.account, {})[item.role] = _stamp(result)
+    return out
+
+
+def annotate_plan(plan: Plan, desired, secrets) -> None:
+    """`plan --verify`: results into each created/changed account's `verification`."""
+    by_account = check_plan(plan, secrets.values)
+    for rc in plan.resource_changes:
+        if rc.name in by_account:
+            rc.verification = by_account[rc.name]
+
+
+def verify_changed(plan: Plan, values) -> Optional[dict[str, dict]]:
+    """Before apply: statuses to store, or None when an account failed its checks."""
+    by_account = check_plan(plan, values)
+    failed = [(name, role, result) for name, roles in sorted(by_account.items())
+              for role, result in sorted(roles.items()) if result["code"] != "ok"]
+    for name, roles in sorted(by_account.items()):
+        for role, result in sorted(roles.items()):
+            mark = "ok" if result["code"] == "ok" else "FAILED"
+            click.echo(f"verify account.{name} {role}: {mark} {result['summary']}", err=True)
+    if failed:
+        names = ", ".join(f"{n} ({role}: {res['code']})" for n, role, res in failed)
+        click.echo(f"Error: connectivity checks failed for {names}; nothing was applied. "
+                   "Fix the settings (try `mailform debug NAME`) or pass --skip-verify.", err=True)
+        return None
+    return {name: {"verification": roles} for name, roles in by_account.items()}
