@@ -161,6 +161,10 @@ def test_verdict_is_frozen_and_serialises_as_spec_says():
     ("5.0.0", "550 High probability of spam", "blocked"),
     ("5.0.0", "550 unknown user", "hard"),
     ("5.0.0", "retry timeout exceeded", "soft"),
+    ("5.7.0", "554 5.7.0 Header error (state 18)", "blocked"),
+    ("5.1.0", "550 5.1.0 Address rejected", "hard"),
+    ("5.1.1", "user over quota. (#5.1.1)", "soft"),
+    ("5.2.0", "550 5.2.0 requested action aborted", "soft"),
     (None, "550 5.1.1 <a@example.org>... User unknown", "hard"),
     (None, "552 Requested mail action aborted: exceeded storage allocation", "soft"),
     (None, "554 Transaction failed: rejected for policy reasons", "blocked"),
@@ -173,6 +177,11 @@ def test_verdict_is_frozen_and_serialises_as_spec_says():
 ])
 def test_kind_for(status, text, kind):
     assert kind_for(status, text) == kind
+
+
+def test_package_exports_the_classifier():
+    import reconciler.bounces as package
+    assert package.classify is classify and package.Verdict is Verdict and package.Recipient is Recipient
 
 
 def test_kind_for_without_evidence_uses_the_default():

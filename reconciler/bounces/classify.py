@@ -51,7 +51,9 @@ def _from_structure(root: Part) -> Verdict | None:
         part = _mislabelled_dsn(root)
     if part is not None:
         verdict = dsn.read_dsn(part.text(), _failed_headers(root))
-        if verdict is not None and (verdict.recipients or not verdict.bounce):
+        if verdict is not None and verdict.recipients:
+            return _explained(root, verdict)
+        if verdict is not None and not verdict.bounce:
             return verdict
         if verdict is not None:  # failed, but the report names nobody: read the text
             found = _text_bounce(root, text.readable_text(root), "dsn")
@@ -62,6 +64,30 @@ def _from_structure(root: Part) -> Verdict | None:
     if dsn.report_part(root, dsn.MDN_TYPES) or report_type == "disposition-notification":
         return Verdict(False, (), "mdn")
     return None
+
+
+def _explained(root: Part, verdict: Verdict) -> Verdict:
+    """Recipients whose report gives no diagnostic and only a generic status (x.0.0 or
+    none) take the reason the human-readable part gives next to their address."""
+    vague = [r for r in verdict.recipients if not r.diagnostic and _generic_status(r.status)]
+    if not vague:
+        return verdict
+    body = text.readable_text(root)
+    told = {r.address: r for r in text.recipients_from_text(
+        body, set(), [r.address for r in vague], [], "")}
+    better = []
+    for recipient in verdict.recipients:
+        found = told.get(recipient.address)
+        if recipient in vague and found is not None and found.diagnostic:
+            kind = kind_for(recipient.status, found.diagnostic, None) or recipient.kind
+            recipient = Recipient(recipient.address, kind, recipient.status or found.status,
+                                  found.diagnostic)
+        better.append(recipient)
+    return Verdict(verdict.bounce, tuple(better), verdict.kind_of_message, verdict.reason)
+
+
+def _generic_status(status: str | None) -> bool:
+    return status is None or status.endswith(".0.0")
 
 
 def _mislabelled_dsn(root: Part) -> Part | None:

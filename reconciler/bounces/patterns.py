@@ -164,10 +164,15 @@ def kind_for(status: str | None, text: str | None, default: str | None = "hard")
     return _text_or_basic(text, default)
 
 
+_SUBJECT_DEFAULT = {1: "hard", 2: "soft", 3: "soft", 4: "soft", 7: "blocked"}
+
+
 def _enhanced_kind(subject: int, detail: int, text: str | None) -> str | None:
     """Kind from a 5.x.x code; None when the code is too generic and the text must decide."""
-    if detail == 0 or subject in (0, 5, 6):
+    if subject in (0, 5, 6):
         return None
+    if detail == 0:  # generic within its subject: the words decide, else the subject does
+        return text_kind(text) or _SUBJECT_DEFAULT.get(subject)
     if subject == 1:
         if detail in (7, 8):
             return "blocked"
