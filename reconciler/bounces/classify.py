@@ -113,8 +113,8 @@ def _from_text(root: Part) -> Verdict:
     low = body.lower()
     failed = _failed_headers(root)
     signature = text.SIGNATURES.search(low)
-    if text.DELAY.search(subject) or (text.DELAY.search(low) and not failed and
-                                      not text.PERMANENT.search(subject)):
+    if text.DELAY.search(subject) or (text.DELAY.search(low) and not failed and not
+                                      (text.PERMANENT.search(subject) or text.FINAL.search(low))):
         if signature or failed or text.is_daemon_sender(root) or text.BOUNCE_SUBJECT.search(subject):
             return Verdict(False, (), "delayed")
     if failed or signature:

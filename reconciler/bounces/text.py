@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 
 from .mime import Part
-from .patterns import ENHANCED, TEMPORARY, basic_code, kind_for
+from .patterns import ENHANCED, FAILURE_CODE, TEMPORARY, basic_code, kind_for
 from .verdict import Recipient, clean_address, one_line
 
 _IM = re.I | re.M
@@ -61,6 +61,11 @@ PERMANENT = re.compile(
     r"failed permanently|permanent (?:fatal )?errors?|permanent failure|could not be delivered"
     r"|couldn't be delivered|wasn't delivered|was not delivered|undeliverable|delivery has failed"
     r"|has been removed from the (?:mail )?queue|giving up on|cannot be delivered")
+
+# Words that settle a failure as final even where delay words appear too.
+FINAL = re.compile(
+    r"permanent fatal error|failed permanently|permanent error|permanent failure|i've given up"
+    r"|has been removed from the mail queue|has been removed from the queue|this is a permanent")
 
 GENERIC_FAILURE = re.compile(
     r"could(?: not|n't) be delivered|was(?: not|n't) delivered|undeliverable|delivery (?:has )?failed"
@@ -124,6 +129,7 @@ _SENDER_CONTEXT = re.compile(
 _SERVICE_LOCAL = {"postmaster", "mailer-daemon", "mailerdaemon", "mail-daemon", "double-bounce",
                   "mdaemon", "nobody", "root"}
 _WINDOW = 900
+_DEFERRED = re.compile(r"deferred|will keep trying|still undelivered|will be retried|delayed")
 
 
 def readable_text(root: Part, limit: int = 48 * 1024) -> str:
@@ -170,7 +176,11 @@ def recipients_from_text(text: str, excluded: set[str], only: list[str] | None,
     for index, (address, start) in enumerate(occurrences):
         end = next((s for a, s in occurrences[index + 1:] if a != address), len(text))
         windows.setdefault(address, []).append(text[start: min(end, start + _WINDOW)])
-    found = [_recipient(a, "\n".join(w), text, default) for a, w in windows.items()]
+    joined = {a: "\n".join(w) for a, w in windows.items()}
+    deferred = {a for a, w in joined.items() if _only_deferred(w)}
+    if deferred and len(deferred) < len(joined):  # a mixed report: the deferred ones did not fail
+        joined = {a: w for a, w in joined.items() if a not in deferred}
+    found = [_recipient(a, w, text, default) for a, w in joined.items()]
     for address in only or []:
         if address not in windows:
             found.append(Recipient(address, kind_for(None, text, default) or default))
@@ -192,6 +202,11 @@ def _occurrences(text: str, excluded: set[str], only: list[str] | None) -> list[
     return found
 
 
+def _only_deferred(window: str) -> bool:
+    low = window.lower()
+    return bool(_DEFERRED.search(low)) and not FINAL.search(low) and not FAILURE_CODE.search(low)
+
+
 def _recipient(address: str, window: str, whole: str, default: str) -> Recipient:
     status = next((m.group(0) for m in ENHANCED.finditer(window) if m.group(1) in "45"), None)
     kind = kind_for(status, window, None) or kind_for(None, whole, None) or default
@@ -203,7 +218,10 @@ def _diagnostic_line(window: str) -> str:
     lines = [line.strip() for line in window.splitlines() if line.strip()]
     for index, line in enumerate(lines):
         if ENHANCED.search(line) or basic_code(line):
-            return " ".join(lines[index: index + 2]) if len(line) < 60 else line
+            following = lines[index + 1: index + 2]
+            if len(line) < 60 and following and following[0][:1] not in "-=*#":
+                return line + " " + following[0]
+            return line
     return " ".join(lines[:3])
 
 
