@@ -50,12 +50,15 @@ def secret_presence(account: EmailAccount) -> list[str]:
     return out
 
 
+_LEAF_TYPES = frozenset({str, int, float, bool, list, type(None)})   # skip the slow ABC check
+
+
 def flatten(record: Mapping, prefix: str = "") -> dict[str, Any]:
     """Nested mapping → {dotted.path: leaf}. Lists are leaves; empty mappings vanish."""
     out: dict[str, Any] = {}
     for key, value in record.items():
         path = f"{prefix}{key}"
-        if isinstance(value, Mapping):
+        if type(value) is dict or (type(value) not in _LEAF_TYPES and isinstance(value, Mapping)):
             out.update(flatten(value, path + "."))
         else:
             out[path] = value

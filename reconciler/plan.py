@@ -183,6 +183,8 @@ def _policy_change(inp: PlanInput) -> Optional[tuple[ResourceChange, dict]]:
 
 
 def _drift(stored) -> list[Change]:
+    if stored.applied == stored.spec and stored.applied_fingerprints == stored.fingerprints:
+        return []          # the common case, decided by plain equality (no flattening)
     changes, _ = compare(stored.applied, stored.spec, stored.applied_fingerprints,
                          stored.fingerprints)
     return changes
@@ -201,6 +203,8 @@ def _account_change(name: str, account: Optional[EmailAccount], stored, inp: Pla
         changes, unchanged = compare(before, record, before_fps, fps)
         action = "create" if stored is None else "replace"
         return ResourceChange(name, action, changes, unchanged, type=account.spec.type)
+    if stored.spec == record and stored.fingerprints == fps:
+        return None        # equal records cannot differ field by field (no flattening)
     ignore = account.spec.lifecycle.ignore_changes
     changes, unchanged = compare(stored.spec, record, stored.fingerprints, fps, ignore)
     if not changes:

@@ -1,6 +1,7 @@
 """Gathering a plan's inputs: manifests, resolved secrets, registry state."""
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass, field
 from typing import Iterable, Optional
@@ -26,8 +27,14 @@ class Resolved:
     refs: dict[str, dict[str, dict]] = field(default_factory=dict)    # name -> path -> ref
 
 
+@functools.lru_cache(maxsize=4096)
+def _dir_of(filename: str) -> str:
+    return os.path.dirname(os.path.abspath(filename))
+
+
 def _base_dir(account: EmailAccount) -> str:
-    return os.path.dirname(os.path.abspath(account.source[0])) if account.source else os.getcwd()
+    source = account.source
+    return _dir_of(source[0]) if source else os.getcwd()
 
 
 def resolve_all(accounts: Iterable[EmailAccount]) -> Resolved:
