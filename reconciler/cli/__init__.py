@@ -23,6 +23,7 @@ def cli():
 
 
 def _register() -> None:
+    from .cmd_bounces import bounces
     from .cmd_contacts import contacts
     from .cmd_import import import_
     from .cmd_inbox import inbox
@@ -31,7 +32,7 @@ def _register() -> None:
     from .cmd_state import accounts, force_unlock, history, registry_group, state
     from .cmd_validate import schema, validate
     for command in (validate, plan, apply, state, registry_group, accounts, history,
-                    force_unlock, import_, contacts, inbox, sender, schema):
+                    force_unlock, import_, contacts, bounces, inbox, sender, schema):
         cli.add_command(command)
 
 
