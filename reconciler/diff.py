@@ -30,7 +30,9 @@ class Change:
 
 def record_of(account: EmailAccount) -> dict:
     """The registry form of a desired account: its spec without secrets, and its labels."""
-    spec = account.spec.model_dump(mode="json")
+    # Python mode: every spec field is already a JSON type (str, int, bool, list, dict),
+    # and it is several times faster than mode="json".
+    spec = account.spec.model_dump()
     for path in SECRET_PATHS:
         section, key = path.split(".")
         if spec.get(section) is not None:
