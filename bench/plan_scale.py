@@ -167,6 +167,8 @@ def best(argv: list[str], env: dict, cwd: str, repeat: int, what: str
 
 
 def measure(workdir: str, n: int, repeat: int, octodns: bool) -> dict:
+    """Timed runs are interleaved (plan, floor, octoDNS; again) and the best of each kept,
+    so that load from other processes on the machine hits all three alike."""
     directory = os.path.join(workdir, f"n{n}")
     manifests = os.path.join(directory, "manifests")
     db = os.path.join(directory, "registry.db")
@@ -176,30 +178,39 @@ def measure(workdir: str, n: int, repeat: int, octodns: bool) -> dict:
                 "PYTHONPATH": ROOT})
     python = sys.executable
     generate(manifests, n, with_changes=False)
-    apply_s, apply_rss, apply_tail = best(
+    apply_s, apply_rss, _ = best(
         [python, "-m", "reconciler", "apply", "--auto-approve", "--skip-verify", manifests],
         env, directory, 1, f"apply of {n} creates")
     shutil.rmtree(manifests)
     generate(manifests, n, with_changes=True)
-    plan_s, plan_rss, plan_tail = best([python, "-m", "reconciler", "plan", manifests],
-                                       env, directory, repeat, f"plan of {n}")
-    floor_s, floor_rss, _ = best([python, "-c", FLOOR, manifests, db], env, directory, repeat,
-                                 f"floor at {n}")
+    jobs = {"plan": ([python, "-m", "reconciler", "plan", manifests], env, directory),
+            "floor": ([python, "-c", FLOOR, manifests, db], env, directory)}
+    if octodns:
+        octo_dir = os.path.join(workdir, f"octo{n}")
+        config = octodns_setup(octo_dir, n)
+        jobs["octodns"] = ([octodns_sync(), "--config-file", config], dict(os.environ), octo_dir)
+    runs: dict[str, list] = {name: [] for name in jobs}
+    for _ in range(repeat):
+        for name, (argv, job_env, cwd) in jobs.items():
+            wall, rss, code, tail = run(argv, job_env, cwd)
+            if code != 0:
+                raise SystemExit(f"{name} at {n} failed (exit {code}):\n{tail}")
+            runs[name].append((wall, rss, tail))
+    got = {name: (min(r[0] for r in rs), max(r[1] for r in rs), rs[-1][2])
+           for name, rs in runs.items()}
+    plan_s, plan_rss, plan_tail = got["plan"]
+    floor_s, floor_rss, _ = got["floor"]
     row = {"n": n, "seconds": round(plan_s, 3), "peak_rss_mb": round(plan_rss, 1),
            "floor_seconds": round(floor_s, 3), "floor_rss_mb": round(floor_rss, 1),
            "ratio_floor": round(plan_s / floor_s, 3), "apply_seconds": round(apply_s, 3),
            "apply_rss_mb": round(apply_rss, 1), "plan_summary": plan_tail.splitlines()[-1],
            "octodns_seconds": None, "octodns_rss_mb": None, "ratio_octodns": None}
-    shutil.rmtree(directory)
     if octodns:
-        exe = octodns_sync()
-        octo_dir = os.path.join(workdir, f"octo{n}")
-        config = octodns_setup(octo_dir, n)
-        octo_s, octo_rss, _ = best([exe, "--config-file", config], dict(os.environ), octo_dir,
-                                   repeat, f"octodns-sync at {n}")
+        octo_s, octo_rss, _ = got["octodns"]
         row.update(octodns_seconds=round(octo_s, 3), octodns_rss_mb=round(octo_rss, 1),
                    ratio_octodns=round(plan_s / octo_s, 3))
         shutil.rmtree(octo_dir)
+    shutil.rmtree(directory)
     return row
 
 
