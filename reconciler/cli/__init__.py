@@ -25,6 +25,7 @@ def cli():
 def _register() -> None:
     from .cmd_bounces import bounces
     from .cmd_contacts import contacts
+    from .cmd_fmt import fmt
     from .cmd_import import import_
     from .cmd_inbox import inbox
     from .cmd_reconcile import reconcile
@@ -33,7 +34,7 @@ def _register() -> None:
     from .cmd_state import accounts, force_unlock, history, registry_group, state
     from .cmd_validate import schema, validate
     for command in (validate, plan, apply, state, registry_group, accounts, history,
-                    force_unlock, import_, contacts, bounces, inbox, sender, reconcile, schema):
+                    force_unlock, import_, contacts, bounces, inbox, sender, reconcile, fmt, schema):
         cli.add_command(command)
 
 
