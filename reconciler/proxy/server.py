@@ -47,6 +47,17 @@ R_NEED_TLS = "530 5.7.0 Must issue a STARTTLS command first"
 R_NO_TLS = "530 5.7.0 Authentication is not available on this unencrypted connection"
 
 
+class _QuietAuthWarning(logging.Filter):
+    """aiosmtpd warns that AUTH is not tied to TLS: we enforce that ourselves."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "auth_require_tls" not in record.getMessage()
+
+
+_AIOSMTPD_LOG = logging.getLogger("mail.log")
+_AIOSMTPD_LOG.addFilter(_QuietAuthWarning())
+
+
 class ConfigError(ValueError):
     """The proxy cannot start with these settings (a usage error)."""
 
@@ -187,11 +198,11 @@ class ProxySMTP(SMTP):
         transport = self.transport
         return transport is not None and transport.get_extra_info("ssl_object") is not None
 
-    def auth_allowed(self) -> bool:
+    def may_authenticate(self) -> bool:
         return self.encrypted() or self.core.config.allow_plain_auth
 
     async def smtp_AUTH(self, arg: str) -> None:
-        if not self.auth_allowed():
+        if not self.may_authenticate():
             await self.push(R_NEED_TLS if self.tls_context else R_NO_TLS)
             return
         client = _client_ip(self.session)
@@ -237,7 +248,7 @@ class ProxyHandler:
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
         session.host_name = hostname
-        if not server.auth_allowed():
+        if not server.may_authenticate():
             responses = [line for line in responses if not line.startswith("250-AUTH")]
         return responses
 
@@ -302,7 +313,7 @@ class ProxyServer:
         self.address: Optional[tuple[str, int]] = None
 
     async def start(self) -> tuple[str, int]:
-        logging.getLogger("mail.log").setLevel(logging.WARNING)
+        _AIOSMTPD_LOG.setLevel(logging.WARNING)   # its debug lines would show AUTH data
         loop = asyncio.get_running_loop()
         implicit = self.tls_context if self.config.implicit_tls else None
         try:
