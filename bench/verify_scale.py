@@ -99,6 +99,7 @@ def run_verify(path: str, env: dict, *args: str) -> tuple[float, float, dict]:
         data = json.loads(raw)
     except ValueError:
         sys.exit(f"verify produced no JSON (exit {proc.returncode}):\n{errors.decode()[-2000:]}")
+    print(f"  (child CPU {usage.ru_utime + usage.ru_stime:.2f}s for {seconds:.2f}s wall)")
     return seconds, usage.ru_maxrss / 1024.0, data
 
 

@@ -368,7 +368,10 @@ userdb {{
   args = username_format=%u {dv / 'users'}
   default_fields = uid={MAIL_UID} gid={MAIL_UID} home={root / 'mail'}/%n
 }}
+# high-performance login mode: long-lived login processes instead of one per connection
 service imap-login {{
+  service_count = 0
+  process_min_avail = 2
   inet_listener imap {{
     address = 127.0.0.1
     port = {ports['imap']}
@@ -380,6 +383,8 @@ service imap-login {{
   }}
 }}
 service pop3-login {{
+  service_count = 0
+  process_min_avail = 2
   inet_listener pop3 {{
     address = 127.0.0.1
     port = {ports['pop3']}

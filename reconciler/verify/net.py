@@ -10,6 +10,7 @@ longer than its timeout.
 from __future__ import annotations
 
 import errno
+import heapq
 import ipaddress
 import select
 import socket
@@ -53,9 +54,8 @@ class Attempt:
         self.expired = False
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
-        self._timer = threading.Timer(max(0.0, self.remaining()), self._expire)
-        self._timer.daemon = True
-        self._timer.start()
+        self._closed = False
+        WATCHDOG.schedule(self)
 
     # time
     def remaining(self) -> float:
@@ -79,14 +79,16 @@ class Attempt:
 
     def _expire(self) -> None:
         with self._lock:
+            if self._closed:
+                return
             self.expired = True
             socks = list(self._sockets)
         for sock in socks:
             _shutdown(sock)
 
     def close(self) -> None:
-        self._timer.cancel()
         with self._lock:
+            self._closed = True
             socks, self._sockets = self._sockets, []
         for sock in socks:
             try:
@@ -129,6 +131,45 @@ class Attempt:
         self.stage = "greeting"
         sock.settimeout(self.timeout_for())
         return sock
+
+
+class _Watchdog:
+    """One thread for all attempts: shuts an attempt's sockets at its deadline.
+
+    (A threading.Timer per check costs a thread start per check; this keeps a
+    heap of deadlines instead.)"""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, Attempt]] = []
+        self._cond = threading.Condition()
+        self._counter = 0
+        self._thread: threading.Thread | None = None
+
+    def schedule(self, att: Attempt) -> None:
+        with self._cond:
+            self._counter += 1
+            heapq.heappush(self._heap, (att.deadline, self._counter, att))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, daemon=True,
+                                                 name="verify-watchdog")
+                self._thread.start()
+            self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._heap:
+                    self._cond.wait()
+                deadline, _, att = self._heap[0]
+                wait = deadline - time.monotonic()
+                if wait > 0:
+                    self._cond.wait(wait)
+                    continue
+                heapq.heappop(self._heap)
+            att._expire()  # noqa: SLF001 - outside the lock: shutdown() may block briefly
+
+
+WATCHDOG = _Watchdog()
 
 
 class WatchedContext:

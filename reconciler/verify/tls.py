@@ -64,10 +64,20 @@ def session_info(sock: ssl.SSLSocket) -> dict:
     cipher = sock.cipher()
     if cipher:
         info["cipher"] = cipher[0]
-    der = sock.getpeercert(binary_form=True)
-    if der:
-        info["cert_subject"] = certificate_subject(der)
+    parsed = sock.getpeercert()  # a dict only when the certificate was verified
+    if parsed and parsed.get("subject"):
+        info["cert_subject"] = ",".join(
+            f"{_SHORT.get(k, k)}={v}" for rdn in reversed(parsed["subject"]) for k, v in rdn)
+    else:
+        der = sock.getpeercert(binary_form=True)
+        if der:
+            info["cert_subject"] = certificate_subject(der)
     return info
+
+
+_SHORT = {"commonName": "CN", "organizationName": "O", "organizationalUnitName": "OU",
+          "countryName": "C", "localityName": "L", "stateOrProvinceName": "ST",
+          "emailAddress": "emailAddress"}
 
 
 def certificate_subject(der: bytes) -> str | None:
