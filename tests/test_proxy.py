@@ -171,6 +171,23 @@ def test_relay_to_a_closed_port_fails_at_connect_quickly():
         Upstream("h", 1, password="hunter2"))
 
 
+def test_registry_unavailable_is_a_temporary_failure_not_a_counted_one():
+    from reconciler.errors import RegistryError
+
+    class Broken(FakeRegistry):
+        def accounts(self):
+            raise RegistryError("database is gone")
+
+    limiter = LoginLimiter(LimitSettings(max_failures=1, base_delay=0))
+    server = ProxyServer(ProxyConfig("127.0.0.1", 0, allow_plain_auth=True, hostname="p.test"),
+                         AccountDirectory(lambda: Broken({})), limiter)
+    with ThreadedProxy(server) as running, client(running.server.address) as smtp:
+        for _ in range(2):
+            code, text = auth_plain(smtp, "x@example.com", "pw")
+            assert code == 454 and b"Temporary" in text
+    assert limiter.failures("127.0.0.1") == 0
+
+
 # --------------------------------------------------------------------------- end to end
 
 MANIFEST = """\

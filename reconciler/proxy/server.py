@@ -295,8 +295,9 @@ def failure_reply(result: RelayResult) -> str:
     """Always a 451: the client keeps the message and tries again later."""
     status = {"connect": "4.4.1", "tls": "4.7.0", "auth": "4.7.0", "account": "4.7.0",
               "registry": "4.3.0"}.get(result.stage, "4.4.0")
-    return (f"451 {status} Upstream {result.stage} failed: "
-            f"{one_line(result.describe(), 160)}; message not sent, try again later")
+    code = f"{result.code} " if result.code else ""
+    detail = one_line(f"{code}{result.detail}", 160) or "no reply"
+    return f"451 {status} Upstream {result.stage} failed ({detail}); message not sent, try again later"
 
 
 class ProxyServer:
