@@ -27,7 +27,8 @@ def _logging() -> None:
     logger = logging.getLogger("mailform.proxy")
     if not any(getattr(h, "_mailform_proxy", False) for h in logger.handlers):
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s mailform-proxy %(levelname)s %(message)s"))
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s mailform-proxy %(levelname)s %(message)s"))
         handler._mailform_proxy = True
         logger.addHandler(handler)
     logger.setLevel(logging.INFO)

@@ -147,7 +147,8 @@ class ProxyCore:
         try:
             current, password = self.directory.current(account.name)
         except Exception as exc:  # noqa: BLE001 - the registry is down: temporary
-            return RelayResult(False, "registry", None, f"registry unavailable ({type(exc).__name__})")
+            return RelayResult(False, "registry", None,
+                               f"registry unavailable ({type(exc).__name__})")
         if current is None:
             return RelayResult(False, "account", None, "account no longer allowed to use the proxy")
         upstream = Upstream.from_spec(current.email, current.smtp, password, self.config.ca_file)
@@ -220,8 +221,8 @@ class ProxySMTP(SMTP):
         loop = asyncio.get_running_loop()
         login = _shown_login(creds.login)
         try:
-            account = await loop.run_in_executor(self.core.executor, self.core.directory.authenticate,
-                                                 creds.login, creds.password)
+            account = await loop.run_in_executor(
+                self.core.executor, self.core.directory.authenticate, creds.login, creds.password)
         except Exception as exc:  # noqa: BLE001 - registry unreachable: temporary
             log.error("login error user=%s client=%s reason=registry-unavailable (%s)",
                       login, client, type(exc).__name__)
@@ -234,9 +235,9 @@ class ProxySMTP(SMTP):
             return R_AUTH_BAD
         self.session.authenticated = True
         self.session.auth_data = account
-        self.session.login_data = account.email
         log.info("login ok account=%s user=%s client=%s mechanism=%s tls=%s",
-                 account.name, account.email, client, mechanism, "yes" if self.encrypted() else "no")
+                 account.name, account.email, client, mechanism,
+                 "yes" if self.encrypted() else "no")
         return R_AUTH_OK
 
 
@@ -297,7 +298,8 @@ def failure_reply(result: RelayResult) -> str:
               "registry": "4.3.0"}.get(result.stage, "4.4.0")
     code = f"{result.code} " if result.code else ""
     detail = one_line(f"{code}{result.detail}", 160) or "no reply"
-    return f"451 {status} Upstream {result.stage} failed ({detail}); message not sent, try again later"
+    return (f"451 {status} Upstream {result.stage} failed ({detail}); "
+            "message not sent, try again later")
 
 
 class ProxyServer:
