@@ -28,13 +28,14 @@ def _register() -> None:
     from .cmd_fmt import fmt
     from .cmd_import import import_
     from .cmd_inbox import inbox
+    from .cmd_proxy import proxy
     from .cmd_reconcile import reconcile
     from .cmd_sender import sender
     from .cmd_plan import apply, plan
     from .cmd_state import accounts, force_unlock, history, registry_group, state
     from .cmd_validate import schema, validate
     for command in (validate, plan, apply, state, registry_group, accounts, history,
-                    force_unlock, import_, contacts, bounces, inbox, sender, reconcile, fmt, schema):
+                    force_unlock, import_, contacts, bounces, inbox, sender, proxy, reconcile, fmt, schema):
         cli.add_command(command)
 
 
