@@ -109,6 +109,21 @@ def test_verify_send_test_defaults_to_own_address(env, tmp_path):
     env.wait_for_mail("alice", lambda m: m["Message-ID"] == smtp["message_id"], 20)
 
 
+def test_verify_debug_transcript_redacts_auth(env, tmp_path):
+    path = write(tmp_path, good_manifest(env))
+    code, out = run(verify, [path, "--debug", "--format", "json"])
+    assert code == 0, out
+    smtp, inbox = json.loads(out)["results"]
+    assert "C: AUTH PLAIN (redacted)" in smtp["transcript"]
+    assert any(line.endswith("AUTHENTICATE PLAIN") for line in inbox["transcript"])
+    assert "C: (redacted)" in inbox["transcript"]
+    assert env.user_password("alice") not in out
+    result = CliRunner().invoke(verify, [str(path), "--debug"],
+                                                standalone_mode=False)
+    assert "C: AUTH PLAIN (redacted)" in result.stderr
+    assert env.user_password("alice") not in result.stderr + result.stdout
+
+
 def test_verify_unknown_account_and_missing_secret(env, tmp_path, monkeypatch):
     path = write(tmp_path, good_manifest(env))
     with pytest.raises(Exception, match="no account named nope"):

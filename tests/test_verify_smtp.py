@@ -294,3 +294,29 @@ def test_run_checks_bounds_a_crowd_of_tarpits(fake):
     out = run_checks(items, concurrency=10, timeout=1.0)
     assert {r.code for r in out} == {"timeout"}
     assert time.monotonic() - started < 2 * 1.0 + 1.5
+
+
+@pytest.mark.parametrize("line,expected", [
+    ("AUTH PLAIN AGFsaWNlAHNlY3JldA==", "AUTH PLAIN (redacted)"),
+    ("AUTH LOGIN", "AUTH LOGIN"),
+    ("c2VjcmV0", "(redacted)"),
+    ("A001 LOGIN alice secret", "A001 LOGIN (redacted)"),
+    ("A002 AUTHENTICATE PLAIN", "A002 AUTHENTICATE PLAIN"),
+    ("PASS secret", "PASS (redacted)"),
+    ("USER alice", "USER alice"),
+])
+def test_auth_lines_are_redacted(line, expected):
+    from reconciler.verify.net import redact_auth_line
+
+    assert redact_auth_line(line) == expected
+
+
+def test_transcript_never_holds_the_password(mailstack):
+    ep = smtp(mailstack, "smtp_notls", "none")
+    res = check(ep, timeout=10, transcript=True)
+    assert res.code == "ok"
+    text = "\n".join(res.transcript)
+    assert "C: AUTH PLAIN (redacted)" in text
+    assert mailstack.user_password("alice") not in text
+    assert "transcript" in res.to_dict()
+    assert "transcript" not in check(ep, timeout=10).to_dict()

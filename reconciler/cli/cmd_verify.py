@@ -29,8 +29,11 @@ DEFAULT_TIMEOUT = 10.0
               show_default=True, help="Seconds per check, whatever the server does.")
 @click.option("--format", "fmt", type=click.Choice(["human", "json"]), default="human",
               show_default=True, help="Output format.")
+@click.option("--debug", "show_transcript", is_flag=True,
+              help="Show each protocol transcript (stderr; in JSON: a 'transcript' list). "
+                   "Everything sent while authenticating is redacted.")
 def verify(paths, var_files, var_pairs, environment, accounts, send_test, concurrency, timeout,
-           fmt):
+           fmt, show_transcript):
     """Check that each account can log in to its SMTP and inbox servers.
 
     Exit 1 when any check fails.  Trust an extra CA with MAILFORM_CA_FILE=PEM.
@@ -48,7 +51,14 @@ def verify(paths, var_files, var_pairs, environment, accounts, send_test, concur
             secret_errors.append(str(exc))
             continue
         items += check_items(account, secrets, send_test)
-    results = run_checks(items, concurrency, timeout, progress=_progress(len(items), fmt))
+    results = run_checks(items, concurrency, timeout, progress=_progress(len(items), fmt),
+                         transcript=show_transcript)
+    if show_transcript and fmt == "human":
+        for item, res in zip(items, results):
+            click.echo(f"--- account.{item.account} {item.role}: {res.kind} "
+                       f"{res.host}:{res.port} {res.security}", err=True)
+            for line in res.transcript:
+                click.echo(f"    {line}", err=True)
     if fmt == "json":
         _print_json(items, results, secret_errors, skipped, desired.warnings)
     else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 from . import imap, pop3, smtp
 from . import results as r
@@ -16,7 +17,8 @@ MAX_ATTEMPTS = 2
 
 
 def check(endpoint: r.Endpoint, timeout: float = 10.0, send_test_to: str | None = None,
-          account_name: str | None = None, *, mode: str = "login") -> r.CheckResult:
+          account_name: str | None = None, *, mode: str = "login",
+          transcript: bool = False) -> r.CheckResult:
     """Check one server.  Never raises for server behaviour; never exceeds `timeout`
     by more than a few tens of milliseconds.
 
@@ -25,21 +27,30 @@ def check(endpoint: r.Endpoint, timeout: float = 10.0, send_test_to: str | None 
     `send_test_to` is given (SMTP), send a test message;
     "envelope" (SMTP) = log in, then MAIL FROM / RCPT TO to the account's own
     address and stop before DATA.
+
+    transcript=True keeps the protocol dialogue in `CheckResult.transcript`,
+    with everything sent while authenticating redacted.
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}")
     started = time.monotonic()
     deadline = started + timeout
     number = 0
+    lines: list[str] | None = [] if transcript else None
     while True:
         number += 1
-        att = Attempt(endpoint, deadline, number)
+        if lines:
+            lines.append(f"-- attempt {number} --")
+        att = Attempt(endpoint, deadline, number, lines)
         failure, extras = _attempt(endpoint, att, mode, send_test_to, account_name)
         if failure is None or not _should_retry(failure, att, number):
             break
         time.sleep(min(RETRY_PAUSE, att.remaining()))
-    return _result(endpoint, att, failure, extras, time.monotonic() - started, account_name,
-                   number)
+    res = _result(endpoint, att, failure, extras, time.monotonic() - started, account_name,
+                  number)
+    if lines:
+        res = replace(res, transcript=tuple(_redact(line, endpoint) for line in lines))
+    return res
 
 
 def _attempt(endpoint, att, mode, send_test_to, account_name):

@@ -8,7 +8,22 @@ from . import results as r
 from .net import Attempt, ProbeFailure
 
 
-class _IMAP(imaplib.IMAP4):
+class _Logged:
+    """Transcript hooks shared by the plain and the TLS client."""
+
+    _att: Attempt
+
+    def send(self, data):
+        self._att.log("C", data)
+        super().send(data)
+
+    def readline(self):
+        line = super().readline()
+        self._att.log("S", line)
+        return line
+
+
+class _IMAP(_Logged, imaplib.IMAP4):
     def __init__(self, att: Attempt, host: str, port: int):
         self._att = att
         super().__init__(host, port, timeout=att.timeout_for())
@@ -17,7 +32,7 @@ class _IMAP(imaplib.IMAP4):
         return self._att.open_socket(use_tls=False)
 
 
-class _IMAPSSL(imaplib.IMAP4_SSL):
+class _IMAPSSL(_Logged, imaplib.IMAP4_SSL):
     def __init__(self, att: Attempt, host: str, port: int):
         self._att = att
         super().__init__(host, port, ssl_context=att.context(), timeout=att.timeout_for())

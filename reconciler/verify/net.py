@@ -43,8 +43,10 @@ class ProbeFailure(Exception):
 class Attempt:
     """State of one try: deadline, stage reached, TLS details, sockets to kill."""
 
-    def __init__(self, endpoint: r.Endpoint, deadline: float, number: int = 1):
+    def __init__(self, endpoint: r.Endpoint, deadline: float, number: int = 1,
+                 transcript: list[str] | None = None):
         self.endpoint = endpoint
+        self.transcript = transcript
         self.deadline = deadline
         self.number = number
         self.stage = "resolve"
@@ -97,6 +99,22 @@ class Attempt:
                 pass
 
     # bookkeeping
+    def log(self, direction: str, data) -> None:
+        """Record protocol lines when a transcript is kept.  Everything the
+        client sends while authenticating is redacted except the verb."""
+        if self.transcript is None:
+            return
+        if isinstance(data, bytes):
+            data = data.decode("utf-8", "replace")
+        lines = str(data).splitlines() or [""]
+        if direction == "C" and self.stage == "data" and len(lines) > 1:
+            self.transcript.append(f"C: (message, {len(data)} bytes)")
+            return
+        for line in lines:
+            if direction == "C" and self.stage == "auth":
+                line = redact_auth_line(line)
+            self.transcript.append(f"{direction}: {line}")
+
     def reply(self, code: int | None, text) -> None:
         self.reply_code = code
         if isinstance(text, bytes):
@@ -193,6 +211,27 @@ class WatchedContext:
         ssock.do_handshake()
         self.att.record_tls(ssock)
         return ssock
+
+
+_AUTH_VERBS = ("AUTH", "AUTHENTICATE", "LOGIN", "PASS", "APOP")
+
+
+def redact_auth_line(line: str) -> str:
+    """Keep the command verb (and an IMAP tag / SASL mechanism), drop the rest."""
+    words = line.split()
+    keep: list[str] = []
+    for index, word in enumerate(words[:3]):
+        upper = word.upper()
+        if upper in _AUTH_VERBS:
+            keep = words[:index + 1]
+            if upper in ("AUTH", "AUTHENTICATE") and len(words) > index + 1:
+                keep.append(words[index + 1])  # the mechanism name
+            break
+        if upper in ("USER", "EHLO", "QUIT", "CAPABILITY", "CAPA", "STARTTLS", "STLS"):
+            return line
+    if len(keep) == len(words):
+        return line
+    return " ".join(keep + ["(redacted)"])
 
 
 def _shutdown(sock: socket.socket) -> None:

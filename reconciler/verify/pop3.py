@@ -8,7 +8,22 @@ from . import results as r
 from .net import Attempt, ProbeFailure
 
 
-class _POP3(poplib.POP3):
+class _Logged:
+    """Transcript hooks shared by the plain and the TLS client."""
+
+    _att: Attempt
+
+    def _putline(self, line):
+        self._att.log("C", line)
+        super()._putline(line)
+
+    def _getline(self):
+        line, octets = super()._getline()
+        self._att.log("S", line)
+        return line, octets
+
+
+class _POP3(_Logged, poplib.POP3):
     def __init__(self, att: Attempt, host: str, port: int):
         self._att = att
         super().__init__(host, port, timeout=att.timeout_for())
@@ -17,7 +32,7 @@ class _POP3(poplib.POP3):
         return self._att.open_socket(use_tls=False)
 
 
-class _POP3SSL(poplib.POP3_SSL):
+class _POP3SSL(_Logged, poplib.POP3_SSL):
     def __init__(self, att: Attempt, host: str, port: int):
         self._att = att
         super().__init__(host, port, context=att.context(), timeout=att.timeout_for())

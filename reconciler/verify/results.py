@@ -94,6 +94,8 @@ class CheckResult:
     hint: str | None = None
     message_id: str | None = None
     attempts: int = 1
+    # protocol transcript ("C: ..." / "S: ..."), only when asked for; AUTH redacted
+    transcript: tuple[str, ...] = field(default=(), repr=False)
 
     def __post_init__(self) -> None:
         if self.code not in CODES:
@@ -105,6 +107,9 @@ class CheckResult:
 
     def to_dict(self) -> dict:
         data = asdict(self)
+        data["transcript"] = list(self.transcript)
+        if not self.transcript:
+            del data["transcript"]
         data["elapsed"] = round(self.elapsed, 3)
         data["ok"] = self.ok
         return data

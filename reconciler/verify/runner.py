@@ -26,7 +26,8 @@ Progress = Callable[[int, int, r.CheckResult], None]
 
 
 def run_checks(items: Iterable[CheckItem | r.Endpoint], concurrency: int = DEFAULT_CONCURRENCY,
-               timeout: float = 10.0, progress: Progress | None = None) -> list[r.CheckResult]:
+               timeout: float = 10.0, progress: Progress | None = None,
+               transcript: bool = False) -> list[r.CheckResult]:
     """Check every item with at most `concurrency` checks in flight.
 
     `progress(done, total, result)` is called from the calling thread as each
@@ -39,7 +40,7 @@ def run_checks(items: Iterable[CheckItem | r.Endpoint], concurrency: int = DEFAU
         return []
     workers = max(1, min(int(concurrency), len(todo)))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="verify") as pool:
-        futures = {pool.submit(_one, item, timeout): index for index, item in enumerate(todo)}
+        futures = {pool.submit(_one, item, timeout, transcript): index for index, item in enumerate(todo)}
         for done, future in enumerate(as_completed(futures), start=1):
             index = futures[future]
             out[index] = future.result()
@@ -48,9 +49,10 @@ def run_checks(items: Iterable[CheckItem | r.Endpoint], concurrency: int = DEFAU
     return out  # type: ignore[return-value]
 
 
-def _one(item: CheckItem, timeout: float) -> r.CheckResult:
+def _one(item: CheckItem, timeout: float, transcript: bool) -> r.CheckResult:
     try:
-        return check(item.endpoint, timeout, item.send_test_to, item.account)
+        return check(item.endpoint, timeout, item.send_test_to, item.account,
+                     transcript=transcript)
     except Exception as exc:  # noqa: BLE001 - one broken check must not sink the run
         ep = item.endpoint
         return r.CheckResult(code=r.PROTOCOL_ERROR, stage="internal", kind=ep.kind, host=ep.host,

@@ -16,7 +16,23 @@ from .net import Attempt, ProbeFailure
 MECHANISMS = ("PLAIN", "LOGIN", "CRAM-MD5")
 
 
-class _SMTP(smtplib.SMTP):
+class _Logged:
+    """Transcript hooks shared by the plain and the TLS client."""
+
+    _att: Attempt
+
+    def send(self, s):
+        self._att.log("C", s)
+        super().send(s)
+
+    def getreply(self):
+        code, msg = super().getreply()
+        self._att.log("S", "\n".join(f"{code} {line}" for line in
+                                     msg.decode("utf-8", "replace").splitlines() or [""]))
+        return code, msg
+
+
+class _SMTP(_Logged, smtplib.SMTP):
     def __init__(self, att: Attempt):
         self._att = att
         super().__init__(host="", local_hostname="localhost")
@@ -27,7 +43,7 @@ class _SMTP(smtplib.SMTP):
         return sock
 
 
-class _SMTPSSL(smtplib.SMTP_SSL):
+class _SMTPSSL(_Logged, smtplib.SMTP_SSL):
     def __init__(self, att: Attempt):
         self._att = att
         super().__init__(host="", local_hostname="localhost", context=att.context())
