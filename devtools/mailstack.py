@@ -44,11 +44,9 @@ from __future__ import annotations
 
 import atexit
 import base64
-import datetime as dt
 import email
 import email.policy
 import imaplib
-import ipaddress
 import json
 import os
 import shutil
@@ -60,8 +58,10 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from .certs import make_certificates
+from .mailconf import MAIL_UID, dovecot_conf, postfix_main_cf, postfix_master_cf
+
 DOMAIN = "mailform.test"
-MAIL_UID = "mail"  # Dovecot stores mail as this system user
 # local part -> (password, quota or None)
 DEFAULT_USERS: dict[str, tuple[str, str | None]] = {
     "alice": ("alice-Secret-1", None),
@@ -79,101 +79,6 @@ MAIN_CF = Path("/etc/postfix/main.cf")
 
 class MailStackError(RuntimeError):
     """The stack could not start; the message carries the log tail."""
-
-
-# --------------------------------------------------------------------------- certificates
-
-def _write_pem(path: Path, *objs) -> None:
-    from cryptography.hazmat.primitives import serialization
-
-    out = b""
-    for obj in objs:
-        if hasattr(obj, "private_bytes"):
-            out += obj.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.TraditionalOpenSSL,
-                serialization.NoEncryption(),
-            )
-        else:
-            out += obj.public_bytes(serialization.Encoding.PEM)
-    path.write_bytes(out)
-    path.chmod(0o644 if path.suffix == ".crt" or "ca" in path.name else 0o600)
-
-
-def _cert(subject_cn, key, issuer_cert, issuer_key, *, names=(), ca=False,
-          not_before=None, not_after=None):
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
-    now = dt.datetime.now(dt.timezone.utc)
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject_cn),
-                         x509.NameAttribute(NameOID.ORGANIZATION_NAME, "mailform test")])
-    issuer = issuer_cert.subject if issuer_cert is not None else subject
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject).issuer_name(issuer).public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before or now - dt.timedelta(days=1))
-        .not_valid_after(not_after or now + dt.timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-    )
-    if issuer_key is not None and issuer_cert is not None:
-        builder = builder.add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_cert.public_key()),
-            critical=False)
-    if ca:
-        builder = builder.add_extension(x509.KeyUsage(
-            digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
-            key_encipherment=False, data_encipherment=False, key_agreement=False,
-            encipher_only=False, decipher_only=False), critical=True)
-    else:
-        sans = []
-        for name in names:
-            try:
-                sans.append(x509.IPAddress(ipaddress.ip_address(name)))
-            except ValueError:
-                sans.append(x509.DNSName(name))
-        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        builder = builder.add_extension(
-            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-    return builder.sign(issuer_key or key, hashes.SHA256())
-
-
-def make_certificates(directory: Path) -> dict[str, Path]:
-    """A throwaway CA plus server certificates; returns name -> PEM path.
-
-    ``server`` (localhost, 127.0.0.1, signed by the CA), ``wronghost``
-    (wrong.example.net, signed by the CA), ``expired`` (localhost, expired,
-    signed by the CA), ``selfsigned`` (localhost, its own issuer).  Key and
-    certificate chain share one file, which both Postfix and Dovecot accept.
-    """
-    from cryptography.hazmat.primitives.asymmetric import ec
-
-    directory.mkdir(parents=True, exist_ok=True)
-    now = dt.datetime.now(dt.timezone.utc)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_cert = _cert("mailform throwaway test CA", ca_key, None, None, ca=True)
-    paths = {"ca": directory / "ca.crt"}
-    _write_pem(paths["ca"], ca_cert)
-    local = ("localhost", "127.0.0.1")
-    specs = {
-        "server": dict(cn="localhost", names=local, signed=True),
-        "wronghost": dict(cn="wrong.example.net", names=("wrong.example.net",), signed=True),
-        "expired": dict(cn="localhost", names=local, signed=True,
-                        not_before=now - dt.timedelta(days=60),
-                        not_after=now - dt.timedelta(days=30)),
-        "selfsigned": dict(cn="localhost", names=local, signed=False),
-    }
-    for name, spec in specs.items():
-        key = ec.generate_private_key(ec.SECP256R1())
-        signed = spec.pop("signed")
-        cert = _cert(spec.pop("cn"), key, ca_cert if signed else None,
-                     ca_key if signed else None, **spec)
-        paths[name] = directory / f"{name}.pem"
-        _write_pem(paths[name], key, cert)
-    return paths
 
 
 # --------------------------------------------------------------------------- helpers
@@ -215,207 +120,6 @@ def _check_traversable(path: Path) -> None:
                 f"{oct(parent.stat().st_mode & 0o777)}); the mail stack's workdir must be "
                 "reachable by the postfix, dovecot and mail users (use e.g. "
                 "tempfile.mkdtemp() and chmod 0755)")
-
-
-# --------------------------------------------------------------------------- configs
-
-POSTFIX_UNIX_SERVICES = """\
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-tlsmgr    unix  -       -       n       1000?   1       tlsmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-proxywrite unix -       -       n       -       1       proxymap
-smtp      unix  -       -       n       -       -       smtp
-relay     unix  -       -       n       -       -       smtp
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-lmtp      unix  -       -       n       -       -       lmtp
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
-"""
-
-
-def _smtpd(port: int, name: str, *options: str) -> str:
-    lines = [f"127.0.0.1:{port} inet n - n - - smtpd", f"  -o syslog_name=mailstack/{name}"]
-    lines += [f"  -o {opt}" for opt in options]
-    return "\n".join(lines) + "\n"
-
-
-def postfix_master_cf(ports: dict[str, int], certs: dict[str, Path]) -> str:
-    sasl = ("smtpd_sasl_auth_enable=yes",
-            "smtpd_relay_restrictions=permit_sasl_authenticated,reject_unauth_destination")
-    tls_wrapper = ("smtpd_tls_wrappermode=yes", "smtpd_tls_security_level=encrypt")
-
-    def cert(name: str) -> tuple[str, str]:
-        return (f"smtpd_tls_cert_file={certs[name]}", f"smtpd_tls_key_file={certs[name]}")
-
-    return POSTFIX_UNIX_SERVICES + "".join([
-        _smtpd(ports["smtp"], "smtp", "smtpd_sasl_auth_enable=no"),
-        _smtpd(ports["submission"], "submission", "smtpd_tls_security_level=encrypt",
-               "smtpd_tls_auth_only=yes", *sasl),
-        _smtpd(ports["smtps"], "smtps", *tls_wrapper, *sasl),
-        _smtpd(ports["smtp_notls"], "smtp_notls", "smtpd_tls_security_level=none",
-               "smtpd_tls_auth_only=no", *sasl),
-        _smtpd(ports["smtp_noauth"], "smtp_noauth", "smtpd_sasl_auth_enable=no"),
-        _smtpd(ports["smtps_wronghost"], "wronghost", *tls_wrapper, *sasl, *cert("wronghost")),
-        _smtpd(ports["smtps_expired"], "expired", *tls_wrapper, *sasl, *cert("expired")),
-        _smtpd(ports["smtps_selfsigned"], "selfsigned", *tls_wrapper, *sasl,
-               *cert("selfsigned")),
-    ])
-
-
-def postfix_main_cf(root: Path, certs: dict[str, Path], domain: str) -> str:
-    pf = root / "postfix"
-    return f"""\
-# generated by devtools/mailstack.py
-compatibility_level = 3.6
-queue_directory = {pf / 'queue'}
-data_directory = {pf / 'data'}
-mail_owner = postfix
-setgid_group = postdrop
-maillog_file = /dev/stdout
-myhostname = mail.{domain}
-mydomain = {domain}
-myorigin = $mydomain
-mydestination =
-mynetworks =
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-smtputf8_enable = no
-biff = no
-alias_maps =
-alias_database =
-local_recipient_maps =
-append_dot_mydomain = no
-virtual_mailbox_domains = {domain}
-virtual_transport = lmtp:unix:private/dovecot-lmtp
-# nothing ever leaves this machine
-default_transport = error:mailstack delivers to {domain} only
-relay_transport = error:mailstack delivers to {domain} only
-smtpd_reject_unlisted_recipient = no
-smtpd_relay_restrictions = reject_unauth_destination
-smtpd_sender_restrictions = check_sender_access texthash:{pf / 'config' / 'sender_access'}
-smtpd_error_sleep_time = 0
-smtpd_tls_cert_file = {certs['server']}
-smtpd_tls_key_file = {certs['server']}
-smtpd_tls_security_level = may
-smtpd_tls_auth_only = yes
-smtpd_sasl_type = dovecot
-smtpd_sasl_path = private/auth
-smtpd_sasl_auth_enable = no
-bounce_queue_lifetime = 30s
-maximal_queue_lifetime = 30s
-queue_run_delay = 2s
-minimal_backoff_time = 1s
-maximal_backoff_time = 5s
-delay_warning_time = 0
-"""
-
-
-def dovecot_conf(root: Path, certs: dict[str, Path], ports: dict[str, int]) -> str:
-    dv, queue_private = root / "dovecot", root / "postfix" / "queue" / "private"
-    dh = Path("/usr/share/dovecot/dh.pem")
-    dh_line = f"ssl_dh = <{dh}" if dh.exists() else ""
-    return f"""\
-# generated by devtools/mailstack.py
-instance_name = mailstack-{abs(hash(str(root))) % 10**8}
-base_dir = {dv / 'run'}
-state_dir = {dv / 'state'}
-log_path = {root / 'dovecot.log'}
-protocols = imap pop3 lmtp
-listen = 127.0.0.1
-ssl = yes
-ssl_cert = <{certs['server']}
-ssl_key = <{certs['server']}
-{dh_line}
-disable_plaintext_auth = no
-auth_mechanisms = plain login
-auth_failure_delay = 0
-first_valid_uid = 1
-mail_location = maildir:~/Maildir
-mail_max_userip_connections = 1000
-mail_plugins = $mail_plugins quota
-protocol imap {{
-  mail_max_userip_connections = 1000
-}}
-protocol pop3 {{
-  mail_max_userip_connections = 1000
-  pop3_uidl_format = %08Xu%08Xv
-}}
-protocol lmtp {{
-  mail_plugins = $mail_plugins quota
-}}
-plugin {{
-  quota = count:User quota
-  quota_vsizes = yes
-}}
-passdb {{
-  driver = passwd-file
-  args = scheme=PLAIN username_format=%u {dv / 'users'}
-}}
-userdb {{
-  driver = passwd-file
-  args = username_format=%u {dv / 'users'}
-  default_fields = uid={MAIL_UID} gid={MAIL_UID} home={root / 'mail'}/%n
-}}
-# high-performance login mode: long-lived login processes instead of one per connection
-service imap-login {{
-  service_count = 0
-  process_min_avail = 2
-  inet_listener imap {{
-    address = 127.0.0.1
-    port = {ports['imap']}
-  }}
-  inet_listener imaps {{
-    address = 127.0.0.1
-    port = {ports['imaps']}
-    ssl = yes
-  }}
-}}
-service pop3-login {{
-  service_count = 0
-  process_min_avail = 2
-  inet_listener pop3 {{
-    address = 127.0.0.1
-    port = {ports['pop3']}
-  }}
-  inet_listener pop3s {{
-    address = 127.0.0.1
-    port = {ports['pop3s']}
-    ssl = yes
-  }}
-}}
-service lmtp {{
-  unix_listener {queue_private / 'dovecot-lmtp'} {{
-    mode = 0600
-    user = postfix
-    group = postfix
-  }}
-}}
-# no growing delays after failed logins (tests log in with wrong passwords)
-service anvil {{
-  unix_listener anvil-auth-penalty {{
-    mode = 0
-  }}
-}}
-service auth {{
-  unix_listener {queue_private / 'auth'} {{
-    mode = 0660
-    user = postfix
-    group = postfix
-  }}
-}}
-"""
 
 
 # --------------------------------------------------------------------------- the stack

@@ -249,6 +249,10 @@ def resolve(host: str, port: int, att: Attempt) -> list[tuple]:
         return [(family, (host, port))]
     except ValueError:
         pass
+    if host.rstrip(".").lower().endswith(".invalid") or host.lower() == "invalid":
+        # RFC 6761 §6.4: never resolvable; answer at once, even without a resolver.
+        raise ProbeFailure(r.DNS_ERROR, f"{host}: .invalid names never resolve (RFC 6761)",
+                           hint="check the host name")
     box: dict = {}
 
     def lookup() -> None:
@@ -261,7 +265,8 @@ def resolve(host: str, port: int, att: Attempt) -> list[tuple]:
     worker.start()
     worker.join(att.timeout_for())
     if worker.is_alive():
-        raise ProbeFailure(r.TIMEOUT, f"DNS lookup of {host} timed out")
+        raise ProbeFailure(r.DNS_ERROR, f"DNS lookup of {host} timed out",
+                           hint="the resolver did not answer in time; check DNS and the host name")
     if "error" in box:
         exc = box["error"]
         transient = isinstance(exc, socket.gaierror) and exc.errno == socket.EAI_AGAIN

@@ -193,7 +193,8 @@ def _envelope(client: smtplib.SMTP, ep: r.Endpoint, att: Attempt, rcpt: str) -> 
     att.reply(code, msg)
     if code not in (250, 251):
         text = (att.reply_text or "").lower()
-        failure = r.SENDER_REJECTED if "sender" in text else r.RECIPIENT_REJECTED
+        sender_problem = "sender" in text and "recipient address rejected" not in text
+        failure = r.SENDER_REJECTED if sender_problem else r.RECIPIENT_REJECTED
         if code == 530:
             failure = r.AUTH_FAILED
         raise ProbeFailure(failure, att.reply_text, reply_code=code,
