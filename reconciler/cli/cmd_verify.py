@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 import click
@@ -38,6 +39,7 @@ def verify(paths, var_files, var_pairs, environment, accounts, send_test, concur
 
     Exit 1 when any check fails.  Trust an extra CA with MAILFORM_CA_FILE=PEM.
     """
+    paths, send_test = _split_send_test(paths, send_test)
     desired = load_desired(paths, var_files, var_pairs, environment)
     chosen = _select(desired.accounts, accounts)
     items, secret_errors, skipped = [], [], []
@@ -65,6 +67,16 @@ def verify(paths, var_files, var_pairs, environment, accounts, send_test, concur
         _print_human(items, results, secret_errors, skipped, desired.warnings)
     failed = secret_errors or any(not res.ok for res in results)
     return 1 if failed else 0
+
+
+def _split_send_test(paths: tuple, send_test: str | None) -> tuple[tuple, str | None]:
+    """`verify --send-test manifests/`: click takes the path as the ADDRESS; give it back."""
+    if send_test and "@" not in send_test:
+        if os.path.exists(send_test):
+            return paths + (send_test,), ""
+        raise click.BadParameter(f"'{send_test}' is not an email address",
+                                 param_hint="--send-test")
+    return paths, send_test
 
 
 def _select(all_accounts: dict, names: tuple[str, ...]) -> list:
