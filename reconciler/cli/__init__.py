@@ -25,6 +25,8 @@ def cli():
 def _register() -> None:
     from .cmd_bounces import bounces
     from .cmd_contacts import contacts
+    from .cmd_debug import debug
+    from .cmd_verify import verify
     from .cmd_fmt import fmt
     from .cmd_import import import_
     from .cmd_inbox import inbox
@@ -34,7 +36,7 @@ def _register() -> None:
     from .cmd_plan import apply, plan
     from .cmd_state import accounts, force_unlock, history, registry_group, state
     from .cmd_validate import schema, validate
-    for command in (validate, plan, apply, state, registry_group, accounts, history,
+    for command in (validate, plan, apply, verify, debug, state, registry_group, accounts, history,
                     force_unlock, import_, contacts, bounces, inbox, sender, proxy, reconcile, fmt, schema):
         cli.add_command(command)
 
