@@ -30,6 +30,10 @@ test: system-deps $(STAMP)
 demo: $(STAMP)
 	bash demo/run.sh
 
+# The live tour against a real local Postfix + Dovecot (root needed).
+demo-live: system-deps $(STAMP)
+	bash demo/live.sh
+
 schema: $(STAMP)
 	$(VENV)/bin/mailform schema --out schemas
 

@@ -74,8 +74,8 @@ def verify_changed(plan: Plan, values) -> Optional[dict[str, dict]]:
               for role, result in sorted(roles.items()) if result["code"] != "ok"]
     for name, roles in sorted(by_account.items()):
         for role, result in sorted(roles.items()):
-            mark = "ok" if result["code"] == "ok" else "FAILED"
-            click.echo(f"verify account.{name} {role}: {mark} {result['summary']}", err=True)
+            mark = "" if result["code"] == "ok" else "FAILED "
+            click.echo(f"verify account.{name} {role}: {mark}{result['summary']}", err=True)
     if failed:
         names = ", ".join(f"{n} ({role}: {res['code']})" for n, role, res in failed)
         click.echo(f"Error: connectivity checks failed for {names}; nothing was applied. "

@@ -49,7 +49,7 @@ def _resource(out: _Out, rc: ResourceChange) -> None:
         out.add(f"  # note: {note}")
     if rc.verification:
         for server, result in sorted(rc.verification.items()):
-            out.add(f"  # verify {server}: {result.get('code')} {result.get('summary', '')}".rstrip())
+            out.add(f"  # verify {server}: {result.get('summary') or result.get('code')}".rstrip())
     symbol = SYMBOLS[rc.action]
     pad = "" if symbol == "-/+" else "  "
     out.add(f"{pad}{out.sym(symbol)} {rc.kind} \"{rc.name}\" {{")
