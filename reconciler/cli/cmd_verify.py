@@ -11,7 +11,7 @@ from ..errors import MailformError, SecretError
 from ..manifest import account_secrets
 from ..verify.accounts import check_items
 from ..verify.runner import DEFAULT_CONCURRENCY, run_checks
-from .options import load_desired, manifest_options
+from .options import load_desired, manifest_options, registry_option
 from .output import plural, print_problems, use_color
 
 DEFAULT_TIMEOUT = 10.0
@@ -30,11 +30,12 @@ DEFAULT_TIMEOUT = 10.0
               show_default=True, help="Seconds per check, whatever the server does.")
 @click.option("--format", "fmt", type=click.Choice(["human", "json"]), default="human",
               show_default=True, help="Output format.")
+@registry_option
 @click.option("--debug", "show_transcript", is_flag=True,
               help="Show each protocol transcript (stderr; in JSON: a 'transcript' list). "
                    "Everything sent while authenticating is redacted.")
 def verify(paths, var_files, var_pairs, environment, accounts, send_test, concurrency, timeout,
-           fmt, show_transcript):
+           fmt, registry_url, show_transcript):
     """Check that each account can log in to its SMTP and inbox servers.
 
     Exit 1 when any check fails.  Trust an extra CA with MAILFORM_CA_FILE=PEM.
@@ -61,12 +62,35 @@ def verify(paths, var_files, var_pairs, environment, accounts, send_test, concur
                        f"{res.host}:{res.port} {res.security}", err=True)
             for line in res.transcript:
                 click.echo(f"    {line}", err=True)
+    _record(registry_url, desired.accounts, items, results)
     if fmt == "json":
         _print_json(items, results, secret_errors, skipped, desired.warnings)
     else:
         _print_human(items, results, secret_errors, skipped, desired.warnings)
     failed = secret_errors or any(not res.ok for res in results)
     return 1 if failed else 0
+
+
+def _record(registry_url, desired_accounts, items, results) -> None:
+    """Store results as status of registry accounts whose settings equal the checked ones.
+
+    Only an existing registry is written to: verify never creates one."""
+    from ..diff import record_of
+    from .planning import registry_if_exists
+    from .verification import stamp
+    registry = registry_if_exists(registry_url)
+    if registry is None:
+        return
+    try:
+        stored = registry.accounts()
+        by_account: dict = {}
+        for item, res in zip(items, results):
+            by_account.setdefault(item.account, {})[item.role] = stamp(res)
+        for name, roles in by_account.items():
+            if name in stored and stored[name].spec == record_of(desired_accounts[name]):
+                registry.set_status(name, {"verification": roles})
+    finally:
+        registry.close()
 
 
 def _split_send_test(paths: tuple, send_test: str | None) -> tuple[tuple, str | None]:

@@ -92,3 +92,12 @@ def make_plan(registry: Registry, desired: Desired, secrets: Resolved,
 
 def registry_at(url: str) -> Registry:
     return open_registry(url)
+
+
+def registry_if_exists(url: str) -> Optional[Registry]:
+    """The registry, unless it is a SQLite file that does not exist yet."""
+    if url.startswith("sqlite:///") or "://" not in url:
+        path = url[len("sqlite:///"):] if url.startswith("sqlite:///") else url
+        if not os.path.exists(path):
+            return None
+    return open_registry(url)

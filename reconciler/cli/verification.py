@@ -36,7 +36,7 @@ def endpoints_of(name: str, record: Mapping, secrets: Mapping[str, str]) -> list
     return items
 
 
-def _stamp(result) -> dict:
+def stamp(result) -> dict:
     body = result.to_dict()
     body["time"] = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     body["summary"] = result.summary()
@@ -55,7 +55,7 @@ def check_plan(plan: Plan, values: Mapping[str, Mapping[str, str]],
     results = run_checks(items, DEFAULT_CONCURRENCY, timeout)
     out: dict[str, dict[str, dict]] = {}
     for item, result in zip(items, results):
-        out.setdefault(item.account, {})[item.role] = _stamp(result)
+        out.setdefault(item.account, {})[item.role] = stamp(result)
     return out
 
 
