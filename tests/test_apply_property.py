@@ -189,7 +189,7 @@ def _apply_empty(registry, seen: set) -> None:
 SEEN: set = set()
 
 
-@settings(max_examples=40, deadline=None, database=None,
+@settings(max_examples=30, deadline=None, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(data=st.data())
 def test_apply_then_plan_gives_no_changes(data):
@@ -240,7 +240,7 @@ def test_every_action_is_exercised():
 
 # --- whole CLI rounds -----------------------------------------------------------------
 
-@settings(max_examples=2, deadline=None, database=None,
+@settings(max_examples=1, deadline=None, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_apply_then_plan_gives_no_changes_through_the_cli(tmp_path_factory, data):
