@@ -1,7 +1,6 @@
 """Plan → registry: under the lock, in one transaction, nothing written on failure."""
 from __future__ import annotations
 
-import getpass
 import os
 import sys
 import time
@@ -11,6 +10,7 @@ from typing import Callable, Mapping, Optional
 from .errors import SecretError, StalePlanError
 from .plan import Plan, payload_key
 from .registry.base import AccountWrite, Registry
+from .registry.common import default_actor
 
 PAUSE_ENV = "MAILFORM_TEST_PAUSE_IN_APPLY"   # test-only: seconds to sleep before commit
 
@@ -28,13 +28,8 @@ class ApplyResult:
 
 
 def actor() -> str:
-    name = os.environ.get("MAILFORM_ACTOR")
-    if name:
-        return name
-    try:
-        return getpass.getuser()
-    except Exception:  # no user database entry (containers)
-        return f"uid-{os.getuid()}"
+    """Who applies: MAILFORM_ACTOR, else the OS user."""
+    return default_actor()
 
 
 def check_fresh(registry: Registry, plan: Plan) -> None:

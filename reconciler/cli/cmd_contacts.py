@@ -34,11 +34,8 @@ def contacts_import(file, registry_url):
     rows, problems = parse_contacts(text, file)
     for problem in problems:
         click.echo(f"Warning: {file}:{problem} (row skipped)", err=True)
-    registry = registry_at(registry_url)
-    try:
+    with registry_at(registry_url) as registry:
         inserted, updated = registry.upsert_contacts(rows)
-    finally:
-        registry.close()
     click.echo(f"{inserted} contacts added, {updated} updated, {len(problems)} rows skipped.")
     return 1 if problems and not rows else 0
 
@@ -49,11 +46,8 @@ def contacts_import(file, registry_url):
 @format_option("human", "json", "csv")
 def contacts_list(status, registry_url, fmt):
     """Contacts, optionally only the active or the faulty ones."""
-    registry = registry_at(registry_url)
-    try:
+    with registry_at(registry_url) as registry:
         rows = registry.contacts(status)
-    finally:
-        registry.close()
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2, default=str))
     elif fmt == "csv":
@@ -77,11 +71,8 @@ def contacts_list(status, registry_url, fmt):
 @registry_option
 def contacts_show(email, registry_url):
     """One contact: details, status and bounce history."""
-    registry = registry_at(registry_url)
-    try:
+    with registry_at(registry_url) as registry:
         row = registry.contact(email)
-    finally:
-        registry.close()
     if row is None:
         raise NotFoundError(f"no contact {email}")
     click.echo(json.dumps(row, indent=2, default=str))

@@ -24,12 +24,9 @@ def sender():
 @format_option("human", "json")
 def sender_preview(name, contact_email, registry_url, fmt):
     """The From and Reply-To the contact would see for account NAME."""
-    registry = registry_at(registry_url)
-    try:
+    with registry_at(registry_url) as registry:
         account = registry.account(name)
         contact = registry.contact(contact_email)
-    finally:
-        registry.close()
     if account is None:
         raise NotFoundError(f"no account '{name}' in the registry")
     if contact is None:

@@ -35,11 +35,8 @@ def state():
 @format_option("human", "json")
 def state_list(registry_url, fmt):
     """Every account with its status."""
-    registry = registry_at(registry_url)
-    try:
+    with registry_at(registry_url) as registry:
         accounts = registry.accounts()
-    finally:
-        registry.close()
     rows = [{"name": a.name, "type": a.type, "email": a.spec.get("email"),
              "activation": a.status.get("activation", "active"),
              "verification": a.status.get("verification"), "last_scan": a.status.get("last_scan")}
@@ -64,11 +61,8 @@ def state_list(registry_url, fmt):
 @format_option("human", "json")
 def state_show(name, registry_url, fmt):
     """One account: its live settings (secrets hidden) and status."""
-    registry = registry_at(registry_url)
-    try:
+    with registry_at(registry_url) as registry:
         account = registry.account(name)
-    finally:
-        registry.close()
     if account is None:
         raise NotFoundError(f"no account '{name}' in the registry")
     secrets = {path: "(sensitive value)" for path in account.fingerprints}
@@ -97,8 +91,7 @@ def registry_set(name, assignment, registry_url):
     if not sep or not path:
         raise click.BadParameter(f"'{assignment}' is not of the form PATH=VALUE")
     value = raw if path.endswith("password") else yaml.safe_load(raw) if raw else ""
-    registry = registry_at(registry_url)
-    try:
+    with registry_at(registry_url) as registry:
         account = registry.account(name)
         if account is None:
             raise NotFoundError(f"no account '{name}' in the registry")
@@ -107,8 +100,6 @@ def registry_set(name, assignment, registry_url):
             click.echo(f"Warning: {path} is not a field of account {name} yet; adding it.",
                        err=True)
         serial = registry.set_field(name, path, value)
-    finally:
-        registry.close()
     shown = "(sensitive value)" if path.endswith("password") else json.dumps(value)
     click.echo(f"account.{name}: {path} = {shown} (registry serial {serial})")
     return 0
@@ -124,11 +115,8 @@ def accounts():
 @registry_option
 def accounts_activate(name, registry_url):
     """Activate a marketing account that waits for activation."""
-    registry = registry_at(registry_url)
-    try:
+    with registry_at(registry_url) as registry:
         serial = registry.activate(name)
-    finally:
-        registry.close()
     click.echo(f"account.{name} is active (registry serial {serial})")
     return 0
 
@@ -138,11 +126,8 @@ def accounts_activate(name, registry_url):
 @format_option("human", "json")
 def history(registry_url, fmt):
     """Every apply: serial, time, actor, counts."""
-    registry = registry_at(registry_url)
-    try:
+    with registry_at(registry_url) as registry:
         entries = registry.history()
-    finally:
-        registry.close()
     if fmt == "json":
         click.echo(json.dumps(entries, indent=2, default=str))
         return 0
@@ -160,10 +145,7 @@ def history(registry_url, fmt):
 @registry_option
 def force_unlock(lock_id, registry_url):
     """Remove a lock left behind by a process that is gone."""
-    registry = registry_at(registry_url)
-    try:
+    with registry_at(registry_url) as registry:
         registry.force_unlock(lock_id)
-    finally:
-        registry.close()
     click.echo(f"Lock {lock_id} removed by {actor()}.")
     return 0
