@@ -182,11 +182,13 @@ def _policy_change(inp: PlanInput) -> Optional[tuple[ResourceChange, dict]]:
     return rc, {"type": "bounce_policy", "record": desired, "secrets": {}, "activation": None}
 
 
-def _drift(stored) -> list[Change]:
+def _drift(stored, account: Optional[EmailAccount]) -> list[Change]:
+    """Out-of-band edits since the last apply; edits under ignore_changes are not drift."""
     if stored.applied == stored.spec and stored.applied_fingerprints == stored.fingerprints:
         return []          # the common case, decided by plain equality (no flattening)
+    ignore = account.spec.lifecycle.ignore_changes if account is not None else ()
     changes, _ = compare(stored.applied, stored.spec, stored.applied_fingerprints,
-                         stored.fingerprints)
+                         stored.fingerprints, ignore)
     return changes
 
 
@@ -268,7 +270,7 @@ def build_plan(inp: PlanInput) -> Plan:
     if targets is not None:
         names = [n for n in names if n in targets]
     drift = [Drift(n, ch) for n in names if n in inp.actual
-             for ch in [_drift(inp.actual[n])] if ch]
+             for ch in [_drift(inp.actual[n], inp.accounts.get(n))] if ch]
     rcs: list[ResourceChange] = []
     payload: dict = {}
     for name in names:

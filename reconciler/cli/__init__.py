@@ -1,6 +1,7 @@
 """The click commands: the only place that prints, prompts or chooses exit codes."""
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 
@@ -12,7 +13,44 @@ from ..errors import MailformError
 USAGE_EXIT = 64
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+# command name -> (module, attribute): imported only when the command runs, so that
+# `mailform validate` does not pay for the proxy's or the probes' imports.
+COMMANDS = {
+    "validate": ("cmd_validate", "validate"),
+    "plan": ("cmd_plan", "plan"),
+    "apply": ("cmd_plan", "apply"),
+    "verify": ("cmd_verify", "verify"),
+    "debug": ("cmd_debug", "debug"),
+    "state": ("cmd_state", "state"),
+    "registry": ("cmd_state", "registry_group"),
+    "accounts": ("cmd_state", "accounts"),
+    "history": ("cmd_state", "history"),
+    "force-unlock": ("cmd_state", "force_unlock"),
+    "import": ("cmd_import", "import_"),
+    "fmt": ("cmd_fmt", "fmt"),
+    "schema": ("cmd_validate", "schema"),
+    "contacts": ("cmd_contacts", "contacts"),
+    "bounces": ("cmd_bounces", "bounces"),
+    "inbox": ("cmd_inbox", "inbox"),
+    "sender": ("cmd_sender", "sender"),
+    "proxy": ("cmd_proxy", "proxy"),
+    "reconcile": ("cmd_reconcile", "reconcile"),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx):
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx, name):
+        if name not in COMMANDS:
+            return None
+        module, attr = COMMANDS[name]
+        return getattr(importlib.import_module(f"{__name__}.{module}"), attr)
+
+
+@click.group(cls=LazyGroup,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="mailform")
 def cli():
     """mailform: email accounts as code.
@@ -20,28 +58,6 @@ def cli():
     Declare sending accounts in YAML, `plan` the diff against the platform's
     registry, `apply` it once every changed account has proven it can log in.
     """
-
-
-def _register() -> None:
-    from .cmd_bounces import bounces
-    from .cmd_contacts import contacts
-    from .cmd_debug import debug
-    from .cmd_verify import verify
-    from .cmd_fmt import fmt
-    from .cmd_import import import_
-    from .cmd_inbox import inbox
-    from .cmd_proxy import proxy
-    from .cmd_reconcile import reconcile
-    from .cmd_sender import sender
-    from .cmd_plan import apply, plan
-    from .cmd_state import accounts, force_unlock, history, registry_group, state
-    from .cmd_validate import schema, validate
-    for command in (validate, plan, apply, verify, debug, state, registry_group, accounts, history,
-                    force_unlock, import_, contacts, bounces, inbox, sender, proxy, reconcile, fmt, schema):
-        cli.add_command(command)
-
-
-_register()
 
 
 def main(argv=None) -> None:
