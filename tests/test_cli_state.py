@@ -90,7 +90,9 @@ def test_ignore_changes_keeps_the_operator_edit(cli):
     assert cli.run("registry", "set", "alice", "display_name=Alice B.").code == 0
     plan = cli.plan("--format", "json")
     body = json.loads(plan.out)
-    assert body["drift"] and body["resource_changes"] == []
+    assert body["drift"] == [] and body["resource_changes"] == []   # ignored: not drift either
+    shown = json.loads(cli.run("state", "show", "alice", "--format", "json").out)
+    assert shown["spec"]["display_name"] == "Alice B."
 
 
 def test_accounts_activate_after_creating_with_many_contacts(cli):
