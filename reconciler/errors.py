@@ -44,7 +44,8 @@ class ManifestError(MailformError):
     def __init__(self, problems: list[Problem], warnings: list[Problem] | None = None):
         self.problems = sorted(problems)
         self.warnings = sorted(warnings or [])
-        super().__init__(f"{len(self.problems)} error(s) in the manifests")
+        super().__init__("\n".join(str(p) for p in self.problems)
+                         or "the manifests are invalid")
 
 
 class SecretError(MailformError):

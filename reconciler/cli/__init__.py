@@ -8,7 +8,7 @@ import sys
 import click
 
 from .. import __version__
-from ..errors import MailformError
+from ..errors import MailformError, ManifestError
 
 USAGE_EXIT = 64
 
@@ -74,6 +74,11 @@ def main(argv=None) -> None:
         code = exc.exit_code
     except click.ClickException as exc:
         exc.show()
+        code = exc.exit_code
+    except ManifestError as exc:
+        from .output import plural, print_problems
+        print_problems(exc.problems, exc.warnings)
+        click.echo(f"{plural(len(exc.problems), 'error')}: invalid", err=True)
         code = exc.exit_code
     except MailformError as exc:
         click.echo(f"Error: {exc}", err=True)

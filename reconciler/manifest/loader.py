@@ -214,11 +214,17 @@ def load(paths: Iterable[str], variables: Optional[dict] = None,
 
     Raises ManifestError carrying every problem of the run, sorted by file and line.
     """
+    paths = list(paths)
+    missing = [Problem(p, 1, 1, "", "no such file or directory") for p in paths
+               if not os.path.exists(p)]
+    if missing:
+        raise ManifestError(missing)
     files = find_files(paths)
     desired = Desired(files=files)
     problems: list[Problem] = []
     if not files:
-        raise MailformError("no manifest files (*.yaml, *.yml) found in " + ", ".join(paths))
+        raise ManifestError([Problem(p, 1, 1, "", "no manifest files (*.yaml, *.yml) found here")
+                             for p in paths])
     context = {"var": variables or {}, "environment": environment}
     names: dict = {}
     digest = hashlib.sha256()
