@@ -8,7 +8,7 @@ import sys
 import click
 
 from ..apply import actor, apply_plan, check_fresh, secrets_from_payload
-from ..errors import GuardBlocked, MailformError, ManifestError
+from ..errors import GuardBlocked, MailformError
 from ..plan import Plan, from_file_dict
 from ..render import render
 from ..render.json_out import render_plan_file
@@ -41,11 +41,7 @@ def _print_plan(plan: Plan, fmt: str, no_color: bool) -> None:
 
 
 def _load(paths, var_files, var_pairs, environment):
-    try:
-        desired = load_desired(paths, var_files, var_pairs, environment)
-    except ManifestError as exc:   # name every problem (file:line:col), not just their count
-        print_problems(exc.problems, exc.warnings)
-        raise
+    desired = load_desired(paths, var_files, var_pairs, environment)
     print_problems([], desired.warnings)
     return desired, resolve_all(desired.accounts.values())
 
