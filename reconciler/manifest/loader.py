@@ -42,7 +42,8 @@ def find_files(paths: Iterable[str]) -> list[str]:
             batch = []
             for dirpath, dirnames, filenames in os.walk(path):
                 dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-                batch += [os.path.join(dirpath, f) for f in filenames if f.endswith(SUFFIXES)]
+                batch += [os.path.normpath(os.path.join(dirpath, f)) for f in filenames
+                          if f.endswith(SUFFIXES)]
             found += sorted(batch)
         else:
             raise MailformError(f"{path}: no such file or directory")
