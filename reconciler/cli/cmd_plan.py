@@ -1,6 +1,7 @@
 """`mailform plan` and `mailform apply`."""
 from __future__ import annotations
 
+import gc
 import json
 import os
 import sys
@@ -42,6 +43,9 @@ def _print_plan(plan: Plan, fmt: str, no_color: bool) -> None:
 
 def _load(paths, var_files, var_pairs, environment):
     desired = load_desired(paths, var_files, var_pairs, environment)
+    # The manifests live as long as this command: keep the cyclic collector from
+    # walking them again and again while the registry rows and the plan are built.
+    gc.freeze()
     print_problems([], desired.warnings)
     return desired, resolve_all(desired.accounts.values())
 

@@ -14,10 +14,16 @@ from ..registry import open_registry
 from ..registry.base import Registry
 
 
+SHOWN_ERRORS = 50
+
+
 class SecretsUnresolved(MailformError):
     def __init__(self, errors: list[SecretError]):
         self.errors = errors
-        lines = "\n".join(f"  - {e}" for e in errors)
+        lines = "\n".join(f"  - {e}" for e in errors[:SHOWN_ERRORS])
+        more = len(errors) - SHOWN_ERRORS
+        if more > 0:
+            lines += f"\n  … and {more} more"
         super().__init__(f"{len(errors)} secret reference(s) cannot be resolved:\n{lines}")
 
 
@@ -39,7 +45,7 @@ def _base_dir(account: EmailAccount) -> str:
 
 def resolve_all(accounts: Iterable[EmailAccount]) -> Resolved:
     """Resolve every secret reference; all failures reported together, never a value."""
-    out, errors = Resolved(), []
+    out, errors, seen = Resolved(), [], set()
     for account in accounts:
         for section in ("smtp", "inbox"):
             settings = getattr(account.spec, section)
@@ -54,8 +60,8 @@ def resolve_all(accounts: Iterable[EmailAccount]) -> Resolved:
             try:
                 value = resolve(ref, base, account.name, f"spec.{path}")
             except SecretError as exc:
-                if not any(e.reference == exc.reference and e.account == exc.account
-                           for e in errors):
+                if (exc.account, exc.reference) not in seen:
+                    seen.add((exc.account, exc.reference))
                     errors.append(exc)
                 continue
             out.values.setdefault(account.name, {})[path] = value

@@ -19,8 +19,11 @@ try:
 except AttributeError:  # pragma: no cover - libyaml is in the wheels we pin
     _Base = yaml.SafeLoader
 
-_RESOLVED: dict = {}
+_PLAIN: dict = {}
 _MAX_RESOLVED = 50_000
+_STR_TAG = "tag:yaml.org,2002:str"
+_MAP_TAG = "tag:yaml.org,2002:map"
+_SEQ_TAG = "tag:yaml.org,2002:seq"
 
 
 class _Loader(_Base):  # type: ignore[valid-type,misc]
@@ -28,20 +31,29 @@ class _Loader(_Base):  # type: ignore[valid-type,misc]
 
     libyaml calls back into Python's regex-based resolver for every node; the
     same keys and values ("spec", "true", "587") recur in every document, and
-    the answer depends only on (kind, value, implicit).
+    for a plain scalar the answer depends only on its text. Path resolvers are
+    not used by the safe loader, so its descend/ascend hooks are no-ops here.
     """
 
     def resolve(self, kind, value, implicit):
-        key = (kind, value, implicit)
-        try:
-            return _RESOLVED[key]
-        except KeyError:
-            tag = _Base.resolve(self, kind, value, implicit)
-            if len(_RESOLVED) < _MAX_RESOLVED:
-                _RESOLVED[key] = tag
-            return tag
-        except TypeError:  # an unhashable value: resolve without the memo
-            return _Base.resolve(self, kind, value, implicit)
+        if kind is yaml.ScalarNode:
+            if not implicit[0]:
+                return _STR_TAG          # quoted: always a string
+            try:
+                return _PLAIN[value]
+            except KeyError:
+                tag = _Base.resolve(self, kind, value, implicit)
+                if len(_PLAIN) < _MAX_RESOLVED:
+                    _PLAIN[value] = tag
+                return tag
+        return _MAP_TAG if kind is yaml.MappingNode else _SEQ_TAG
+
+    def descend_resolver(self, current_node, current_index):
+        return None
+
+    def ascend_resolver(self):
+        return None
+
 
 _BOOL = {"yes": True, "no": False, "true": True, "false": False, "on": True, "off": False}
 _STR = "tag:yaml.org,2002:str"

@@ -28,6 +28,13 @@ from .crypto import KeyRing, key_from_env
 from .locking import LockingMixin
 
 _ACCOUNT_COLUMNS = "name, type, spec, applied, fingerprints, applied_fingerprints, status"
+# An empty `applied` / `applied_fingerprints` column means "the same as the live one":
+# apply writes it so (half the bytes to store and read back); the first out-of-band
+# edit copies the live value there before changing it.
+SAME_AS_LIVE = ""
+_KEEP_APPLIED = "CASE WHEN applied = '' THEN spec ELSE applied END"
+_KEEP_APPLIED_FPS = ("CASE WHEN applied_fingerprints = '' THEN fingerprints "
+                     "ELSE applied_fingerprints END")
 
 
 class SQLRegistry(LockingMixin, ContactsMixin):
@@ -252,7 +259,7 @@ class SQLRegistry(LockingMixin, ContactsMixin):
     def _set_spec_field(self, cur: Any, name: str, path: str, value: Any) -> None:
         (spec,) = self._load_row(cur, name, "spec")
         new_spec = set_path(loads(spec), path, value)
-        sql = "UPDATE accounts SET spec = ?, updated = ?"
+        sql = (f"UPDATE accounts SET applied = {_KEEP_APPLIED}, spec = ?, updated = ?")
         params: tuple = (dumps(new_spec), iso(utcnow()))
         if path == "type":
             sql, params = sql + ", type = ?", params + (str(value),)
@@ -265,8 +272,8 @@ class SQLRegistry(LockingMixin, ContactsMixin):
         secrets = self.keys.decrypt(blob, name)
         secrets[path] = value
         fingerprints = {**loads(fps), path: self.keys.fingerprint(path, value)}
-        cur.execute(self._q("UPDATE accounts SET secrets = ?, fingerprints = ?, updated = ? "
-                            "WHERE name = ?"),
+        cur.execute(self._q(f"UPDATE accounts SET applied_fingerprints = {_KEEP_APPLIED_FPS}, "
+                            "secrets = ?, fingerprints = ?, updated = ? WHERE name = ?"),
                     (self.keys.encrypt(secrets, name), dumps(fingerprints), iso(utcnow()), name))
 
     def activate(self, name: str) -> int:
@@ -302,8 +309,8 @@ def _accounts(rows: list[tuple]) -> list[StoredAccount]:
     at 100,000 accounts); an applied value equal to the live one is decoded once."""
     parts = []
     for _name, _type, spec, applied, fps, applied_fps, status in rows:
-        parts.append(f"[{spec},{'0' if applied == spec else applied},{fps},"
-                     f"{'0' if applied_fps == fps else applied_fps},{status}]")
+        parts.append(f"[{spec},{'0' if applied in (SAME_AS_LIVE, spec) else applied},{fps},"
+                     f"{'0' if applied_fps in (SAME_AS_LIVE, fps) else applied_fps},{status}]")
     decoded = loads("[" + ",".join(parts) + "]")
     out = []
     for (name, type_, *_), (spec, applied, fps, applied_fps, status) in zip(rows, decoded):
@@ -343,7 +350,7 @@ class SQLTransaction:
         status = deep_merge(loads(row[0]) if row else {}, write.status)
         now, spec, fps = iso(utcnow()), dumps(write.spec), dumps(fingerprints)
         cur.execute(self._reg._q(_UPSERT), (
-            write.name, write.type, spec, spec, fps, fps,
+            write.name, write.type, spec, SAME_AS_LIVE, fps, SAME_AS_LIVE,
             keys.encrypt(write.secrets, write.name), dumps(status), now, now))
 
     def delete_account(self, name: str) -> None:
