@@ -7,7 +7,7 @@ from typing import Mapping, Optional
 import click
 
 from ..plan import Plan
-from ..verify.results import Endpoint
+from ..verify.accounts import endpoints_from_spec
 from ..verify.runner import DEFAULT_CONCURRENCY, CheckItem, run_checks
 
 DEFAULT_TIMEOUT = 10.0
@@ -15,25 +15,8 @@ DEFAULT_TIMEOUT = 10.0
 
 def endpoints_of(name: str, record: Mapping, secrets: Mapping[str, str]) -> list[CheckItem]:
     """The servers of one account record (registry form): SMTP and, if declared, the inbox."""
-    items = []
-    smtp, inbox = record.get("smtp"), record.get("inbox")
-    if smtp:
-        items.append(CheckItem(Endpoint(
-            kind="smtp", host=smtp["host"], port=smtp["port"], security=smtp["security"],
-            authenticate=smtp.get("authenticate", True),
-            username=smtp.get("username") or record.get("email"),
-            password=secrets.get("smtp.password"),
-            verify_certificate=smtp.get("verify_certificate", True),
-            mail_from=record.get("email")), account=name, role="smtp"))
-    if inbox:
-        items.append(CheckItem(Endpoint(
-            kind=inbox["protocol"], host=inbox["host"], port=inbox["port"],
-            security=inbox["security"], authenticate=True,
-            username=inbox.get("username") or record.get("email"),
-            password=secrets.get("inbox.password") or secrets.get("smtp.password"),
-            verify_certificate=inbox.get("verify_certificate", True),
-            folder=inbox.get("folder") or "INBOX"), account=name, role="inbox"))
-    return items
+    return [CheckItem(endpoint, account=name, role=role)
+            for role, endpoint in endpoints_from_spec(record, secrets).items()]
 
 
 def stamp(result) -> dict:

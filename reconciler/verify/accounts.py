@@ -9,38 +9,31 @@ from .results import Endpoint
 from .runner import CheckItem
 
 
-def smtp_endpoint(account: EmailAccount, secrets: Mapping[str, str]) -> Endpoint | None:
-    smtp = account.spec.smtp
-    if smtp is None:
-        return None
-    return Endpoint(
-        kind="smtp", host=smtp.host, port=smtp.port, security=smtp.security,
-        authenticate=smtp.authenticate, username=smtp.username or account.spec.email,
-        password=secrets.get("smtp.password"), verify_certificate=smtp.verify_certificate,
-        mail_from=account.spec.email)
-
-
-def inbox_endpoint(account: EmailAccount, secrets: Mapping[str, str]) -> Endpoint | None:
-    inbox = account.spec.inbox
-    if inbox is None:
-        return None
-    return Endpoint(
-        kind=inbox.protocol, host=inbox.host, port=inbox.port, security=inbox.security,
-        authenticate=True, username=inbox.username or account.spec.email,
-        password=secrets.get("inbox.password") or secrets.get("smtp.password"),
-        verify_certificate=inbox.verify_certificate, folder=inbox.folder or "INBOX")
+def endpoints_from_spec(spec: Mapping, secrets: Mapping[str, str]) -> dict[str, Endpoint]:
+    """role ("smtp" / "inbox") -> Endpoint, from an account's spec as plain data (the
+    manifest's, or the registry record apply wrote)."""
+    out = {}
+    smtp, inbox, email = spec.get("smtp"), spec.get("inbox"), spec.get("email")
+    if smtp:
+        out["smtp"] = Endpoint(
+            kind="smtp", host=smtp["host"], port=smtp["port"], security=smtp["security"],
+            authenticate=smtp.get("authenticate", True), username=smtp.get("username") or email,
+            password=secrets.get("smtp.password"),
+            verify_certificate=smtp.get("verify_certificate", True), mail_from=email)
+    if inbox:
+        out["inbox"] = Endpoint(
+            kind=inbox["protocol"], host=inbox["host"], port=inbox["port"],
+            security=inbox["security"], authenticate=True,
+            username=inbox.get("username") or email,
+            password=secrets.get("inbox.password") or secrets.get("smtp.password"),
+            verify_certificate=inbox.get("verify_certificate", True),
+            folder=inbox.get("folder") or "INBOX")
+    return out
 
 
 def endpoints_for(account: EmailAccount, secrets: Mapping[str, str]) -> dict[str, Endpoint]:
     """role ("smtp" / "inbox") -> Endpoint, for the servers the account declares."""
-    out = {}
-    smtp = smtp_endpoint(account, secrets)
-    if smtp is not None:
-        out["smtp"] = smtp
-    inbox = inbox_endpoint(account, secrets)
-    if inbox is not None:
-        out["inbox"] = inbox
-    return out
+    return endpoints_from_spec(account.spec.model_dump(), secrets)
 
 
 def check_items(account: EmailAccount, secrets: Mapping[str, str],
