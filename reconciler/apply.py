@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Mapping, Optional
 
-from .errors import SecretError, StalePlanError
+from .errors import LockedError, MailformError, SecretError, StalePlanError
 from .plan import Plan, payload_key
 from .registry.base import AccountWrite, Registry
 from .registry.common import default_actor
@@ -69,12 +69,27 @@ def _pause() -> None:
         time.sleep(float(seconds))
 
 
+def _still_ours(registry: Registry, lock_id: Optional[str]) -> None:
+    """A lease can run out while someone reads the plan at the prompt; then another
+    writer may have taken the lock over, and this apply must not write."""
+    if lock_id is None:
+        return
+    held = registry.current_lock()
+    if held is None or held.id != lock_id:
+        if held is not None:
+            raise LockedError(held.as_dict())
+        raise MailformError("the registry lock's lease ran out before the apply started "
+                            "writing; nothing was written — run the apply again")
+
+
 def apply_plan(registry: Registry, plan: Plan, secrets: Mapping[str, Mapping[str, str]],
-               who: Optional[str] = None, statuses: Optional[Mapping[str, dict]] = None
-               ) -> ApplyResult:
-    """Write the plan. The caller holds the registry lock and has checked freshness."""
+               who: Optional[str] = None, statuses: Optional[Mapping[str, dict]] = None,
+               lock_id: Optional[str] = None) -> ApplyResult:
+    """Write the plan. The caller holds the registry lock (``lock_id``) and has checked
+    freshness."""
     statuses = statuses or {}
     with registry.transaction() as tx:
+        _still_ours(registry, lock_id)
         for rc in plan.resource_changes:
             if rc.kind == "bounce_policy":
                 tx.put_setting("bounce_policy", plan.payload[payload_key(rc)]["record"])

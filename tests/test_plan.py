@@ -126,3 +126,22 @@ def test_record_has_no_secret_fields():
                                            "port": 993, "security": "ssl"}))
     assert "password" not in record["smtp"] and "password" not in record["inbox"]
     assert record["inbox"]["username"] == "s@example.com"
+
+
+def test_apply_refuses_to_write_after_losing_the_lock(tmp_path):
+    """A lease that ran out while the user read the plan: another writer took over."""
+    import pytest
+    from reconciler.apply import apply_plan
+    from reconciler.errors import LockedError
+    from reconciler.registry import open_registry
+    registry = open_registry(f"sqlite:///{tmp_path}/r.db")
+    try:
+        plan = build_plan(PlanInput({"a": account("a", "marketing")}, {}, "l", 0))
+        with registry.lock("first", lease_seconds=300) as held:
+            registry.force_unlock(held.id)
+            with registry.lock("second"):
+                with pytest.raises(LockedError, match="second"):
+                    apply_plan(registry, plan, {}, lock_id=held.id)
+        assert registry.accounts() == {} and registry.meta().serial == 0
+    finally:
+        registry.close()

@@ -145,7 +145,7 @@ def apply(paths, var_files, var_pairs, environment, registry_url, auto_approve, 
         secrets = resolved
     registry = registry_at(registry_url)
     try:
-        with registry.lock(holder=actor(), timeout=lock_timeout):
+        with registry.lock(holder=actor(), timeout=lock_timeout) as held:
             if from_file:
                 check_fresh(registry, the_plan)
                 values = secrets_from_payload(the_plan, registry, resolve_ref)
@@ -162,7 +162,7 @@ def apply(paths, var_files, var_pairs, environment, registry_url, auto_approve, 
                 return 1
             if not _approve(auto_approve):
                 return 1
-            result = apply_plan(registry, the_plan, values, statuses=statuses)
+            result = apply_plan(registry, the_plan, values, statuses=statuses, lock_id=held.id)
     finally:
         registry.close()
     click.echo("")

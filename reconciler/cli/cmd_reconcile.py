@@ -97,13 +97,14 @@ def _with_registry(args: dict, desired, secrets) -> Outcome:
             base.message = "changes pending; run with --auto-apply or `mailform apply`"
             base.exit_code = 2 if args["detailed"] else 0
             return base
-        with registry.lock(holder=f"{actor()} (reconcile)", timeout=0):
+        with registry.lock(holder=f"{actor()} (reconcile)", timeout=0) as held:
             the_plan = make_plan(registry, desired, secrets)
             if the_plan.blocked_guards and not args["force"]:
                 detail = "; ".join(f"{g.name}: {g.detail}" for g in the_plan.blocked_guards)
                 raise _Terminal(f"blocked by safety guards: {detail}", 3)
             statuses = _verify(the_plan, secrets.values, args["skip_verify"])
-            result = apply_plan(registry, the_plan, secrets.values, statuses=statuses)
+            result = apply_plan(registry, the_plan, secrets.values, statuses=statuses,
+                                lock_id=held.id)
         base.result, base.counts = "applied", the_plan.summary
         base.message = f"registry serial {result.serial}"
         return base
