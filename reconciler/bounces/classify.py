@@ -14,6 +14,8 @@ Order of evidence (SPEC §6):
 """
 from __future__ import annotations
 
+import re
+
 from . import dsn, text
 from .mime import Part, decode_words, read_message
 from .patterns import ENHANCED, basic_code, kind_for
@@ -49,6 +51,10 @@ def _from_structure(root: Part) -> Verdict | None:
     part = dsn.report_part(root, dsn.DSN_TYPES)
     if part is None and report_type == "delivery-status":
         part = _mislabelled_dsn(root)
+    if part is None:
+        wrapped = _wrapped_report(root)
+        if wrapped is not None:
+            root, part = wrapped
     if part is not None:
         verdict = dsn.read_dsn(part.text(), _failed_headers(root))
         if verdict is not None and verdict.recipients:
@@ -61,9 +67,56 @@ def _from_structure(root: Part) -> Verdict | None:
     arf = dsn.report_part(root, dsn.ARF_TYPES)
     if arf is not None or report_type == "feedback-report":
         return dsn.read_arf(root, arf or root)
-    if dsn.report_part(root, dsn.MDN_TYPES) or report_type == "disposition-notification":
-        return Verdict(False, (), "mdn")
+    mdn = dsn.report_part(root, dsn.MDN_TYPES)
+    if mdn is not None or report_type == "disposition-notification":
+        return _rejection_notice(root, mdn) or Verdict(False, (), "mdn")
     return None
+
+
+_REJECTED = re.compile(r"\b(?:automatically )?(?:rejected|refused)\b|could not be delivered|quota", re.I)
+
+
+def _rejection_notice(root: Part, mdn: Part | None) -> Verdict | None:
+    """A delivery agent's refusal sent as an MDN (Sieve ``reject``, a mailbox over quota:
+    ``automatic-action…; deleted`` with a text saying the message was rejected) is a
+    bounce; a reader's "deleted without being read" receipt is not."""
+    if mdn is None:
+        return None
+    fields: dict[str, str] = {}
+    for block in dsn.field_blocks(mdn.text()):
+        for key, value in block.items():
+            fields.setdefault(key, value)
+    disposition = fields.get("disposition", "").lower()
+    if "automatic-action" not in disposition or not re.search(r"\b(?:deleted|denied|failed|error)\b",
+                                                               disposition):
+        return None
+    body = text.readable_text(root)
+    if not _REJECTED.search(body) or re.search(r"without being (?:read|displayed)", body, re.I):
+        return None
+    address = clean_address(fields.get("original-recipient")) or clean_address(fields.get("final-recipient"))
+    if address is None:
+        return None
+    reason = text.cut_original(body)
+    kind = kind_for(None, reason, "hard")
+    status = next((m.group(0) for m in ENHANCED.finditer(reason) if m.group(1) in "45"), None)
+    return Verdict(True, (Recipient(address, kind, status, text.one_line_reason(reason)),), "heuristic")
+
+
+def _wrapped_report(root: Part) -> tuple[Part, Part] | None:
+    """A DSN that a gateway forwarded whole as the first attachment of its own notice
+    (e.g. multipart/mixed; report-type=delivery-status around a message/rfc822 holding
+    the multipart/report). Not the returned copy inside an ordinary bounce: the wrapper
+    must say it is a report or come from a mail system and lead with the message."""
+    children = root.children if root.maintype == "multipart" else []
+    if not children or children[0].ctype not in ("message/rfc822", "message/global"):
+        return None
+    if root.params.get("report-type", "").lower() != "delivery-status" and not text.is_daemon_sender(root):
+        return None
+    inner = children[0].children[0] if children[0].children else None
+    if inner is None or inner.ctype != "multipart/report":
+        return None
+    part = dsn.report_part(inner, dsn.DSN_TYPES)
+    return (inner, part) if part is not None else None
 
 
 def _explained(root: Part, verdict: Verdict) -> Verdict:
@@ -143,20 +196,44 @@ def _weak_evidence(root: Part, daemon: bool, bounce_subject: bool, low: str) -> 
 
 def _text_bounce(root: Part, body: str, how: str) -> Verdict:
     failed = _failed_headers(root)
-    excluded = _own_addresses(root) | dsn.original_senders(root)
-    preferred = dsn.original_recipients(root)
+    listing = dsn.list_addresses(root)
+    excluded = _own_addresses(root) | dsn.original_senders(root) | listing
+    preferred = [a for a in dsn.original_recipients(root) if a not in listing]
     default = text.default_kind(body)
     found = text.recipients_from_text(body, excluded - set(failed), failed or None, preferred, default)
+    if not found and not failed:  # delivery headers of the report may name the recipient
+        excluded = _own_addresses(root, _SENDER_HEADERS) | dsn.original_senders(root) | listing
+        found = text.recipients_from_text(body, excluded, None, preferred, default)
+    if not found and not failed:
+        found = _local_recipients(root, body, default)
     if not found and len(preferred) == 1:
         found = [Recipient(preferred[0], kind_for(None, body, default) or default)]
     return Verdict(True, dedupe(found), how)
 
 
-def _own_addresses(root: Part) -> set[str]:
+_SENDER_HEADERS = ("from", "to", "cc", "sender", "reply-to", "return-path")
+_OWN_HEADERS = _SENDER_HEADERS + ("delivered-to", "x-original-to", "envelope-to")
+
+
+def _local_recipients(root: Part, body: str, default: str) -> list[Recipient]:
+    """Bare user names a mail system lists as failed, qualified with its own domain
+    (only when a mailer-daemon or postmaster of that domain wrote the report)."""
+    sender = clean_address(root.header("from"))
+    if sender is None or sender.split("@")[0] not in ("mailer-daemon", "postmaster", "mail-daemon"):
+        return []
+    domain = sender.split("@")[1]
+    found = []
+    for local in text.listed_local_parts(body):
+        address = clean_address(f"{local}@{domain}")
+        if address:
+            found.append(Recipient(address, kind_for(None, body, default) or default))
+    return found
+
+
+def _own_addresses(root: Part, names: tuple[str, ...] = _OWN_HEADERS) -> set[str]:
     """Addresses of the bounce's own sender and receiver: never the failed recipient."""
     own = set()
-    for name in ("from", "to", "cc", "sender", "reply-to", "return-path", "delivered-to",
-                 "x-original-to", "envelope-to"):
+    for name in names:
         for value in root.headers.get(name, []):
             own.update(a for a in (clean_address(x) for x in dsn.split_list(value)) if a)
     return own

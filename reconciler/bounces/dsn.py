@@ -173,9 +173,30 @@ def original_recipients(root: Part, with_hotmail: bool = False) -> list[str]:
 def original_senders(root: Part) -> set[str]:
     headers = original_headers(root) or {}
     found = set()
-    for name in ("from", "sender", "return-path", "reply-to"):
+    for name in ("from", "sender", "return-path", "reply-to", "errors-to"):
         for value in headers.get(name, []):
             found.update(v for v in (clean_address(x) for x in split_list(value)) if v)
+    return found
+
+
+_LIST_HEADERS = ("list-post", "list-help", "list-subscribe", "list-unsubscribe", "list-owner",
+                 "list-archive", "x-beenthere", "errors-to", "x-list", "mailing-list", "x-mailing-list")
+_LIST_ROLE = re.compile(r"-(?:bounces?|request|owner|admin|help|subscribe|unsubscribe|join|leave)"
+                        r"(?:\+[^@]*)?(?=@)", re.I)
+
+
+def list_addresses(root: Part) -> set[str]:
+    """Mailing-list addresses named in the List-* headers of the report or of the returned
+    message: a list's own address is never the recipient that failed."""
+    found = set()
+    for headers in (root.headers, original_headers(root) or {}):
+        for name in _LIST_HEADERS:
+            for value in headers.get(name, []):
+                for item in split_list(value):
+                    address = clean_address(item.split("?")[0])
+                    if address:
+                        found.add(address)
+                        found.add(_LIST_ROLE.sub("", address))
     return found
 
 

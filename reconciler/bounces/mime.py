@@ -207,4 +207,8 @@ def read_message(raw: bytes) -> Part:
     data = raw[:MAX_BYTES]
     if b"\r" in data:
         data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    if data[:1] in (b" ", b"\t", b"\n"):  # blank or whitespace-only lines before the headers
+        stripped = data.lstrip(b" \t\n")
+        if _HEADER_LINE.match(stripped) or stripped.startswith(b"From "):
+            data = stripped
     return Part(data)

@@ -44,7 +44,7 @@ MAILBOX_FULL = alternatives(
     r"out of (?:storage|disk space)", r"no space left", r"not enough (?:disk |storage )?space",
     r"mail ?box (?:size )?limit", r"user (?:size )?limit", r"too many messages",
     r"message (?:is )?too (?:large|big)", r"message size exceeds", r"exceeds? (?:the )?(?:maximum|message) size",
-    r"size limit", r"postfach (?:ist )?voll", r"bo[iî]te (?:aux lettres )?pleine", r"buz[oó]n lleno")
+    r"size limit", r"exceeded the maximum (?:incoming |allowed )?(?:message )?size", r"postfach (?:ist )?voll", r"bo[iî]te (?:aux lettres )?pleine", r"buz[oó]n lleno")
 
 BLOCKED = alternatives(
     r"spam", r"black ?list", r"block ?list", r"blocked", r"listed(?<!not listed) (?:at|in|on|by)\b",
@@ -60,7 +60,7 @@ BLOCKED = alternatives(
     r"suspicious", r"dynamic ip", r"open proxy", r"open relay", r"from your ip", r"your ip address",
     r"cannot resolve your", r"cannot find your hostname", r"no access from mail server", r"ip name lookup failed",
     r"mismatches client ip", r"smtp server of your isp", r"confirm this mail server", r"not allowed to send mail from",
-    r"not currently accepting mail from", r"user complaints", r"not authenticated", r"go away")
+    r"not currently accepting mail from", r"not accepting mail from", r"user complaints", r"not authenticated", r"go away")
 
 HARD = alternatives(
     r"user(?:name)? (?:is )?unknown",
@@ -111,7 +111,7 @@ TEMPORARY = alternatives(
     r"temporar(?:y|ily)", r"try (?:again )?later", r"please retry", r"deferr?ed", r"gr[ea]ylist",
     r"timed? ?out", r"time(?:out)? expired", r"retry (?:timeout|time) (?:exceeded|not reached)", r"expired",
     r"too many (?:connections|recipients|concurrent|sessions)", r"rate limit", r"throttl",
-    r"connection (?:refused|reset|lost|closed)", r"could not connect", r"no route to host",
+    r"connection (?:refused|reset|lost|closed|dropped|was dropped)", r"temp_failure", r"could not connect", r"no route to host",
     r"network is unreachable", *_each("resource resources server system", r" (?:temporarily )?(?:unavailable|busy)"),
     r"local error", r"out of memory", r"not accepting (?:network )?messages", r"host (?:is )?unreachable",
     r"lost connection", r"gave up", r"giving up", r"too long in queue", r"delivery time",

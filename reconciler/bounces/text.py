@@ -26,7 +26,9 @@ SIGNATURES = re.compile(
     r"|your message to the following recipients cannot be delivered|permanent fatal delivery errors"
     r"|i'm sorry to have to inform you that your message could not"
     r"|unable to deliver (?:your )?message to the following (?:recipient|address)"
-    r"|could not be delivered to (?:one or more|the following) recipient|message could not be delivered to"
+    r"|could not be delivered to (?:one or more|the following) (?:recipient|user|address)|message could not be delivered to"
+    r"|-{2,} ?failed recipients ?-{2,}|-{2,} ?non-delivery report ?-{2,}|failed addresses follow"
+    r"|message not delivered to the following"
     r"|an error occurred while trying to deliver the mail to the following"
     r"|this is a permanent error\.? the following address"
     r"|mail delivery (?:to the following recipients? )?failed(?: permanently)?:"
@@ -74,7 +76,9 @@ GENERIC_FAILURE = re.compile(
     r"|does not exist|mailbox (?:is )?(?:full|unavailable)|returned to sender|could not deliver"
     r"|can(?:not|'t) be delivered|did not reach|delivery failure|failed to deliver"
     r"|recipient address rejected|host not found|not zugestellt|nicht zugestellt|unzustellbar"
-    r"|pas pu (?:être|etre) remis|no se pudo entregar|undelivered")
+    r"|pas pu (?:être|etre) remis|no se pudo entregar|undelivered"
+    r"|(?:mail|message) (?:has been|was|is being) returned|no valid recipients"
+    r"|无法发送|无法送达|发送失败|传输失败|退信")
 
 BOUNCE_SUBJECT = re.compile(
     r"undeliver|undelivered|returned mail|mail delivery (?:failed|failure|system|problem)"
@@ -84,7 +88,8 @@ BOUNCE_SUBJECT = re.compile(
     r"|returned to sender|delivery failure|\bbounced?\b|unzustellbar|nicht zustellbar|fehlgeschlagen"
     r"|non remis|non distribuable|no entregado|no se puede entregar|non recapitato|onbestelbaar"
     r"|error de entrega|échec de (?:la )?remise|mail could not be delivered|rejected:|mail failure"
-    r"|error\(s\) in forwarding|\[bounce\]", re.I)
+    r"|error\(s\) in forwarding|\[bounce\]|failed mail|mail failed|returning (?:message )?to sender"
+    r"|error during delivery", re.I)
 
 DAEMON_NAME = re.compile(
     r"mailer[- ]?daemon|mail[- ]?daemon|postmaster|mail delivery|delivery (?:status|subsystem|system)"
@@ -123,7 +128,7 @@ CUT = re.compile(
 
 ADDRESS = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w](?:[\w-]*\w)?(?:\.\w(?:[\w-]*\w)?)+")
 _SENDER_CONTEXT = re.compile(
-    r"(?:(?:message-id|\bfrom|sender|return-path|reply-to|references|in-reply-to|errors-to|msgid"
+    r"(?:(?:message-id|(?<!expanded )(?<!generated )\bfrom|sender|return-path|reply-to|references|in-reply-to|errors-to|msgid"
     r"|smtp\.mailfrom|smtp\.helo|x-[\w-]+)\s*[:=]|mail from\s*:?|envelope-from|\bid|\bhelo)"
     r"\s*[<(\"\[]?\s*$", re.I)
 _SERVICE_LOCAL = {"postmaster", "mailer-daemon", "mailerdaemon", "mail-daemon", "double-bounce",
@@ -165,10 +170,21 @@ def is_daemon_sender(root: Part) -> bool:
 
 def recipients_from_text(text: str, excluded: set[str], only: list[str] | None,
                          preferred: list[str], default: str) -> list[Recipient]:
-    """Failed recipients named in a bounce text, each with the words around it."""
+    """Failed recipients named in a bounce text, each with the words around it.
+
+    Addresses listed under a "the following recipients failed:" heading win over
+    addresses mentioned elsewhere; addresses only on echoed ``To:``/``Cc:`` lines of
+    the original message (Exchange's "Your message To: … did not reach") count only
+    when nothing else is named.
+    """
     occurrences = _occurrences(text, excluded, only)
     if not occurrences:
         return [Recipient(a, kind_for(None, text, default) or default) for a in (only or [])]
+    listed = listed_recipients(text)
+    narrowed = [(a, s) for a, s in occurrences if a in listed]
+    if not narrowed:
+        narrowed = [(a, s) for a, s in occurrences if not _ECHOED_HEADER.match(text, s)]
+    occurrences = narrowed or occurrences
     if preferred:
         narrowed = [(a, s) for a, s in occurrences if a in preferred]
         occurrences = narrowed or occurrences
@@ -185,6 +201,72 @@ def recipients_from_text(text: str, excluded: set[str], only: list[str] | None,
         if address not in windows:
             found.append(Recipient(address, kind_for(None, text, default) or default))
     return found
+
+
+# An echoed header line of the original message, as Exchange and others quote it.
+_ECHOED_HEADER = re.compile(r"[ \t>]*(?:to|cc|bcc|an|para|à|a|aan|kopie)[ \t]*:", re.I)
+# A heading after which a bounce lists its failed recipients, one per line (searched only
+# in lines that end with a colon or a dash rule).
+_LIST_HEADING = re.compile(
+    r"(?:(?:the )?following|these|failed|intended|affected|unknown|invalid|bad)\b.{0,60}?"
+    r"\b(?:recipients?|addressees?|addresses?|address\(es\)|recipient\(s\)|destinations?|users?)\b"
+    r"|(?:delivered|deliver(?:ed)?|reach|sent) to the following\b", re.I)
+_LISTED_LINE = re.compile(r"[ \t]*[-*•>\[(<\"']*[ \t]*(?:(?:smtp|rfc822)[:=;]\s*)?<?"
+                          r"([\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+)", re.I)
+
+
+_BARE_LOCAL = re.compile(r"[ \t]*<?([A-Za-z0-9][\w.+-]{0,63})>?[ \t]*$")
+
+
+def _heading_ends(text: str, limit: int = 16384) -> list[int]:
+    """End offsets of the failed-recipients heading lines in the first ``limit`` characters."""
+    ends, start = [], 0
+    head = text[:limit]
+    for line in head.split("\n"):
+        stripped = line.rstrip()
+        if stripped.endswith((":", "--")) and len(stripped) < 200 and _LIST_HEADING.search(stripped):
+            ends.append(start + len(line))
+        start += len(line) + 1
+    return ends
+
+
+def listed_local_parts(text: str) -> list[str]:
+    """Bare local parts listed under a failed-recipients heading (AOL and other systems
+    name their own users without the domain)."""
+    found: list[str] = []
+    for position in _heading_ends(text):
+        for line in text[position + 1:].lstrip("\n").split("\n")[:8]:
+            match = _BARE_LOCAL.match(line)
+            if not match:
+                break
+            found.append(match.group(1).lower())
+        if found:
+            break
+    return found
+
+
+# Sendmail's continuation line under a listed address: the address the sender used.
+_EXPANDED_LINE = re.compile(r"[ \t]*\((?:expanded|generated) from:?[ \t]*<?([^\s<>()]+@[^\s<>()]+?)>?\)", re.I)
+
+
+def listed_recipients(text: str) -> set[str]:
+    """Addresses listed one per line right under a failed-recipients heading."""
+    listed: set[str] = set()
+    for position in _heading_ends(text):
+        for _ in range(12):
+            end = text.find("\n", position + 1)
+            line = text[position + 1: end if end >= 0 else len(text)]
+            position = end if end >= 0 else len(text)
+            if not line.strip():
+                continue
+            match = _LISTED_LINE.match(line) or _EXPANDED_LINE.match(line)
+            address = clean_address(match.group(1)) if match else None
+            if address is None:
+                break
+            listed.add(address)
+            if end < 0:
+                break
+    return listed
 
 
 def _occurrences(text: str, excluded: set[str], only: list[str] | None) -> list[tuple[str, int]]:
@@ -211,6 +293,10 @@ def _recipient(address: str, window: str, whole: str, default: str) -> Recipient
     status = next((m.group(0) for m in ENHANCED.finditer(window) if m.group(1) in "45"), None)
     kind = kind_for(status, window, None) or kind_for(None, whole, None) or default
     return Recipient(address, kind, status, one_line(_diagnostic_line(window)))
+
+
+def one_line_reason(window: str) -> str | None:
+    return one_line(_diagnostic_line(window))
 
 
 def _diagnostic_line(window: str) -> str:

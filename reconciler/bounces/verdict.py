@@ -8,6 +8,8 @@ KINDS = ("hard", "soft", "blocked", "complaint")
 
 _ADDRESS = re.compile(r"^[^@\s<>()\[\],;:\"]+@[^@\s<>()\[\],;:\"]+\.[^@\s<>()\[\],;:\".]+$")
 _TYPE_PREFIX = re.compile(r"^\s*(?:rfc822|utf-8|x-[\w-]+|unknown)\s*;\s*", re.I)
+# Exchange / X.400 gateways write "SMTP=user@host" or "SMTP:user@host"
+_SCHEME_PREFIX = re.compile(r"^(?:smtp|rfc-?822)[=:]", re.I)
 _XTEXT = re.compile(r"\+([0-9A-Fa-f]{2})")
 _UNITEXT = re.compile(r"\\x\{([0-9A-Fa-f]{1,6})\}")
 
@@ -25,6 +27,8 @@ def clean_address(value: str | None) -> str | None:
     if "<" in text and ">" in text:
         text = text[text.rfind("<", 0, text.rfind(">")) + 1: text.rfind(">")]
     text = text.strip().strip("<>\"' \t.,;:").removeprefix("mailto:").removeprefix("MAILTO:")
+    if "=" in text or ":" in text:
+        text = _SCHEME_PREFIX.sub("", text)
     if "+" in text and _XTEXT.search(text):
         text = _XTEXT.sub(lambda m: chr(int(m.group(1), 16)), text)
     if "\\x{" in text:
