@@ -138,6 +138,9 @@ def apply(paths, var_files, var_pairs, environment, registry_url, auto_approve, 
           force, targets, lock_timeout, no_color):
     """Make the registry match the manifests (or a saved plan file)."""
     from_file = _is_plan_file(paths)
+    if from_file and targets:
+        raise click.UsageError("--target cannot be combined with a saved plan: "
+                               "make the plan with --target instead")
     if from_file:
         the_plan, secrets, desired = _read_plan_file(paths[0]), None, None
     else:
