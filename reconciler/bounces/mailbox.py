@@ -148,7 +148,11 @@ class Pop3Mailbox:
         return list(self._numbers)
 
     def fetch(self, uid: str) -> bytes:
-        _, lines, _ = self.client.top(self._numbers[uid], POP3_TOP_LINES)
+        number = self._numbers[uid]
+        try:
+            _, lines, _ = self.client.top(number, POP3_TOP_LINES)
+        except poplib.error_proto:       # a server without TOP: RETR (may mark it seen)
+            _, lines, _ = self.client.retr(number)
         return b"\r\n".join(lines)[:MAX_BYTES]
 
     def delete(self, uids: list[str]) -> None:
