@@ -49,6 +49,8 @@ def secrets_from_payload(plan: Plan, registry: Registry,
     out: dict[str, dict[str, str]] = {}
     for name, entry in sorted(plan.payload.items()):
         for path, secret in sorted(entry.get("secrets", {}).items()):
+            if path in entry.get("keep_secrets", ()):
+                continue            # ignored: the registry's own value is written back
             ref = secret.get("ref") or {}
             try:
                 value = resolve(name, path, ref)
@@ -100,6 +102,9 @@ def apply_plan(registry: Registry, plan: Plan, secrets: Mapping[str, Mapping[str
                 continue
             entry = plan.payload[rc.name]
             values = dict(secrets.get(rc.name, {}))
+            if entry.get("keep_secrets"):
+                current = registry.secrets(rc.name)
+                values.update({p: current[p] for p in entry["keep_secrets"] if p in current})
             fps = {path: s["fingerprint"] for path, s in entry.get("secrets", {}).items()}
             status = dict(statuses.get(rc.name, {}))
             if entry.get("activation"):

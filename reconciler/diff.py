@@ -83,7 +83,7 @@ def unflatten(flat: Mapping[str, Any]) -> dict:
     return out
 
 
-def _ignored(path: str, ignore: Iterable[str]) -> bool:
+def is_ignored(path: str, ignore: Iterable[str]) -> bool:
     return any(path == p or path.startswith(p + ".") for p in ignore)
 
 
@@ -101,14 +101,14 @@ def compare(before: Optional[Mapping], after: Optional[Mapping],
     unchanged = 0
     for path in sorted(flat_b.keys() | flat_a.keys()):
         old, new = flat_b.get(path), flat_a.get(path)
-        if _ignored(path, ignore):
+        if is_ignored(path, ignore):
             continue
         if old == new:
             unchanged += old is not None
         else:
             changes.append(Change(path, old, new))
     for path in sorted(before_fps.keys() | after_fps.keys()):
-        if _ignored(path, ignore):
+        if is_ignored(path, ignore):
             continue
         old, new = before_fps.get(path), after_fps.get(path)
         if old == new:
@@ -125,6 +125,6 @@ def merge_ignored(desired: Mapping, live: Optional[Mapping], ignore: Iterable[st
     if not ignore or live is None:
         return dict(desired)
     flat_d, flat_l = flatten(desired), flatten(live)
-    merged = {p: v for p, v in flat_d.items() if not _ignored(p, ignore)}
-    merged.update({p: v for p, v in flat_l.items() if _ignored(p, ignore)})
+    merged = {p: v for p, v in flat_d.items() if not is_ignored(p, ignore)}
+    merged.update({p: v for p, v in flat_l.items() if is_ignored(p, ignore)})
     return unflatten(merged)

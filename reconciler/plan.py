@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Optional
 
-from .diff import Change, compare, merge_ignored, record_of, secret_presence
+from .diff import Change, compare, is_ignored, merge_ignored, record_of, secret_presence
 from .errors import MailformError
 from .model import EmailAccount
 
@@ -233,11 +233,17 @@ def _payload(rc: ResourceChange, account: EmailAccount, stored, inp: PlanInput) 
         pending = inp.contact_count > ACTIVATION_CONTACT_LIMIT
         activation = "pending_activation" if pending else "active"
     refs = inp.secret_refs.get(rc.name, {})
-    fps = inp.fingerprints.get(rc.name, {})
+    fps = dict(inp.fingerprints.get(rc.name, {}))
+    keep = []     # secrets under ignore_changes: the registry's value stays
+    if rc.action == "update":
+        ignore = account.spec.lifecycle.ignore_changes
+        keep = [p for p in secret_presence(account)
+                if is_ignored(p, ignore) and p in stored.fingerprints]
+        fps.update({p: stored.fingerprints[p] for p in keep})
     secrets = {path: {"ref": refs.get(path), "fingerprint": fps.get(path)}
                for path in secret_presence(account)}
     return {"type": account.spec.type, "record": record, "secrets": secrets,
-            "activation": activation}
+            "activation": activation, "keep_secrets": keep}
 
 
 def _guards(rcs: list[ResourceChange], inp: PlanInput) -> list[Guard]:

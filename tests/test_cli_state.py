@@ -136,3 +136,22 @@ def test_import_applied_back_plans_no_changes(cli, tmp_path):
     assert other.run("validate").code == 0
     plan = other.plan("--detailed-exitcode")
     assert plan.code == 0 and "No changes" in plan.out, plan
+
+
+def test_ignored_password_is_kept_when_other_fields_change(cli):
+    """ignore_changes: [smtp.password] — a changed secret in the manifest is not written,
+    even when an update of another field rewrites the account."""
+    with cli.registry() as reg:
+        before = reg.account("alice").fingerprints["smtp.password"]
+    accounts = _accounts()
+    accounts[1]["spec"]["display_name"] = "Alice New"
+    accounts[1]["spec"]["lifecycle"] = {"ignore_changes": ["smtp.password"]}
+    cli.write_accounts(accounts)
+    cli.env["ALICE_SMTP_PASSWORD"] = "a-completely-different-password"
+    plan = json.loads(cli.plan("--format", "json").out)
+    (rc,) = plan["resource_changes"]
+    assert [c["path"] for c in rc["changes"]] == ["display_name", "lifecycle.ignore_changes"]
+    assert cli.apply().code == 0
+    with cli.registry() as reg:
+        assert reg.account("alice").fingerprints["smtp.password"] == before
+    assert cli.plan("--detailed-exitcode").code == 0
