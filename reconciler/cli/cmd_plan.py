@@ -160,7 +160,10 @@ def apply(paths, var_files, var_pairs, environment, registry_url, auto_approve, 
                 return GuardBlocked.exit_code
             if not the_plan.has_changes:
                 return 0
-            statuses = _verify_before_apply(the_plan, desired, secrets, values, skip_verify)
+            if not auto_approve and not sys.stdin.isatty():
+                _approve(False)                  # says why, before any check runs
+                return 1
+            statuses = _verify_before_apply(the_plan, values, skip_verify)
             if statuses is None:
                 return 1
             if not _approve(auto_approve):
@@ -174,15 +177,10 @@ def apply(paths, var_files, var_pairs, environment, registry_url, auto_approve, 
     return 0
 
 
-def _verify_before_apply(the_plan, desired, secrets, values, skip_verify):
+def _verify_before_apply(the_plan, values, skip_verify):
     """Statuses to store, or None when a check failed (and nothing may be applied)."""
-    try:
-        from .verification import verify_changed
-    except ImportError:
-        click.echo("Note: connectivity checks are not available in this build; applying as "
-                   "with --skip-verify.", err=True)
-        return {}
     if skip_verify:
         click.echo("Skipping connectivity checks (--skip-verify).", err=True)
         return {}
+    from .verification import verify_changed
     return verify_changed(the_plan, values)
