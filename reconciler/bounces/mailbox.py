@@ -83,9 +83,14 @@ class ImapMailbox:
         self.key = f"imap:{settings.folder}:{validity.decode() if isinstance(validity, bytes) else validity}"
 
     def _login(self) -> None:
+        user, password = self.settings.username, self.settings.password
         try:
-            self.client.login(self.settings.username, self.settings.password)
-        except imaplib.IMAP4.error:
+            if "AUTH=PLAIN" in self.client.capabilities:   # UTF-8 safe, unlike LOGIN
+                token = f"\0{user}\0{password}".encode("utf-8")
+                self.client.authenticate("PLAIN", lambda _challenge: token)
+            else:
+                self.client.login(user, password)
+        except (imaplib.IMAP4.error, UnicodeEncodeError):
             raise MailboxError(f"IMAP login failed for {self.settings.username}") from None
 
     def uids(self) -> list[str]:
