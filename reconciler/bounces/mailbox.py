@@ -8,16 +8,16 @@ or the POP3 UIDL.
 from __future__ import annotations
 
 import imaplib
-import os
 import poplib
 import re
 import ssl
 from dataclasses import dataclass
 from typing import Optional, Protocol
 
+from ..trust import client_context, trust_file
+
 MAX_BYTES = 256 * 1024
 POP3_TOP_LINES = 4000
-CA_FILE_ENV = "MAILFORM_CA_FILE"
 
 
 class MailboxError(Exception):
@@ -50,14 +50,7 @@ class Mailbox(Protocol):
 
 
 def tls_context(verify: bool) -> ssl.SSLContext:
-    context = ssl.create_default_context()
-    ca_file = os.environ.get(CA_FILE_ENV)
-    if ca_file:
-        context.load_verify_locations(cafile=ca_file)
-    if not verify:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    return context
+    return client_context(verify, trust_file())
 
 
 def _quote(folder: str) -> str:

@@ -12,14 +12,14 @@ result holds the password.
 """
 from __future__ import annotations
 
-import os
 import smtplib
 import socket
 import ssl
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Optional
 
-CA_FILE_ENV = "MAILFORM_CA_FILE"
+from ..trust import client_context, trust_file
+
 DEFAULT_TIMEOUT = 30.0
 
 
@@ -44,7 +44,7 @@ class Upstream:
                    authenticate=smtp.get("authenticate", True) is not False,
                    username=smtp.get("username") or email, password=password,
                    verify_certificate=smtp.get("verify_certificate", True) is not False,
-                   ca_file=ca_file or os.environ.get(CA_FILE_ENV) or None)
+                   ca_file=trust_file(ca_file))
 
     def label(self) -> str:
         return f"{self.host}:{self.port} ({self.security})"
@@ -76,15 +76,7 @@ def one_line(text, limit: int = 200) -> str:
 
 
 def tls_context(up: Upstream) -> ssl.SSLContext:
-    if not up.verify_certificate:
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-        return ctx
-    ctx = ssl.create_default_context()
-    if up.ca_file:
-        ctx.load_verify_locations(cafile=up.ca_file)
-    return ctx
+    return client_context(up.verify_certificate, up.ca_file)
 
 
 def _error_detail(exc: BaseException) -> tuple[Optional[int], str]:

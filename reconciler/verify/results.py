@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass, field
+
+from ..trust import trust_file
 
 OK = "ok"
 DNS_ERROR = "dns_error"
@@ -34,10 +35,6 @@ CERT_UNKNOWN_ISSUER = "unknown issuer"
 KINDS = ("smtp", "imap", "pop3")
 SECURITIES = ("none", "starttls", "ssl")
 
-# Environment variable naming an extra CA bundle (PEM) trusted in addition to
-# the system store, e.g. the throwaway CA of the local test mail stack.
-CA_FILE_ENV = "MAILFORM_CA_FILE"
-
 
 @dataclass(frozen=True)
 class Endpoint:
@@ -67,7 +64,7 @@ class Endpoint:
             raise ValueError(f"security must be one of {SECURITIES}, not {self.security!r}")
 
     def trust_file(self) -> str | None:
-        return self.ca_file or os.environ.get(CA_FILE_ENV) or None
+        return trust_file(self.ca_file)
 
     def label(self) -> str:
         return f"{self.kind} {self.host}:{self.port} ({self.security})"

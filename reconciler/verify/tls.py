@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import ssl
-import threading
 
+from ..trust import client_context  # noqa: F401  (re-exported: verify's callers use it)
 from . import results as r
 
 # OpenSSL X509_V_ERR_* codes -> reason
@@ -22,40 +22,6 @@ _VERIFY_REASONS = {
 
 _PLAINTEXT_REPLY_ERRORS = ("WRONG_VERSION_NUMBER", "HTTP_REQUEST", "PACKET_LENGTH_TOO_LONG",
                            "UNKNOWN_PROTOCOL", "RECORD_LAYER_FAILURE")
-
-
-_CONTEXTS: dict[tuple[bool, str | None], ssl.SSLContext] = {}
-_CONTEXTS_LOCK = threading.Lock()
-
-
-def _build(verify: bool, ca_file: str | None) -> ssl.SSLContext:
-    if not verify:
-        # Nothing is verified: no need to load (slowly) the system trust store.
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-        return ctx
-    ctx = ssl.create_default_context()
-    if ca_file:
-        ctx.load_verify_locations(cafile=ca_file)
-    return ctx
-
-
-def client_context(verify: bool = True, ca_file: str | None = None) -> ssl.SSLContext:
-    """A client context, built once per (verify, ca_file) and shared between
-    threads (SSLContext is thread-safe).  Built under a lock so that a burst of
-    concurrent checks does not load the system trust store fifty times over.
-
-    The system trust store is always loaded; `ca_file` adds a trust anchor.
-    """
-    key = (bool(verify), ca_file or None)
-    ctx = _CONTEXTS.get(key)
-    if ctx is None:
-        with _CONTEXTS_LOCK:
-            ctx = _CONTEXTS.get(key)
-            if ctx is None:
-                ctx = _CONTEXTS[key] = _build(*key)
-    return ctx
 
 
 def session_info(sock: ssl.SSLSocket) -> dict:
