@@ -202,6 +202,10 @@ class BouncePolicySpec(_Strict):
     soft_bounce_window_days: Annotated[int, Field(ge=1, le=3650)] = 30
 
 
+# The policy that holds when none is declared (SPEC §2).
+DEFAULT_BOUNCE_POLICY = BouncePolicySpec().model_dump()
+
+
 class BouncePolicy(_Strict):
     apiVersion: Literal["mailform/v1"]
     kind: Literal["BouncePolicy"]

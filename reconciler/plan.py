@@ -14,7 +14,7 @@ from typing import Any, Iterable, Mapping, Optional
 
 from .diff import Change, compare, is_ignored, merge_ignored, record_of, secret_presence
 from .errors import MailformError
-from .model import EmailAccount
+from .model import DEFAULT_BOUNCE_POLICY, EmailAccount
 
 FORMAT_VERSION = "1"
 ACTIVATION_CONTACT_LIMIT = 1000
@@ -158,7 +158,6 @@ class PlanInput:
     actual_policy: Optional[Mapping] = None   # what the registry holds, None = defaults
 
 
-DEFAULT_POLICY = {"soft_bounce_limit": 3, "soft_bounce_window_days": 30}
 POLICY_NAME = "default"
 
 
@@ -167,17 +166,15 @@ def payload_key(rc: "ResourceChange") -> str:
 
 
 def _policy_change(inp: PlanInput) -> Optional[tuple[ResourceChange, dict]]:
-    desired = dict(DEFAULT_POLICY, **(inp.policy or {}))
-    actual = dict(DEFAULT_POLICY, **(inp.actual_policy or {}))
-    if inp.actual_policy is not None and desired == actual:
-        return None
-    if inp.actual_policy is None and inp.policy is None:
-        return None
-    before = actual if inp.actual_policy is not None else None
+    if inp.policy is None and inp.actual_policy is None:
+        return None                      # nothing declared, nothing stored: the defaults hold
+    desired = dict(DEFAULT_BOUNCE_POLICY, **(inp.policy or {}))
+    before = (dict(DEFAULT_BOUNCE_POLICY, **inp.actual_policy)
+              if inp.actual_policy is not None else None)
     changes, unchanged = compare(before, desired, {}, {})
     if not changes:
         return None
-    action = "update" if inp.actual_policy is not None else "create"
+    action = "update" if before is not None else "create"
     rc = ResourceChange(POLICY_NAME, action, changes, unchanged, kind="bounce_policy")
     return rc, {"type": "bounce_policy", "record": desired, "secrets": {}, "activation": None}
 

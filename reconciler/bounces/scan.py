@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable, Optional
 
+from ..model import DEFAULT_BOUNCE_POLICY
 from .classify import classify
 from .mailbox import InboxSettings, MailboxError, numeric_sort, open_mailbox
 
-DEFAULT_POLICY = {"soft_bounce_limit": 3, "soft_bounce_window_days": 30}
 
 
 @dataclass
@@ -78,7 +78,7 @@ def scan_account(registry, name: str, settings: InboxSettings, batch_size: int,
                  delete_bounces: bool, policy: Optional[dict] = None,
                  classifier: Callable = classify) -> ScanReport:
     """Scan one account's inbox; the report is also stored as the account's status."""
-    policy = dict(DEFAULT_POLICY, **(policy or {}))
+    policy = dict(DEFAULT_BOUNCE_POLICY, **(policy or {}))
     report, started = ScanReport(name), time.monotonic()
     mailbox = None
     try:

@@ -73,7 +73,7 @@ def plan(paths, var_files, var_pairs, environment, registry_url, fmt, out_file,
         registry.close()
     if run_verify:
         from .verification import annotate_plan
-        annotate_plan(the_plan, desired, secrets)
+        annotate_plan(the_plan, secrets.values)
     _print_plan(the_plan, fmt, no_color)
     if out_file:
         with open(out_file, "w", encoding="utf-8") as handle:

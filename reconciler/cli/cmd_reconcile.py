@@ -47,10 +47,9 @@ class _Stop:
 def _verify(the_plan, values, skip_verify):
     if skip_verify:
         return {}
-    from .verification import check_plan
+    from .verification import check_plan, failures
     by_account = check_plan(the_plan, values)
-    failed = [f"{n} ({role}: {res['code']})" for n, roles in sorted(by_account.items())
-              for role, res in sorted(roles.items()) if res["code"] != "ok"]
+    failed = failures(by_account)
     if failed:
         raise _Terminal("connectivity checks failed: " + ", ".join(failed), 1)
     return {name: {"verification": roles} for name, roles in by_account.items()}

@@ -42,26 +42,31 @@ def check_plan(plan: Plan, values: Mapping[str, Mapping[str, str]],
     return out
 
 
-def annotate_plan(plan: Plan, desired, secrets) -> None:
+def annotate_plan(plan: Plan, values: Mapping[str, Mapping[str, str]]) -> None:
     """`plan --verify`: results into each created/changed account's `verification`."""
-    by_account = check_plan(plan, secrets.values)
+    by_account = check_plan(plan, values)
     for rc in plan.resource_changes:
         if rc.name in by_account:
             rc.verification = by_account[rc.name]
 
 
+def failures(by_account: Mapping[str, Mapping[str, dict]]) -> list[str]:
+    """`name (role: code)` for every failed check, in a stable order."""
+    return [f"{name} ({role}: {result['code']})" for name, roles in sorted(by_account.items())
+            for role, result in sorted(roles.items()) if result["code"] != "ok"]
+
+
 def verify_changed(plan: Plan, values) -> Optional[dict[str, dict]]:
     """Before apply: statuses to store, or None when an account failed its checks."""
     by_account = check_plan(plan, values)
-    failed = [(name, role, result) for name, roles in sorted(by_account.items())
-              for role, result in sorted(roles.items()) if result["code"] != "ok"]
     for name, roles in sorted(by_account.items()):
         for role, result in sorted(roles.items()):
             mark = "" if result["code"] == "ok" else "FAILED "
             click.echo(f"verify account.{name} {role}: {mark}{result['summary']}", err=True)
+    failed = failures(by_account)
     if failed:
-        names = ", ".join(f"{n} ({role}: {res['code']})" for n, role, res in failed)
-        click.echo(f"Error: connectivity checks failed for {names}; nothing was applied. "
-                   "Fix the settings (try `mailform debug NAME`) or pass --skip-verify.", err=True)
+        click.echo(f"Error: connectivity checks failed for {', '.join(failed)}; nothing was "
+                   "applied. Fix the settings (try `mailform debug NAME`) or pass --skip-verify.",
+                   err=True)
         return None
     return {name: {"verification": roles} for name, roles in by_account.items()}
