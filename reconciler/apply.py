@@ -1,18 +1,15 @@
 """Plan → registry: under the lock, in one transaction, nothing written on failure."""
 from __future__ import annotations
 
-import os
-import sys
-import time
 from dataclasses import dataclass
 from typing import Callable, Mapping, Optional
 
 from .errors import LockedError, MailformError, SecretError, StalePlanError
-from .plan import Plan, payload_key
-from .registry.base import AccountWrite, Registry
+from .plan import AccountPayload, Action, Plan, PolicyPayload, ResourceChange
+from .registry.base import AccountWrite, Registry, Transaction
 from .registry.common import default_actor
 
-PAUSE_ENV = "MAILFORM_TEST_PAUSE_IN_APPLY"   # test-only: seconds to sleep before commit
+Secrets = Mapping[str, Mapping[str, str]]      # account -> secret path -> clear value
 
 
 @dataclass(frozen=True)
@@ -43,35 +40,34 @@ def check_fresh(registry: Registry, plan: Plan) -> None:
                              f"then, {meta.serial} now); run `mailform plan` again")
 
 
-def secrets_from_payload(plan: Plan, registry: Registry,
-                         resolve: Callable[[str, str, dict], str]) -> dict[str, dict[str, str]]:
+def secrets_of_saved_plan(plan: Plan, registry: Registry,
+                          resolve: Callable[[str, str, Mapping], str]) -> dict[str, dict[str, str]]:
     """Re-resolve a saved plan's secret references; each must match its recorded fingerprint."""
     out: dict[str, dict[str, str]] = {}
-    for name, entry in sorted(plan.payload.items()):
-        for path, secret in sorted(entry.get("secrets", {}).items()):
-            if path in entry.get("keep_secrets", ()):
+    for rc in plan.resource_changes:
+        if not isinstance(rc.payload, AccountPayload):
+            continue
+        for path, entry in sorted(rc.payload.secrets.items()):
+            if path in rc.payload.keep_secrets:
                 continue            # ignored: the registry's own value is written back
-            ref = secret.get("ref") or {}
-            try:
-                value = resolve(name, path, ref)
-            except SecretError as exc:
-                raise StalePlanError(f"{exc}; the plan cannot be applied") from None
-            if registry.fingerprint(path, value) != secret.get("fingerprint"):
+            value = _resolve_entry(rc.name, path, entry.ref or {}, resolve)
+            if registry.fingerprint(path, value) != entry.fingerprint:
+                ref = entry.ref or {}
                 what = f"env {ref['env']}" if "env" in ref else f"file {ref.get('file')}"
-                raise StalePlanError(f"account {name}: spec.{path}: the secret in {what} changed "
-                                     "since the plan was made; run `mailform plan` again")
-            out.setdefault(name, {})[path] = value
+                raise StalePlanError(f"account {rc.name}: spec.{path}: the secret in {what} "
+                                     "changed since the plan was made; run `mailform plan` again")
+            out.setdefault(rc.name, {})[path] = value
     return out
 
 
-def _pause() -> None:
-    seconds = os.environ.get(PAUSE_ENV)
-    if seconds:
-        print("mailform: test pause inside the apply transaction", file=sys.stderr, flush=True)
-        time.sleep(float(seconds))
+def _resolve_entry(name: str, path: str, ref: Mapping, resolve) -> str:
+    try:
+        return resolve(name, path, ref)
+    except SecretError as exc:
+        raise StalePlanError(f"{exc}; the plan cannot be applied") from None
 
 
-def _still_ours(registry: Registry, lock_id: Optional[str]) -> None:
+def still_ours(registry: Registry, lock_id: Optional[str]) -> None:
     """A lease can run out while someone reads the plan at the prompt; then another
     writer may have taken the lock over, and this apply must not write."""
     if lock_id is None:
@@ -84,34 +80,46 @@ def _still_ours(registry: Registry, lock_id: Optional[str]) -> None:
                             "writing; nothing was written — run the apply again")
 
 
-def apply_plan(registry: Registry, plan: Plan, secrets: Mapping[str, Mapping[str, str]],
+def _write_account(tx: Transaction, registry: Registry, rc: ResourceChange,
+                   secrets: Secrets, status: Mapping) -> None:
+    payload = rc.payload
+    assert isinstance(payload, AccountPayload)
+    values = dict(secrets.get(rc.name, {}))
+    if payload.keep_secrets:
+        current = registry.secrets(rc.name)
+        values.update({p: current[p] for p in payload.keep_secrets if p in current})
+    status = dict(status)
+    if payload.activation:
+        status["activation"] = str(payload.activation)
+    tx.put_account(AccountWrite(rc.name, payload.account_type, dict(payload.record), values,
+                                payload.fingerprints(), status))
+
+
+def _write(tx: Transaction, registry: Registry, rc: ResourceChange, secrets: Secrets,
+           statuses: Mapping[str, dict]) -> None:
+    if isinstance(rc.payload, PolicyPayload):
+        tx.put_setting("bounce_policy", dict(rc.payload.record))
+        return
+    if rc.action.destroys:
+        tx.delete_account(rc.name)
+    if rc.action is not Action.DELETE:
+        _write_account(tx, registry, rc, secrets, statuses.get(rc.name, {}))
+
+
+def apply_plan(registry: Registry, plan: Plan, secrets: Secrets,
                who: Optional[str] = None, statuses: Optional[Mapping[str, dict]] = None,
-               lock_id: Optional[str] = None) -> ApplyResult:
+               lock_id: Optional[str] = None,
+               before_commit: Optional[Callable[[int], None]] = None) -> ApplyResult:
     """Write the plan. The caller holds the registry lock (``lock_id``) and has checked
-    freshness."""
+    freshness. ``before_commit(serial)`` runs inside the transaction, after every write."""
     statuses = statuses or {}
     with registry.transaction() as tx:
-        _still_ours(registry, lock_id)
+        still_ours(registry, lock_id)
         for rc in plan.resource_changes:
-            if rc.kind == "bounce_policy":
-                tx.put_setting("bounce_policy", plan.payload[payload_key(rc)]["record"])
-                continue
-            if rc.action in ("delete", "replace"):
-                tx.delete_account(rc.name)
-            if rc.action == "delete":
-                continue
-            entry = plan.payload[rc.name]
-            values = dict(secrets.get(rc.name, {}))
-            if entry.get("keep_secrets"):
-                current = registry.secrets(rc.name)
-                values.update({p: current[p] for p in entry["keep_secrets"] if p in current})
-            fps = {path: s["fingerprint"] for path, s in entry.get("secrets", {}).items()}
-            status = dict(statuses.get(rc.name, {}))
-            if entry.get("activation"):
-                status["activation"] = entry["activation"]
-            tx.put_account(AccountWrite(rc.name, entry["type"], entry["record"], values, fps, status))
+            _write(tx, registry, rc, secrets, statuses)
         summary = plan.summary
         serial = tx.add_history({"actor": who or actor(), "counts": summary,
                                  "changes": [rc.to_dict() for rc in plan.resource_changes]})
-        _pause()
+        if before_commit is not None:
+            before_commit(serial)
     return ApplyResult(serial, summary["add"], summary["change"], summary["destroy"])

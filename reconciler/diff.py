@@ -2,6 +2,8 @@
 
 A record is the nested, JSON-ready spec of an account without its secrets,
 plus ``labels``. Secrets are compared by keyed fingerprint, never by value.
+Inside a record that differs, DeepDiff finds the changed fields (see README,
+"deepdiff", for what it costs the plan).
 """
 from __future__ import annotations
 
@@ -87,26 +89,74 @@ def is_ignored(path: str, ignore: Iterable[str]) -> bool:
     return any(path == p or path.startswith(p + ".") for p in ignore)
 
 
+def _at(record: Any, parts: tuple) -> Any:
+    """The value under a key path; a missing key (or a leaf on the way) is None."""
+    for part in parts:
+        if not isinstance(record, Mapping):
+            return None
+        record = record.get(part)
+    return record
+
+
+def _located(before: Mapping, after: Mapping) -> set[tuple]:
+    """Key paths of the subtrees that differ, cut at the first list (lists are leaves).
+
+    Top-level sections are told apart by plain equality; DeepDiff then finds the
+    changed fields inside the sections that differ.
+    """
+    keys = [k for k in before.keys() | after.keys() if before.get(k) != after.get(k)]
+    if not keys:
+        return set()
+    from deepdiff import DeepDiff    # loaded by the first plan that changes an account
+    tree = DeepDiff({k: before.get(k) for k in keys}, {k: after.get(k) for k in keys},
+                    view="tree", zip_ordered_iterables=True)
+    located = set()
+    for levels in tree.values():
+        for level in levels:
+            parts = level.path(output_format="list")
+            cut = next((i for i, p in enumerate(parts) if not isinstance(p, str)), len(parts))
+            located.add(tuple(parts[:cut]))
+    return located
+
+
+def _leaves(value: Any, parts: tuple) -> dict[str, Any]:
+    """A subtree as {dotted.path: leaf}; a value that is not a mapping is one leaf."""
+    path = ".".join(parts)
+    if isinstance(value, Mapping):
+        return flatten(value, path + "." if path else "")
+    return {path: value}
+
+
+def _leaf_changes(old: Mapping[str, Any], new: Mapping[str, Any], ignore: tuple) -> list[Change]:
+    return [Change(path, old.get(path), new.get(path)) for path in old.keys() | new.keys()
+            if old.get(path) != new.get(path) and not (ignore and is_ignored(path, ignore))]
+
+
+def _field_changes(before: Mapping, after: Mapping, ignore: tuple) -> list[Change]:
+    found: dict[str, Change] = {}
+    for parts in _located(before, after):
+        old, new = _leaves(_at(before, parts), parts), _leaves(_at(after, parts), parts)
+        found.update((c.path, c) for c in _leaf_changes(old, new, ignore))
+    return list(found.values())
+
+
 def compare(before: Optional[Mapping], after: Optional[Mapping],
             before_fps: Mapping[str, str], after_fps: Mapping[str, str],
             ignore: Iterable[str] = ()) -> tuple[list[Change], int]:
     """Field changes from ``before`` to ``after`` (records, flattened) and secrets.
 
     Returns (changes sorted by path, number of unchanged fields). Paths under
-    ``ignore`` are left out. Missing keys and None are the same.
+    ``ignore`` are left out. Missing keys and None are the same; lists are leaves.
     """
-    flat_b = flatten(before or {})
+    ignore = tuple(ignore)
     flat_a = flatten(after or {})
-    changes: list[Change] = []
-    unchanged = 0
-    for path in sorted(flat_b.keys() | flat_a.keys()):
-        old, new = flat_b.get(path), flat_a.get(path)
-        if is_ignored(path, ignore):
-            continue
-        if old == new:
-            unchanged += old is not None
-        else:
-            changes.append(Change(path, old, new))
+    if before and after:
+        changes = _field_changes(before, after, ignore)
+    else:                # a create or a delete: every field is a change, nothing to locate
+        changes = _leaf_changes(flatten(before or {}), flat_a, ignore)
+    present = sum(v is not None and not (ignore and is_ignored(p, ignore))
+                  for p, v in flat_a.items())
+    unchanged = present - sum(c.after is not None for c in changes)
     for path in sorted(before_fps.keys() | after_fps.keys()):
         if is_ignored(path, ignore):
             continue

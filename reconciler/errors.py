@@ -85,7 +85,3 @@ class StalePlanError(MailformError):
 
 class GuardBlocked(MailformError):
     exit_code = 3
-
-
-class VerificationFailed(MailformError):
-    exit_code = 1

@@ -1,45 +1,138 @@
-"""Plans: (desired, actual) → a Plan value. Pure: no files, no network, no database.
+"""The plan contract: what a plan holds, and its JSON and saved-file forms. Pure: no I/O.
 
 A Plan is what every renderer prints and what apply carries out. Its JSON form
-is SPEC §4's object; a saved plan file adds ``payload`` — what apply will write
-(records without secrets, secret references and their fingerprints) — and the
-checksum covers all of it.
+is SPEC §4's object. A saved plan file adds, per created, updated or replaced
+resource, the payload apply will write (records without secrets, secret
+references and their fingerprints), and is authenticated: its ``checksum`` is
+an HMAC keyed from the registry's key (the caller passes ``sign``), so an edited
+file, or one made against another registry, is refused. Building a plan is
+``planner.build_plan``.
 """
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Optional
+from enum import StrEnum
+from typing import Any, Callable, Mapping, Optional, Union
 
-from .diff import Change, compare, is_ignored, merge_ignored, record_of, secret_presence
-from .errors import MailformError
-from .model import DEFAULT_BOUNCE_POLICY, EmailAccount
+from .diff import Change
+from .errors import MailformError, StalePlanError
 
-FORMAT_VERSION = "1"
-ACTIVATION_CONTACT_LIMIT = 1000
-GUARD_RATIO = 0.30
-GUARD_MIN_ACCOUNTS = 10
-ACTION_ORDER = {"create": 0, "update": 1, "replace": 2, "delete": 3}
+FORMAT_VERSION = "2"
+Signer = Callable[[bytes], str]          # canonical bytes -> "hmac-sha256:…" (the registry's)
+
+
+class Action(StrEnum):
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+    REPLACE = "replace"
+
+    @property
+    def adds(self) -> bool:
+        return self in (Action.CREATE, Action.REPLACE)
+
+    @property
+    def destroys(self) -> bool:
+        return self in (Action.DELETE, Action.REPLACE)
+
+
+class Resource(StrEnum):
+    """What a resource change is about: the first half of its address."""
+
+    ACCOUNT = "account"
+    BOUNCE_POLICY = "bounce_policy"
+
+
+class Activation(StrEnum):
+    ACTIVE = "active"
+    PENDING = "pending_activation"
+
+
+@dataclass(frozen=True)
+class SecretEntry:
+    """One secret of an account as a plan carries it: where to read it, what it hashed to."""
+
+    ref: Optional[Mapping[str, str]]      # {"env": NAME} or {"file": /absolute/path}
+    fingerprint: Optional[str]
+
+    def to_dict(self) -> dict:
+        return {"ref": dict(self.ref) if self.ref is not None else None,
+                "fingerprint": self.fingerprint}
+
+    @classmethod
+    def from_dict(cls, body: Mapping) -> "SecretEntry":
+        return cls(body.get("ref"), body.get("fingerprint"))
+
+
+@dataclass(frozen=True)
+class AccountPayload:
+    """What apply writes for one created, updated or replaced account."""
+
+    account_type: str                       # smtp | marketing
+    record: Mapping[str, Any]               # the registry form: spec without secrets, labels
+    secrets: Mapping[str, SecretEntry]      # secret path -> entry
+    activation: Optional[Activation] = None  # decided once, for created marketing accounts
+    keep_secrets: tuple[str, ...] = ()      # under ignore_changes: the registry's value stays
+
+    def fingerprints(self) -> dict[str, Optional[str]]:
+        return {path: entry.fingerprint for path, entry in self.secrets.items()}
+
+    def to_dict(self) -> dict:
+        return {"account_type": self.account_type, "record": self.record,
+                "secrets": {p: e.to_dict() for p, e in sorted(self.secrets.items())},
+                "activation": self.activation, "keep_secrets": list(self.keep_secrets)}
+
+    @classmethod
+    def from_dict(cls, body: Mapping) -> "AccountPayload":
+        activation = body.get("activation")
+        return cls(body["account_type"], body["record"],
+                   {p: SecretEntry.from_dict(e) for p, e in body["secrets"].items()},
+                   Activation(activation) if activation else None,
+                   tuple(body.get("keep_secrets", ())))
+
+
+@dataclass(frozen=True)
+class PolicyPayload:
+    """The bounce policy apply writes (defaults filled in)."""
+
+    record: Mapping[str, Any]
+
+    def to_dict(self) -> dict:
+        return {"record": self.record}
+
+    @classmethod
+    def from_dict(cls, body: Mapping) -> "PolicyPayload":
+        return cls(body["record"])
+
+
+Payload = Union[AccountPayload, PolicyPayload]
 
 
 @dataclass
 class ResourceChange:
     name: str
-    action: str                       # create | update | delete | replace
+    action: Action
     changes: list[Change]
     unchanged: int = 0
-    type: str = ""
+    resource: Resource = Resource.ACCOUNT
+    account_type: Optional[str] = None      # smtp | marketing (created or updated accounts)
+    payload: Optional[Payload] = None       # None for a delete
     notes: list[str] = field(default_factory=list)
-    verification: Optional[dict] = None
-    kind: str = "account"             # account | bounce_policy
+    verification: Optional[dict] = None     # role -> check result (plan --verify)
 
     @property
     def address(self) -> str:
-        return f"{self.kind}.{self.name}"
+        return f"{self.resource}.{self.name}"
+
+    @property
+    def is_account(self) -> bool:
+        return self.resource is Resource.ACCOUNT
 
     def to_dict(self) -> dict:
-        return {"address": self.address, "name": self.name, "action": self.action,
+        return {"address": self.address, "name": self.name, "action": str(self.action),
                 "changes": [c.to_dict() for c in self.changes],
                 "verification": self.verification, "notes": list(self.notes)}
 
@@ -51,7 +144,7 @@ class Drift:
 
     @property
     def address(self) -> str:
-        return f"account.{self.name}"
+        return f"{Resource.ACCOUNT}.{self.name}"
 
     def to_dict(self) -> dict:
         return {"address": self.address, "changes": [c.to_dict() for c in self.changes]}
@@ -75,15 +168,14 @@ class Plan:
     drift: list[Drift]
     resource_changes: list[ResourceChange]
     guards: list[Guard]
-    payload: dict = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
     @property
     def summary(self) -> dict:
-        add = sum(rc.action in ("create", "replace") for rc in self.resource_changes)
-        change = sum(rc.action == "update" for rc in self.resource_changes)
-        destroy = sum(rc.action in ("delete", "replace") for rc in self.resource_changes)
-        return {"add": add, "change": change, "destroy": destroy}
+        actions = [rc.action for rc in self.resource_changes]
+        return {"add": sum(a.adds for a in actions),
+                "change": sum(a is Action.UPDATE for a in actions),
+                "destroy": sum(a.destroys for a in actions)}
 
     @property
     def has_changes(self) -> bool:
@@ -93,8 +185,20 @@ class Plan:
     def blocked_guards(self) -> list[Guard]:
         return [g for g in self.guards if g.blocked]
 
-    def to_dict(self, with_payload: bool = False) -> dict:
-        body: dict[str, Any] = {
+    def accounts_to_write(self) -> list[ResourceChange]:
+        """Created, updated and replaced accounts: what verification checks."""
+        return [rc for rc in self.resource_changes
+                if rc.is_account and rc.action is not Action.DELETE]
+
+    def to_dict(self) -> dict:
+        """SPEC §4's object (what `plan --format json` prints); the checksum is a plain
+        digest of the content, since this form is never applied."""
+        body = self._body()
+        body["checksum"] = "sha256:" + hashlib.sha256(canonical(body)).hexdigest()
+        return body
+
+    def _body(self) -> dict:
+        return {
             "format_version": FORMAT_VERSION,
             "registry": {"lineage": self.lineage, "serial": self.serial},
             "manifest_digest": self.manifest_digest,
@@ -103,193 +207,88 @@ class Plan:
             "summary": self.summary,
             "guards": [g.to_dict() for g in self.guards],
         }
-        if with_payload:
-            body["payload"] = self.payload
-        body["checksum"] = checksum(body)
-        return body
 
 
-def checksum(body: Mapping) -> str:
-    canonical = {k: v for k, v in body.items() if k != "checksum"}
-    text = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+def canonical(body: Mapping) -> bytes:
+    """The bytes a checksum covers: every key but ``checksum``, sorted, compact."""
+    content = {k: v for k, v in body.items() if k != "checksum"}
+    return json.dumps(content, sort_keys=True, separators=(",", ":"),
+                      ensure_ascii=False).encode("utf-8")
 
 
-def from_file_dict(body: Mapping) -> Plan:
-    """A saved plan file back into a Plan; a damaged or foreign file is an error."""
-    if not isinstance(body, Mapping) or body.get("format_version") != FORMAT_VERSION:
-        raise MailformError("not a mailform plan file (format_version 1 expected)")
-    if body.get("checksum") != checksum(body) or "payload" not in body:
-        raise MailformError("the plan file is damaged or was edited: its checksum does not match")
-    rcs = [ResourceChange(name=rc["name"], action=rc["action"],
-                          changes=[_change(c) for c in rc["changes"]],
-                          notes=list(rc.get("notes", [])), verification=rc.get("verification"),
-                          kind=rc["address"].split(".", 1)[0])
-           for rc in body["resource_changes"]]
+# --- the saved plan file -----------------------------------------------------------
+
+def to_file_dict(plan: Plan, sign: Signer) -> dict:
+    """The saved plan: SPEC §4's object, the payloads, and the registry-keyed HMAC."""
+    body = plan._body()
+    body["payload"] = {rc.address: rc.payload.to_dict()
+                       for rc in plan.resource_changes if rc.payload is not None}
+    body["checksum"] = sign(canonical(body))
+    return body
+
+
+def from_file_dict(body: Any, sign: Signer, lineage: Optional[str] = None) -> Plan:
+    """A saved plan back into a Plan. Refused: another format, a plan for another
+    registry (``lineage``, when given), a file whose HMAC does not match."""
+    _check_version(body)
+    made_for = body.get("registry", {}).get("lineage") if isinstance(body.get("registry"), Mapping) \
+        else None
+    if lineage is not None and made_for != lineage:
+        raise StalePlanError(f"the plan was made for registry lineage {made_for}, "
+                             f"but this registry is {lineage}")
+    if not hmac.compare_digest(str(body.get("checksum", "")), sign(canonical(body))):
+        raise MailformError("the plan file was edited, or made with another registry's key: "
+                            "its signature does not match; run `mailform plan -o FILE` again")
+    try:
+        return _plan_from(body)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise MailformError(f"the plan file is malformed ({type(exc).__name__}: {exc}); "
+                            "run `mailform plan -o FILE` again") from None
+
+
+def _check_version(body: Any) -> None:
+    if not isinstance(body, Mapping) or "format_version" not in body:
+        raise MailformError("not a mailform plan file (no format_version)")
+    version = body["format_version"]
+    if version == "1":
+        raise StalePlanError("this plan file has format_version 1, written by an older mailform "
+                             "without authentication; it cannot be applied: run "
+                             "`mailform plan -o FILE` again")
+    if version != FORMAT_VERSION:
+        raise MailformError(f"unsupported plan format_version {version!r} "
+                            f"(this mailform reads {FORMAT_VERSION})")
+
+
+def _plan_from(body: Mapping) -> Plan:
+    payloads = body["payload"]
+    rcs = [_resource_change(rc, payloads.get(rc["address"])) for rc in body["resource_changes"]]
     drift = [Drift(d["address"].split(".", 1)[1], [_change(c) for c in d["changes"]])
              for d in body["drift"]]
     guards = [Guard(g["name"], g["blocked"], g["detail"]) for g in body["guards"]]
-    for rc in rcs:
-        rc.type = body["payload"].get(payload_key(rc), {}).get("type", "")
-    return Plan(body["registry"]["lineage"], body["registry"]["serial"], body["manifest_digest"],
-                drift, rcs, guards, dict(body["payload"]))
+    return Plan(body["registry"]["lineage"], body["registry"]["serial"],
+                body["manifest_digest"], drift, rcs, guards)
+
+
+def _resource_change(rc: Mapping, payload: Optional[Mapping]) -> ResourceChange:
+    resource = Resource(rc["address"].split(".", 1)[0])
+    action = Action(rc["action"])
+    loaded = _payload_from(resource, payload)
+    if action is not Action.DELETE and loaded is None:
+        raise ValueError(f"{rc['address']}: no payload for a {action}")
+    return ResourceChange(
+        name=rc["name"], action=action, changes=[_change(c) for c in rc["changes"]],
+        resource=resource, payload=loaded, notes=list(rc.get("notes", [])),
+        verification=rc.get("verification"),
+        account_type=loaded.account_type if isinstance(loaded, AccountPayload) else None)
+
+
+def _payload_from(resource: Resource, body: Optional[Mapping]) -> Optional[Payload]:
+    if body is None:
+        return None
+    if resource is Resource.ACCOUNT:
+        return AccountPayload.from_dict(body)
+    return PolicyPayload.from_dict(body)
 
 
 def _change(c: Mapping) -> Change:
     return Change(c["path"], c["before"], c["after"], bool(c.get("sensitive")))
-
-
-# --- building a plan -------------------------------------------------------------
-
-@dataclass
-class PlanInput:
-    """Everything a plan is computed from, gathered by the caller."""
-
-    accounts: Mapping[str, EmailAccount]
-    actual: Mapping[str, Any]                  # name -> StoredAccount (registry.base)
-    lineage: str
-    serial: int
-    manifest_digest: str = ""
-    fingerprints: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
-    secret_refs: Mapping[str, Mapping[str, dict]] = field(default_factory=dict)
-    contact_count: int = 0
-    targets: Optional[Iterable[str]] = None
-    policy: Optional[Mapping] = None          # declared BouncePolicy spec, None = defaults
-    actual_policy: Optional[Mapping] = None   # what the registry holds, None = defaults
-
-
-POLICY_NAME = "default"
-
-
-def payload_key(rc: "ResourceChange") -> str:
-    return rc.name if rc.kind == "account" else f"{rc.kind}.{rc.name}"
-
-
-def _policy_change(inp: PlanInput) -> Optional[tuple[ResourceChange, dict]]:
-    if inp.policy is None and inp.actual_policy is None:
-        return None                      # nothing declared, nothing stored: the defaults hold
-    desired = dict(DEFAULT_BOUNCE_POLICY, **(inp.policy or {}))
-    before = (dict(DEFAULT_BOUNCE_POLICY, **inp.actual_policy)
-              if inp.actual_policy is not None else None)
-    changes, unchanged = compare(before, desired, {}, {})
-    if not changes:
-        return None
-    action = "update" if before is not None else "create"
-    rc = ResourceChange(POLICY_NAME, action, changes, unchanged, kind="bounce_policy")
-    return rc, {"type": "bounce_policy", "record": desired, "secrets": {}, "activation": None}
-
-
-def _drift(stored, account: Optional[EmailAccount]) -> list[Change]:
-    """Out-of-band edits since the last apply; edits under ignore_changes are not drift."""
-    if stored.applied == stored.spec and stored.applied_fingerprints == stored.fingerprints:
-        return []          # the common case, decided by plain equality (no flattening)
-    ignore = account.spec.lifecycle.ignore_changes if account is not None else ()
-    changes, _ = compare(stored.applied, stored.spec, stored.applied_fingerprints,
-                         stored.fingerprints, ignore)
-    return changes
-
-
-def _account_change(name: str, account: Optional[EmailAccount], stored, inp: PlanInput
-                    ) -> Optional[ResourceChange]:
-    fps = dict(inp.fingerprints.get(name, {}))
-    if account is None:
-        changes, _ = compare(stored.spec, None, stored.fingerprints, {})
-        return ResourceChange(name, "delete", changes, type=stored.type)
-    record = record_of(account)
-    if stored is None or stored.type != account.spec.type:
-        before = stored.spec if stored is not None else None
-        before_fps = stored.fingerprints if stored is not None else {}
-        changes, unchanged = compare(before, record, before_fps, fps)
-        action = "create" if stored is None else "replace"
-        return ResourceChange(name, action, changes, unchanged, type=account.spec.type)
-    if stored.spec == record and stored.fingerprints == fps:
-        return None        # equal records cannot differ field by field (no flattening)
-    ignore = account.spec.lifecycle.ignore_changes
-    changes, unchanged = compare(stored.spec, record, stored.fingerprints, fps, ignore)
-    if not changes:
-        return None
-    return ResourceChange(name, "update", changes, unchanged, type=account.spec.type)
-
-
-def _activation_note(rc: ResourceChange, inp: PlanInput) -> Optional[str]:
-    if rc.action not in ("create", "replace") or rc.type != "marketing":
-        return None
-    if inp.contact_count > ACTIVATION_CONTACT_LIMIT:
-        return (f"pending_activation: the platform holds {inp.contact_count} contacts (more than "
-                f"{ACTIVATION_CONTACT_LIMIT}), so a platform operator must activate this account "
-                f"(`mailform accounts activate {rc.name}`)")
-    return None
-
-
-def _payload(rc: ResourceChange, account: EmailAccount, stored, inp: PlanInput) -> dict:
-    record = record_of(account)
-    if rc.action == "update":
-        record = merge_ignored(record, stored.spec, account.spec.lifecycle.ignore_changes)
-    activation = None
-    if account.spec.type == "marketing" and rc.action in ("create", "replace"):
-        pending = inp.contact_count > ACTIVATION_CONTACT_LIMIT
-        activation = "pending_activation" if pending else "active"
-    refs = inp.secret_refs.get(rc.name, {})
-    fps = dict(inp.fingerprints.get(rc.name, {}))
-    keep = []     # secrets under ignore_changes: the registry's value stays
-    if rc.action == "update":
-        ignore = account.spec.lifecycle.ignore_changes
-        keep = [p for p in secret_presence(account)
-                if is_ignored(p, ignore) and p in stored.fingerprints]
-        fps.update({p: stored.fingerprints[p] for p in keep})
-    secrets = {path: {"ref": refs.get(path), "fingerprint": fps.get(path)}
-               for path in secret_presence(account)}
-    return {"type": account.spec.type, "record": record, "secrets": secrets,
-            "activation": activation, "keep_secrets": keep}
-
-
-def _guards(rcs: list[ResourceChange], inp: PlanInput) -> list[Guard]:
-    protected = []
-    rcs = [rc for rc in rcs if rc.kind == "account"]
-    for rc in rcs:
-        if rc.action not in ("delete", "replace"):
-            continue
-        stored = inp.actual.get(rc.name)
-        account = inp.accounts.get(rc.name)
-        flags = [stored is not None and stored.spec.get("lifecycle", {}).get("prevent_destroy"),
-                 account is not None and account.spec.lifecycle.prevent_destroy]
-        if any(flags):
-            protected.append(rc.address)
-    total = len(inp.actual)
-    deletes = sum(rc.action in ("delete", "replace") for rc in rcs)
-    updates = sum(rc.action == "update" for rc in rcs)
-    guards = [Guard("prevent_destroy", bool(protected),
-                    ("would destroy " + ", ".join(protected)) if protected else "none affected")]
-    for name, count in (("delete_threshold", deletes), ("update_threshold", updates)):
-        share = count / total if total else 0.0
-        blocked = total >= GUARD_MIN_ACCOUNTS and share > GUARD_RATIO
-        guards.append(Guard(name, blocked, f"{count} of {total} ({share:.0%})"))
-    return guards
-
-
-def build_plan(inp: PlanInput) -> Plan:
-    targets = set(inp.targets) if inp.targets else None
-    names = sorted(set(inp.accounts) | set(inp.actual))
-    if targets is not None:
-        names = [n for n in names if n in targets]
-    drift = [Drift(n, ch) for n in names if n in inp.actual
-             for ch in [_drift(inp.actual[n], inp.accounts.get(n))] if ch]
-    rcs: list[ResourceChange] = []
-    payload: dict = {}
-    for name in names:
-        account, stored = inp.accounts.get(name), inp.actual.get(name)
-        rc = _account_change(name, account, stored, inp)
-        if rc is None:
-            continue
-        note = _activation_note(rc, inp)
-        if note:
-            rc.notes.append(note)
-        if account is not None:
-            payload[name] = _payload(rc, account, stored, inp)
-        rcs.append(rc)
-    policy = _policy_change(inp) if targets is None else None
-    if policy is not None:
-        rcs.append(policy[0])
-        payload[payload_key(policy[0])] = policy[1]
-    return Plan(inp.lineage, inp.serial, inp.manifest_digest, drift, rcs,
-                _guards(rcs, inp), payload)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from reconciler.diff import record_of
 from reconciler.model import EmailAccount
-from reconciler.plan import PlanInput, build_plan
+from reconciler.planner import PlanInput, build_plan
 from reconciler.registry.base import StoredAccount
 
 

@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 
 from clihelpers import Cli, dump
 from reconciler.apply import apply_plan
-from reconciler.cli.planning import make_plan, resolve_all
+from reconciler.workflow.inputs import Loaded, Resolved, resolve_all
+from reconciler.workflow.run import make_plan
 from reconciler.manifest import load
 from reconciler.registry import open_registry
 
@@ -161,12 +162,12 @@ def _round(workdir: Path, url: str, accounts: dict[str, dict], env: dict[str, st
             if desired is None:
                 _apply_empty(registry, seen)
                 return
-            secrets = resolve_all(desired.accounts.values())
+            loaded = Loaded(desired, resolve_all(desired.accounts.values()))
             with registry.lock(holder="property"):
-                plan = make_plan(registry, desired, secrets)
+                plan = make_plan(registry, loaded)
                 seen.update(rc.action for rc in plan.resource_changes)
-                apply_plan(registry, plan, secrets.values)
-            after = make_plan(registry, desired, secrets)
+                apply_plan(registry, plan, loaded.secrets.values)
+            after = make_plan(registry, loaded)
         finally:
             registry.close()
     assert not after.has_changes, [rc.to_dict() for rc in after.resource_changes]
@@ -178,12 +179,12 @@ def _round(workdir: Path, url: str, accounts: dict[str, dict], env: dict[str, st
 def _apply_empty(registry, seen: set) -> None:
     """No manifests at all: the loader refuses an empty set, so delete via an empty desired."""
     from reconciler.manifest import Desired
-    from reconciler.cli.planning import Resolved
+    nothing = Loaded(Desired(), Resolved())
     with registry.lock(holder="property"):
-        plan = make_plan(registry, Desired(), Resolved())
+        plan = make_plan(registry, nothing)
         seen.update(rc.action for rc in plan.resource_changes)
         apply_plan(registry, plan, {})
-        assert not make_plan(registry, Desired(), Resolved()).has_changes
+        assert not make_plan(registry, nothing).has_changes
 
 
 SEEN: set = set()

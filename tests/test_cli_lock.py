@@ -9,7 +9,9 @@ import time
 
 import pytest
 
-from clihelpers import PAUSE_LINE, Cli, kill, marketing_account, smtp_account, wait_for_line
+import pausing_apply
+from clihelpers import Cli, kill, marketing_account, smtp_account, wait_for_line
+from pausing_apply import PAUSE_LINE
 
 SECRETS = {"SUPPORT_SMTP_PASSWORD": "pw-support-1"}
 
@@ -30,8 +32,7 @@ def _snapshot(cli):
 
 
 def test_second_apply_exits_5_naming_the_holder_and_lock_timeout_waits(cli):
-    holder = cli.popen("apply", "--auto-approve", "--skip-verify",
-                       env={"MAILFORM_TEST_PAUSE_IN_APPLY": "4", "MAILFORM_ACTOR": "first-one"})
+    holder = pausing_apply.popen(cli, 4, env={"MAILFORM_ACTOR": "first-one"})
     try:
         wait_for_line(holder, PAUSE_LINE)
         locked = cli.apply(env={"MAILFORM_ACTOR": "second"})
@@ -55,8 +56,7 @@ def test_second_apply_exits_5_naming_the_holder_and_lock_timeout_waits(cli):
 
 
 def test_two_processes_applying_at_once_exactly_one_exits_5(cli):
-    env = {"MAILFORM_TEST_PAUSE_IN_APPLY": "3"}
-    procs = [cli.popen("apply", "--auto-approve", "--skip-verify", env=env) for _ in range(2)]
+    procs = [pausing_apply.popen(cli, 3) for _ in range(2)]
     try:
         codes = sorted(p.wait(timeout=60) for p in procs)
     finally:
@@ -69,8 +69,7 @@ def test_two_processes_applying_at_once_exactly_one_exits_5(cli):
 
 def test_sigkill_in_the_middle_of_an_apply_leaves_the_registry_unchanged(cli):
     before = _snapshot(cli)
-    proc = cli.popen("apply", "--auto-approve", "--skip-verify",
-                     env={"MAILFORM_TEST_PAUSE_IN_APPLY": "30"})
+    proc = pausing_apply.popen(cli, 30)
     try:
         wait_for_line(proc, PAUSE_LINE)
         os.kill(proc.pid, signal.SIGKILL)

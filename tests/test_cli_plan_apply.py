@@ -142,7 +142,22 @@ def test_guards_do_not_apply_below_ten_accounts(cli):
 
 # --- saved plans ------------------------------------------------------------------
 
+def test_plan_out_needs_an_existing_registry_and_registry_init_makes_one(cli):
+    missing = cli.plan("-o", "plan.json")
+    assert missing.code == 1 and "mailform registry init" in missing.err, missing
+    assert not (cli.dir / "plan.json").exists() and not cli.db.exists()
+    created = cli.run("registry", "init")
+    assert created.code == 0 and "created" in created.out and "key file" in created.out, created
+    assert cli.db.exists() and cli.db.with_name(cli.db.name + ".key").exists()
+    again = cli.run("registry", "init")
+    assert again.code == 0 and "already exists" in again.out, again
+    with cli.registry() as reg:
+        assert reg.meta().serial == 0 and reg.accounts() == {}
+    assert cli.plan("-o", "plan.json").code == 0
+
+
 def test_saved_plan_applies_holds_no_secret_and_tampering_is_refused(cli):
+    assert cli.run("registry", "init").code == 0
     saved = cli.plan("-o", "plan.json")
     assert saved.code == 0 and "Saved the plan to plan.json" in saved.out, saved
     text = (cli.dir / "plan.json").read_text()
@@ -150,13 +165,17 @@ def test_saved_plan_applies_holds_no_secret_and_tampering_is_refused(cli):
         assert secret not in text
     body = json.loads(text)
     assert body["summary"] == {"add": 3, "change": 0, "destroy": 0}
-    assert body["checksum"].startswith("sha256:")
+    assert body["format_version"] == "2" and body["checksum"].startswith("hmac-sha256:")
 
     tampered = json.loads(text)
-    tampered["payload"]["news"]["record"]["display_name"] = "Evil"
+    tampered["payload"]["account.support"]["record"]["smtp"]["host"] = "evil.example.net"
     cli.write("tampered.json", json.dumps(tampered))
     refused = cli.apply("tampered.json")
-    assert refused.code == 1 and "checksum" in refused.err, refused
+    assert refused.code == 1 and "signature" in refused.err, refused
+    version_1 = dict(json.loads(text), format_version="1")
+    cli.write("old.json", json.dumps(version_1))
+    old = cli.apply("old.json")
+    assert old.code == 4 and "plan -o FILE" in old.err, old
     cli.write("foreign.json", json.dumps({"hello": "world"}))
     assert cli.apply("foreign.json").code == 1
 
@@ -181,6 +200,7 @@ def test_saved_plan_is_stale_after_registry_set(cli):
 
 
 def test_saved_plan_is_stale_when_a_secret_changed(cli):
+    assert cli.run("registry", "init").code == 0
     assert cli.plan("-o", "plan.json").code == 0
     stale = cli.apply("plan.json", env={"ALICE_SMTP_PASSWORD": "pw-alice-2"})
     assert stale.code == 4, stale
@@ -192,6 +212,7 @@ def test_saved_plan_is_stale_when_a_secret_changed(cli):
 
 
 def test_saved_plan_for_another_registry_is_stale(cli, tmp_path):
+    assert cli.run("registry", "init").code == 0
     assert cli.plan("-o", "plan.json").code == 0
     other = f"sqlite:///{tmp_path}/other/reg.db"
     result = cli.apply("plan.json", env={"MAILFORM_REGISTRY": other})

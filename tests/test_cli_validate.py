@@ -9,6 +9,7 @@ import textwrap
 
 import pytest
 
+from clihelpers import mailform
 from reconciler.cli import main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -25,9 +26,16 @@ def run(capsys, *argv):
 
 
 def run_process(*argv, cwd=ROOT, env=None):
+    """A real `python -m reconciler` (the end-to-end smoke tests)."""
     proc = subprocess.run([sys.executable, "-m", "reconciler", *argv], cwd=cwd, text=True,
                           capture_output=True, env=dict(os.environ, **(env or {})), timeout=60)
     return proc.returncode, proc.stdout, proc.stderr
+
+
+def run_fresh(*argv, cwd=ROOT, env=None):
+    """As `run_process` would see it (its cwd, its environment), but in-process."""
+    result = mailform(*argv, cwd=cwd, env=dict(os.environ, **(env or {})))
+    return result.code, result.out, result.err
 
 
 def write(path, text):
@@ -39,9 +47,9 @@ def write(path, text):
 # --- end to end, as a user runs it -----------------------------------------------
 
 def test_examples_validate_end_to_end():
-    for env in ("staging", "production"):
-        code, out, err = run_process("validate", "--var-file", f"environments/{env}.yaml",
-                                     "--environment", env)
+    for env, run_it in (("staging", run_process), ("production", run_fresh)):
+        code, out, err = run_it("validate", "--var-file", f"environments/{env}.yaml",
+                                "--environment", env)
         assert (code, err) == (0, "")
         assert out == "4 accounts, 1 bounce policy: valid\n"
 
@@ -62,14 +70,14 @@ def test_errors_end_to_end_sorted_on_stderr(tmp_path):
 def test_usage_errors_exit_64_end_to_end():
     code, _, err = run_process("validate", "--var", "novalue")
     assert code == 64 and "key=value" in err
-    code, _, err = run_process("validate", "--no-such-option")
+    code, _, err = run_fresh("validate", "--no-such-option")
     assert code == 64 and "No such option" in err
-    code, _, _ = run_process("validate", "--format", "xml")
+    code, _, _ = run_fresh("validate", "--format", "xml")
     assert code == 64
 
 
 def test_json_format_end_to_end():
-    code, out, _ = run_process("validate", "--format", "json", os.path.join(BAD, "bad_email.yaml"))
+    code, out, _ = run_fresh("validate", "--format", "json", os.path.join(BAD, "bad_email.yaml"))
     assert code == 1
     data = json.loads(out)
     assert data["valid"] is False and data["warnings"] == []

@@ -1,10 +1,9 @@
 """Contacts: parsing CSV / JSON Lines, and the contacts commands on a real registry."""
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
+from clihelpers import mailform
 from reconciler.contacts import parse_contacts
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,10 +40,10 @@ def test_jsonl_rows():
 
 
 def run(tmp_path, *args):
+    """`mailform ARGS` in-process (clihelpers.mailform), as a fresh process would run it."""
     env = dict(os.environ, MAILFORM_REGISTRY=f"sqlite:///{tmp_path}/reg.db")
     env.pop("MAILFORM_MASTER_KEY", None)
-    return subprocess.run([sys.executable, "-m", "reconciler", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=60)
+    return mailform(*args, env=env, cwd=ROOT)
 
 
 def test_import_upserts_case_insensitively(tmp_path):

@@ -20,7 +20,6 @@ import pytest
 
 from devtools.mailstack import PORT_NAMES, MailStack
 
-pytestmark = pytest.mark.mailstack
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -102,6 +101,7 @@ def test_env_names_the_ca_ports_and_passwords(mailstack):
     assert env["MAILSTACK_PASSWORD_ALICE"] == mailstack.user_password("alice")
 
 
+@pytest.mark.mailstack(own_stack=True)   # starts a stack of its own
 def test_standalone_command_prints_json_and_stops_on_signal():
     workdir = tempfile.mkdtemp(prefix="mailform-stack-cli-")
     os.chmod(workdir, 0o755)

@@ -1,6 +1,11 @@
 """Pure plan building: actions, drift, guards, activation, ignore_changes, targets."""
 from reconciler.diff import compare, flatten, merge_ignored, record_of, unflatten
-from reconciler.plan import PlanInput, build_plan, checksum, from_file_dict
+import pytest
+
+from reconciler.errors import MailformError, StalePlanError
+from reconciler.plan import (AccountPayload, Action, Activation, Resource, from_file_dict,
+                             to_file_dict)
+from reconciler.planner import PlanInput, build_plan
 
 from planfixtures import account, every_action_plan, fp, stored
 
@@ -69,10 +74,11 @@ def test_activation_note_and_payload():
     plan = every_action_plan(contact_count=1500)
     newsletter = by_name(plan)["newsletter"]
     assert newsletter.notes and "pending_activation" in newsletter.notes[0]
-    assert plan.payload["newsletter"]["activation"] == "pending_activation"
+    assert newsletter.payload.activation is Activation.PENDING
     small = every_action_plan(contact_count=1000)
     assert not by_name(small)["newsletter"].notes
-    assert small.payload["newsletter"]["activation"] == "active"
+    assert by_name(small)["newsletter"].payload.activation is Activation.ACTIVE
+    assert by_name(small)["support"].payload.activation is None     # not created
 
 
 def test_no_changes_when_equal():
@@ -90,7 +96,7 @@ def test_ignore_changes_hides_the_field_and_keeps_live_value():
                                 fingerprints={"x": {"smtp.password": fp("same")}}))
     paths = [c.path for c in plan.resource_changes[0].changes]
     assert paths == ["lifecycle.ignore_changes"]
-    assert plan.payload["x"]["record"]["reply_to"]["name"] == "Old"
+    assert plan.resource_changes[0].payload.record["reply_to"]["name"] == "Old"
 
 
 def test_targets_limit_the_plan():
@@ -99,17 +105,58 @@ def test_targets_limit_the_plan():
     assert plan.drift == []
 
 
-def test_plan_file_round_trip_and_checksum():
+def _signer(key: bytes):
+    import hashlib
+    import hmac
+    return lambda data: "hmac-sha256:" + hmac.new(key, data, hashlib.sha256).hexdigest()
+
+
+def test_plan_file_round_trip_is_signed():
     plan = every_action_plan()
-    body = plan.to_dict(with_payload=True)
-    assert body["checksum"] == checksum(body)
-    again = from_file_dict(body)
-    assert again.to_dict(with_payload=True) == body
-    body["summary"]["add"] = 99
-    import pytest
-    from reconciler.errors import MailformError
-    with pytest.raises(MailformError, match="checksum"):
-        from_file_dict(body)
+    sign = _signer(b"registry key")
+    body = to_file_dict(plan, sign)
+    assert body["format_version"] == "2" and body["checksum"].startswith("hmac-sha256:")
+    again = from_file_dict(body, sign, "00000000-lineage")
+    assert to_file_dict(again, sign) == body
+    assert [(rc.name, rc.action, rc.resource, rc.account_type) for rc in again.resource_changes] \
+        == [(rc.name, rc.action, rc.resource, rc.account_type) for rc in plan.resource_changes]
+    assert isinstance(again.resource_changes[0].payload, AccountPayload)
+
+
+def test_an_edited_plan_file_is_refused():
+    sign = _signer(b"registry key")
+    body = to_file_dict(every_action_plan(), sign)
+    body["payload"]["account.support"]["record"]["smtp"]["host"] = "evil.example.net"
+    with pytest.raises(MailformError, match="edited"):
+        from_file_dict(body, sign)
+    body = to_file_dict(every_action_plan(), sign)
+    body["checksum"] = _signer(b"")(b"recomputed without the key")
+    with pytest.raises(MailformError, match="signature"):
+        from_file_dict(body, sign)
+
+
+def test_a_plan_of_another_registry_is_refused():
+    body = to_file_dict(every_action_plan(), _signer(b"their key"))
+    with pytest.raises(MailformError, match="signature"):
+        from_file_dict(body, _signer(b"our key"))
+    with pytest.raises(StalePlanError, match="lineage"):
+        from_file_dict(body, _signer(b"their key"), "another-lineage")
+
+
+def test_a_version_1_plan_file_says_plan_again():
+    body = every_action_plan().to_dict()
+    body["format_version"] = "1"
+    with pytest.raises(StalePlanError, match="plan -o FILE"):
+        from_file_dict(body, _signer(b"k"))
+
+
+def test_actions_and_resources_are_typed():
+    plan = every_action_plan()
+    rcs = by_name(plan)
+    assert rcs["events"].action is Action.REPLACE and rcs["events"].action.adds
+    assert rcs["legacy"].payload is None and rcs["newsletter"].account_type == "marketing"
+    assert all(rc.resource is Resource.ACCOUNT for rc in plan.resource_changes)
+    assert plan.to_dict()["resource_changes"][0]["action"] == "replace"   # sorted by name
 
 
 def test_flatten_unflatten_and_merge():

@@ -25,9 +25,10 @@ from types import SimpleNamespace
 import pytest
 
 from reconciler.registry import open_registry
+from reconciler.servers import ServerSettings
 from reconciler.proxy.auth import AccountDirectory, may_log_in
 from reconciler.proxy.ratelimit import LimitSettings, LoginLimiter, client_key
-from reconciler.proxy.relay import RelayResult, Upstream, relay_message
+from reconciler.proxy.relay import RelayResult, relay_message
 from reconciler.proxy.server import (ConfigError, ProxyConfig, ProxyServer, ThreadedProxy,
                                      check_config, failure_reply, is_loopback, parse_listen)
 
@@ -163,12 +164,12 @@ def test_relay_to_a_closed_port_fails_at_connect_quickly():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    result = relay_message(Upstream("127.0.0.1", port, "none", password="hunter2"),
-                           "a@example.com", ["b@example.com"], b"Subject: x\r\n\r\nx\r\n",
-                           timeout=5)
+    result = relay_message(ServerSettings("smtp", "127.0.0.1", port, "none", secret="hunter2",
+                                          timeout=5),
+                           "a@example.com", ["b@example.com"], b"Subject: x\r\n\r\nx\r\n")
     assert not result.ok and result.stage == "connect"
     assert "hunter2" not in repr(result) and "hunter2" not in repr(
-        Upstream("h", 1, password="hunter2"))
+        ServerSettings("smtp", "h", 1, secret="hunter2"))
 
 
 def test_registry_unavailable_is_a_temporary_failure_not_a_counted_one():

@@ -258,6 +258,28 @@ def test_bounces_mark_contacts_faulty(registry):
     assert registry.contact("hard@x.io")["last_bounce"]["status"] == "5.1.1"
 
 
+def test_soft_bounces_are_stored_as_before(registry):
+    """The stored history keeps its JSON shape (no migration for the policy module)."""
+    registry.upsert_contacts([("soft@x.io", {})])
+    registry.record_bounce("soft@x.io", "soft", "4.2.2", "news", when="2026-01-01T00:00:00Z")
+    contact = registry.contact("soft@x.io")
+    assert contact["soft_bounces"] == [
+        {"time": "2026-01-01T00:00:00.000Z", "status": "4.2.2", "account": "news"}]
+    assert contact["last_bounce"] == {"time": "2026-01-01T00:00:00.000Z", "kind": "soft",
+                                      "status": "4.2.2", "account": "news"}
+
+
+def test_record_message_reports_before_and_after(registry):
+    registry.upsert_contacts([("hard@x.io", {}), ("blocked@x.io", {})])
+    outcomes = registry.record_message("a", "imap:INBOX:1", 5, [
+        ("hard@x.io", "hard", "5.1.1"), ("blocked@x.io", "blocked", "5.7.1"),
+        ("stranger@x.io", "hard", "5.1.1"), ("HARD@x.io", "soft", "4.2.2")])
+    assert outcomes == [("active", "faulty"), ("active", "active"), (None, None),
+                        ("faulty", "faulty")]
+    assert registry.contact("blocked@x.io")["last_bounce"] is None
+    assert registry.processed_uids("a", "imap:INBOX:1") == {"5"}
+
+
 def test_processed_messages(registry):
     key = "imap:INBOX:12345"
     assert not registry.is_processed("a", key, 7)
@@ -329,3 +351,24 @@ def test_postgres_needs_the_master_key(backend, reg_url, monkeypatch):
     monkeypatch.delenv("MAILFORM_MASTER_KEY")
     with pytest.raises(RegistryError, match="needs MAILFORM_MASTER_KEY"):
         open_registry(reg_url)
+
+
+# -- existence, key source, signatures ------------------------------------------------
+
+def test_registry_exists_only_once_created(reg_url):
+    from reconciler.registry import registry_exists
+    assert not registry_exists(reg_url)
+    with open_registry(reg_url) as reg:
+        assert registry_exists(reg_url)
+        source = reg.key_source()
+    assert source == "MAILFORM_MASTER_KEY" or source.startswith("key file ")
+
+
+def test_signatures_are_keyed_by_the_registry(reg_url, tmp_path, monkeypatch):
+    with open_registry(reg_url) as reg:
+        first = reg.sign("plan", b"payload")
+        assert first == reg.sign("plan", b"payload")
+        assert first != reg.sign("plan", b"payload!") != reg.sign("other", b"payload")
+    monkeypatch.delenv("MAILFORM_MASTER_KEY", raising=False)
+    with open_registry(f"sqlite:///{tmp_path}/other/registry.db") as other:
+        assert other.sign("plan", b"payload") != first

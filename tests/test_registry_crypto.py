@@ -99,7 +99,7 @@ def test_malformed_key_file(db_url, tmp_path):
 
 def test_ciphertext_is_bound_to_the_account_name(registry):
     apply(registry, account("a", secret="one"), account("b", secret="two"))
-    with registry._write() as cur:
+    with registry.store.write() as cur:
         cur.execute("UPDATE accounts SET secrets = (SELECT secrets FROM accounts "
                     "WHERE name = 'a') WHERE name = 'b'")
     with pytest.raises(RegistryError, match="account b: its secrets cannot be decrypted"):
@@ -108,9 +108,9 @@ def test_ciphertext_is_bound_to_the_account_name(registry):
 
 def test_each_write_uses_a_fresh_nonce(registry):
     apply(registry, account("a", secret="same"))
-    first = registry._read("SELECT secrets FROM accounts")[0][0]
+    first = registry.store.read("SELECT secrets FROM accounts")[0][0]
     apply(registry, account("a", secret="same"))
-    second = registry._read("SELECT secrets FROM accounts")[0][0]
+    second = registry.store.read("SELECT secrets FROM accounts")[0][0]
     assert bytes(first) != bytes(second)
 
 

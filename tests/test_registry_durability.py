@@ -61,18 +61,18 @@ def _sqlite_url(tmp_path, monkeypatch) -> str:
 
 
 def _tables(reg) -> set[str]:
-    return {name for (name,) in reg._read("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    return {name for (name,) in reg.store.read("SELECT name FROM sqlite_master WHERE type = 'table'")}
 
 
 def test_v1_database_is_migrated_forward(tmp_path, monkeypatch):
     url = _sqlite_url(tmp_path, monkeypatch)
     with SQLiteRegistry(url, migrations=MIGRATIONS[:1]) as old:
-        assert old._read("PRAGMA user_version")[0][0] == 1
+        assert old.store.read("PRAGMA user_version")[0][0] == 1
         assert "processed_messages" not in _tables(old)
         apply(old, account("a", secret="survives"))
         lineage = old.meta().lineage
     with open_registry(url) as reg:
-        assert reg._read("PRAGMA user_version")[0][0] == LATEST == reg.schema_version()
+        assert reg.store.read("PRAGMA user_version")[0][0] == LATEST == reg.schema_version()
         assert "processed_messages" in _tables(reg)
         assert reg.meta().lineage == lineage
         assert reg.secrets("a") == {"smtp.password": "survives"}
@@ -85,7 +85,7 @@ def test_a_newer_step_runs_on_open(reg_url):
     step = Migration(LATEST + 1, "test step", ("CREATE TABLE extra_step (x TEXT)",))
     with _registry_class(reg_url)(reg_url, migrations=MIGRATIONS + (step,)) as reg:
         assert reg.schema_version() == LATEST + 1
-        reg._read("SELECT x FROM extra_step")
+        reg.store.read("SELECT x FROM extra_step")
         assert reg.meta().serial == 0
 
 
@@ -105,7 +105,7 @@ def test_a_failed_migration_changes_nothing(tmp_path, monkeypatch):
     with pytest.raises(RegistryError):
         SQLiteRegistry(url, migrations=(MIGRATIONS[0], broken))
     with SQLiteRegistry(url, migrations=MIGRATIONS[:1]) as reg:
-        assert reg._read("PRAGMA user_version")[0][0] == 1
+        assert reg.store.read("PRAGMA user_version")[0][0] == 1
         assert "half" not in _tables(reg)
 
 

@@ -16,12 +16,12 @@ from test_registry_support import (account, apply, backend, reg_url, registry,  
                                    spawn, wait_for_line)
 
 HOLD_LOCK = """
-    import sys, time
+    import sys
     from reconciler.registry import open_registry
     reg = open_registry(sys.argv[1])
     with reg.lock("child-apply", lease_seconds=float(sys.argv[2])) as info:
         print("LOCKED", info.id, flush=True)
-        time.sleep(60)
+        sys.stdin.readline()                   # hold it until killed
 """
 
 
@@ -30,8 +30,8 @@ def _plant_lock(reg, **fields) -> None:
     row = {"id": "planted", "holder": "someone", "host": "elsewhere.example", "pid": 1,
            "started": "2026-01-01T00:00:00.000Z", "expires": "2999-01-01T00:00:00.000Z"}
     row.update(fields)
-    with reg._write() as cur:
-        cur.execute(reg._q("INSERT INTO lock (slot, id, holder, host, pid, started, expires) "
+    with reg.store.write() as cur:
+        cur.execute(reg.store.q("INSERT INTO lock (slot, id, holder, host, pid, started, expires) "
                            "VALUES (1, ?, ?, ?, ?, ?, ?)"), tuple(row.values()))
 
 
@@ -138,40 +138,47 @@ def test_lock_released_on_exception(registry):
     assert registry.accounts() == {}
 
 
-def test_pause_hook_runs_while_holding_the_lock(registry):
-    seen = []
-    with registry.lock("alice", pause_hook=seen.append) as info:
-        pass
-    assert seen == [info]
+APPLY_UNTIL_TOLD = """
+    import sys
+    from reconciler.errors import LockedError
+    from reconciler.registry import open_registry, AccountWrite
+    reg = open_registry(sys.argv[1])
+    print("READY", flush=True)
+    sys.stdin.readline()                       # both start together
+    try:
+        with reg.lock(sys.argv[2]):
+            print("HOLDING", flush=True)
+            sys.stdin.readline()               # hold the lock until the test says so
+            with reg.transaction() as txn:
+                txn.put_account(AccountWrite(sys.argv[2], "marketing", {}, {}, {}))
+                txn.add_history({"actor": sys.argv[2], "counts": {}, "changes": []})
+        print("APPLIED", flush=True)
+    except LockedError as exc:
+        print("LOCKED", exc.lock["holder"], flush=True)
+"""
+
+
+def _say(proc, line: str) -> None:
+    proc.stdin.write(line + "\n")
+    proc.stdin.flush()
 
 
 def test_two_processes_applying_at_once_one_is_locked(reg_url):
     with open_registry(reg_url):
         pass                                   # create it (and its key) first
-    code = """
-        import sys, time
-        from reconciler.errors import LockedError
-        from reconciler.registry import open_registry, AccountWrite
-        reg = open_registry(sys.argv[1])
-        print("READY", flush=True)
-        sys.stdin.readline()                   # both start together
-        try:
-            with reg.lock(sys.argv[2], pause_hook=lambda info: time.sleep(1.5)):
-                with reg.transaction() as txn:
-                    txn.put_account(AccountWrite(sys.argv[2], "marketing", {}, {}, {}))
-                    txn.add_history({"actor": sys.argv[2], "counts": {}, "changes": []})
-            print("APPLIED")
-        except LockedError as exc:
-            print("LOCKED", exc.lock["holder"])
-    """
-    procs = [spawn(code, reg_url, name) for name in ("one", "two")]
-    for proc in procs:
+    procs = {name: spawn(APPLY_UNTIL_TOLD, reg_url, name) for name in ("one", "two")}
+    for proc in procs.values():
         wait_for_line(proc, "READY")
-    for proc in procs:
-        proc.stdin.write("GO\n")
-        proc.stdin.flush()
-    outputs = sorted(p.communicate(timeout=60)[0].strip() for p in procs)
-    assert outputs[0] == "APPLIED"
-    assert outputs[1] in ("LOCKED one", "LOCKED two")
+    for proc in procs.values():
+        _say(proc, "GO")
+    first = {name: wait_for_line(proc, "").strip() for name, proc in procs.items()}
+    holders = [name for name, line in first.items() if line == "HOLDING"]
+    assert len(holders) == 1, first            # the loser failed while the winner held it
+    holder = holders[0]
+    loser = "two" if holder == "one" else "one"
+    assert first[loser] == f"LOCKED {holder}"
+    _say(procs[holder], "RELEASE")
+    assert procs[holder].communicate(timeout=60)[0].strip() == "APPLIED"
+    procs[loser].communicate(timeout=60)
     with open_registry(reg_url) as reg:
         assert len(reg.accounts()) == 1 and reg.meta().serial == 1

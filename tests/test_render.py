@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.plan import PlanInput, build_plan
+from reconciler.planner import PlanInput, build_plan
 from reconciler.render import render
 from reconciler.render.markdown import LIMIT
 

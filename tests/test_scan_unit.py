@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 
 from reconciler.bounces import scan as scan_mod
-from reconciler.bounces.mailbox import InboxSettings
 from reconciler.registry import open_registry
 from reconciler.registry.base import AccountWrite
+from reconciler.servers import ServerSettings
 
 BOUNCES = Path(__file__).parent / "bounces"
 
@@ -48,7 +48,8 @@ class FakeMailbox:
         pass
 
 
-SETTINGS = InboxSettings("imap", "imap.example.com", 993, "ssl", "u", "s3cret-pw")
+SETTINGS = ServerSettings("imap", "imap.example.com", 993, "ssl", username="u",
+                          secret="s3cret-pw")
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from reconciler.verify import Endpoint
+from reconciler.servers import ServerSettings
 from reconciler.verify.debug import candidates, debug
 
 
@@ -38,13 +38,13 @@ def _closed_port() -> int:
         return s.getsockname()[1]
 
 
-def _ep(stack, kind, port, security, **kw) -> Endpoint:
+def _ep(stack, kind, port, security, **kw) -> ServerSettings:
     kw.setdefault("username", stack.address("alice"))
-    kw.setdefault("password", stack.user_password("alice"))
+    kw.setdefault("secret", stack.user_password("alice"))
     kw.setdefault("ca_file", stack.ca_file)
     if kind == "smtp":
         kw.setdefault("mail_from", kw["username"])
-    return Endpoint(kind, "localhost", port, security, **kw)
+    return ServerSettings(kind, "localhost", port, security, **kw)
 
 
 @pytest.mark.mailstack
@@ -108,7 +108,7 @@ def test_inbox_wrong_port(mailstack):
 
 @pytest.mark.mailstack
 def test_wrong_password_proposes_nothing_and_stops(mailstack):
-    ep = _ep(mailstack, "smtp", mailstack.ports["submission"], "starttls", password="nope")
+    ep = _ep(mailstack, "smtp", mailstack.ports["submission"], "starttls", secret="nope")
     rep = debug(ep, timeout=5, port_map=_stack_map(mailstack))
     assert rep.proposal is None and not rep.ok
     logins = [row for row in rep.rows if row.step == "login"]
@@ -134,7 +134,7 @@ def test_debug_is_bounded_when_everything_is_silent():
     listener.listen(50)  # never accepts: connections complete, nobody speaks
     try:
         port = listener.getsockname()[1]
-        ep = Endpoint("imap", "127.0.0.1", port, "ssl", username="u", password="p")
+        ep = ServerSettings("imap", "127.0.0.1", port, "ssl", username="u", secret="p")
         started = time.monotonic()
         rep = debug(ep, timeout=1.0, port_map={993: port, 143: port})
         assert time.monotonic() - started < 1.0 + 1.5

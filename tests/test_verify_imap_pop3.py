@@ -8,17 +8,17 @@ import threading
 
 import pytest
 
-from reconciler.verify import Endpoint, check
+from reconciler.servers import ServerSettings
+from reconciler.verify import check
 
-pytestmark = pytest.mark.mailstack
 
 
-def inbox(stack, kind, port, security, **kw) -> Endpoint:
+def inbox(stack, kind, port, security, **kw) -> ServerSettings:
     kw.setdefault("username", stack.address("alice"))
-    kw.setdefault("password", stack.user_password("alice"))
+    kw.setdefault("secret", stack.user_password("alice"))
     kw.setdefault("ca_file", stack.ca_file)
     port = stack.ports[port] if isinstance(port, str) else port
-    return Endpoint(kind, kw.pop("host", "localhost"), port, security, **kw)
+    return ServerSettings(kind, kw.pop("host", "localhost"), port, security, **kw)
 
 
 CASES = [
@@ -39,7 +39,7 @@ def test_good_login(mailstack, kind, port, security):
 
 @pytest.mark.parametrize("kind,port", [("imap", "imaps"), ("pop3", "pop3s")])
 def test_wrong_password(mailstack, kind, port):
-    res = check(inbox(mailstack, kind, port, "ssl", password="wrong-one"), timeout=10)
+    res = check(inbox(mailstack, kind, port, "ssl", secret="wrong-one"), timeout=10)
     assert (res.code, res.stage) == ("auth_failed", "auth")
     assert "Authentication failed" in res.reply_text
     assert "wrong-one" not in json.dumps(res.to_dict())
@@ -82,12 +82,12 @@ def test_other_folder_is_selected(mailstack):
 
 @pytest.mark.parametrize("kind", ["imap", "pop3"])
 def test_unknown_host_and_closed_port(kind):
-    res = check(Endpoint(kind, "nothing.invalid", 993, "ssl", password="x"), timeout=5)
+    res = check(ServerSettings(kind, "nothing.invalid", 993, "ssl", secret="x"), timeout=5)
     assert res.code == "dns_error"
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    res = check(Endpoint(kind, "127.0.0.1", port, "ssl", password="x"), timeout=5)
+    res = check(ServerSettings(kind, "127.0.0.1", port, "ssl", secret="x"), timeout=5)
     assert res.code == "connection_refused"
 
 
@@ -110,7 +110,7 @@ def test_silent_server_times_out_on_time(kind):
     try:
         port = listener.getsockname()[1]
         for security in ("none", "ssl"):
-            res = check(Endpoint(kind, "127.0.0.1", port, security, password="x"), timeout=1.0)
+            res = check(ServerSettings(kind, "127.0.0.1", port, security, secret="x"), timeout=1.0)
             assert res.code == "timeout"
             assert res.elapsed < 1.0 + 1.5
     finally:
@@ -130,6 +130,6 @@ def test_pop3_login_sees_delivered_mail(mailstack):
                       b"Subject: for pop\r\n\r\nhello\r\n")
     mailstack.wait_for_mail(local, lambda m: m["Subject"] == "for pop", 20)
     ep = inbox(mailstack, "pop3", "pop3s", "ssl", username=mailstack.address(local),
-               password="pop-secret")
+               secret="pop-secret")
     res = check(ep, timeout=5)
     assert res.code == "ok" and "+OK 1 messages" in res.reply_text

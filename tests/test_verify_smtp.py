@@ -10,19 +10,19 @@ import uuid
 
 import pytest
 
-from reconciler.verify import CODES, Endpoint, check
+from reconciler.servers import ServerSettings
+from reconciler.verify import CODES, check
 from reconciler.verify.runner import CheckItem, run_checks
 
-pytestmark = pytest.mark.mailstack
 
 
-def smtp(stack, port, security, **kw) -> Endpoint:
+def smtp(stack, port, security, **kw) -> ServerSettings:
     kw.setdefault("username", stack.address("alice"))
-    kw.setdefault("password", stack.user_password("alice"))
+    kw.setdefault("secret", stack.user_password("alice"))
     kw.setdefault("mail_from", kw["username"])
     kw.setdefault("ca_file", stack.ca_file)
     port = stack.ports[port] if isinstance(port, str) else port
-    return Endpoint("smtp", kw.pop("host", "localhost"), port, security, **kw)
+    return ServerSettings("smtp", kw.pop("host", "localhost"), port, security, **kw)
 
 
 def free_port() -> int:
@@ -131,7 +131,7 @@ def test_no_authentication_on_the_mx_port(mailstack):
 
 
 def test_wrong_password(mailstack):
-    ep = smtp(mailstack, "submission", "starttls", password="not-the-password")
+    ep = smtp(mailstack, "submission", "starttls", secret="not-the-password")
     res = check(ep, timeout=10)
     assert res.code == "auth_failed"
     assert res.reply_code == 535
@@ -204,19 +204,19 @@ def test_verify_certificate_false_accepts_but_says_so(mailstack):
 
 
 def test_unknown_host():
-    res = check(Endpoint("smtp", "nothing.invalid", 587, "starttls", password="x"), timeout=5)
+    res = check(ServerSettings("smtp", "nothing.invalid", 587, "starttls", secret="x"), timeout=5)
     assert (res.code, res.stage) == ("dns_error", "resolve")
 
 
 def test_nothing_listening():
-    res = check(Endpoint("smtp", "127.0.0.1", free_port(), "starttls", password="x"), timeout=5)
+    res = check(ServerSettings("smtp", "127.0.0.1", free_port(), "starttls", secret="x"), timeout=5)
     assert (res.code, res.stage) == ("connection_refused", "connect")
 
 
 @pytest.mark.parametrize("security", ["none", "starttls", "ssl"])
 def test_silent_server_times_out_on_time(fake, security):
     server = fake(silent)
-    res = check(Endpoint("smtp", "127.0.0.1", server.port, security, password="x"), timeout=1.5)
+    res = check(ServerSettings("smtp", "127.0.0.1", server.port, security, secret="x"), timeout=1.5)
     assert res.code == "timeout"
     assert res.elapsed < 1.5 + 1.5
 
@@ -224,21 +224,21 @@ def test_silent_server_times_out_on_time(fake, security):
 def test_dribbling_server_cannot_stretch_the_deadline(fake):
     server = fake(dribbler)
     started = time.monotonic()
-    res = check(Endpoint("smtp", "127.0.0.1", server.port, "none", password="x"), timeout=1.0)
+    res = check(ServerSettings("smtp", "127.0.0.1", server.port, "none", secret="x"), timeout=1.0)
     assert res.code == "timeout"
     assert time.monotonic() - started < 1.0 + 1.5
 
 
 def test_busy_greeting_is_retried_once(fake):
     server = fake(busy_then_ok)
-    res = check(Endpoint("smtp", "127.0.0.1", server.port, "none", authenticate=False), timeout=5)
+    res = check(ServerSettings("smtp", "127.0.0.1", server.port, "none", authenticate=False), timeout=5)
     assert res.code == "ok", res.summary()
     assert res.attempts == 2 and server.accepted == 2
 
 
 def test_sender_rejected(mailstack):
     ep = smtp(mailstack, "submission", "starttls", username=mailstack.address("blocked"),
-              password=mailstack.user_password("blocked"))
+              secret=mailstack.user_password("blocked"))
     res = check(ep, timeout=10, send_test_to=mailstack.address("bob"), account_name="blocked")
     assert res.code == "sender_rejected"
     assert res.reply_code == 554 and "Sender address rejected" in res.reply_text
@@ -274,9 +274,9 @@ def test_result_to_dict_is_json_and_complete(mailstack):
 def test_run_checks_keeps_input_order_and_reports_progress(mailstack, fake):
     server = fake(silent)
     items = [CheckItem(smtp(mailstack, "smtps", "ssl"), account="a"),
-             CheckItem(Endpoint("smtp", "127.0.0.1", server.port, "none", password="x"),
+             CheckItem(ServerSettings("smtp", "127.0.0.1", server.port, "none", secret="x"),
                        account="tarpit"),
-             CheckItem(smtp(mailstack, "submission", "starttls", password="bad"), account="b")]
+             CheckItem(smtp(mailstack, "submission", "starttls", secret="bad"), account="b")]
     seen = []
     out = run_checks(items, concurrency=3, timeout=1.5,
                      progress=lambda done, total, res: seen.append((done, total, res.account)))
@@ -288,7 +288,7 @@ def test_run_checks_keeps_input_order_and_reports_progress(mailstack, fake):
 
 def test_run_checks_bounds_a_crowd_of_tarpits(fake):
     server = fake(silent)
-    items = [Endpoint("smtp", "127.0.0.1", server.port, "none", password="x")
+    items = [ServerSettings("smtp", "127.0.0.1", server.port, "none", secret="x")
              for _ in range(20)]
     started = time.monotonic()
     out = run_checks(items, concurrency=10, timeout=1.0)
@@ -306,7 +306,7 @@ def test_run_checks_bounds_a_crowd_of_tarpits(fake):
     ("USER alice", "USER alice"),
 ])
 def test_auth_lines_are_redacted(line, expected):
-    from reconciler.verify.net import redact_auth_line
+    from reconciler.servers import redact_auth_line
 
     assert redact_auth_line(line) == expected
 

@@ -3,7 +3,8 @@
 IMAP fetches with ``BODY.PEEK`` (no \\Seen flag); POP3 reads with ``TOP`` (RETR
 would mark the message seen on servers such as Dovecot). Both read a bounded
 prefix of each message. Message identity is the IMAP UID within UIDVALIDITY,
-or the POP3 UIDL.
+or the POP3 UIDL. Settings and the login (SASL, UTF-8 credentials) are the
+shared ones of ``reconciler.servers``.
 """
 from __future__ import annotations
 
@@ -11,10 +12,10 @@ import imaplib
 import poplib
 import re
 import ssl
-from dataclasses import dataclass
-from typing import Optional, Protocol
+from typing import Protocol
 
-from ..trust import client_context, trust_file
+from ..servers import (SaslError, ServerSettings, imap_authenticate, pop3_authenticate,
+                       redact)
 
 MAX_BYTES = 256 * 1024
 POP3_TOP_LINES = 4000
@@ -22,22 +23,6 @@ POP3_TOP_LINES = 4000
 
 class MailboxError(Exception):
     """The inbox server failed; the message never holds a password."""
-
-
-@dataclass(frozen=True)
-class InboxSettings:
-    protocol: str
-    host: str
-    port: int
-    security: str
-    username: str
-    password: str
-    folder: str = "INBOX"
-    verify_certificate: bool = True
-    timeout: float = 30.0
-
-    def __repr__(self) -> str:
-        return f"InboxSettings({self.protocol}://{self.username}@{self.host}:{self.port})"
 
 
 class Mailbox(Protocol):
@@ -49,18 +34,14 @@ class Mailbox(Protocol):
     def close(self) -> None: ...
 
 
-def tls_context(verify: bool) -> ssl.SSLContext:
-    return client_context(verify, trust_file())
-
-
 def _quote(folder: str) -> str:
     return '"' + folder.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 class ImapMailbox:
-    def __init__(self, settings: InboxSettings):
+    def __init__(self, settings: ServerSettings):
         self.settings = settings
-        context = tls_context(settings.verify_certificate)
+        context = settings.tls_context()
         if settings.security == "ssl":
             self.client = imaplib.IMAP4_SSL(settings.host, settings.port, ssl_context=context,
                                             timeout=settings.timeout)
@@ -76,14 +57,9 @@ class ImapMailbox:
         self.key = f"imap:{settings.folder}:{validity.decode() if isinstance(validity, bytes) else validity}"
 
     def _login(self) -> None:
-        user, password = self.settings.username, self.settings.password
         try:
-            if "AUTH=PLAIN" in self.client.capabilities:   # UTF-8 safe, unlike LOGIN
-                token = f"\0{user}\0{password}".encode("utf-8")
-                self.client.authenticate("PLAIN", lambda _challenge: token)
-            else:
-                self.client.login(user, password)
-        except (imaplib.IMAP4.error, UnicodeEncodeError):
+            imap_authenticate(self.client, self.settings)
+        except (imaplib.IMAP4.error, SaslError):
             raise MailboxError(f"IMAP login failed for {self.settings.username}") from None
 
     def uids(self) -> list[str]:
@@ -121,8 +97,8 @@ class ImapMailbox:
 class Pop3Mailbox:
     key = "pop3"
 
-    def __init__(self, settings: InboxSettings):
-        context = tls_context(settings.verify_certificate)
+    def __init__(self, settings: ServerSettings):
+        context = settings.tls_context()
         if settings.security == "ssl":
             self.client = poplib.POP3_SSL(settings.host, settings.port, context=context,
                                           timeout=settings.timeout)
@@ -131,11 +107,16 @@ class Pop3Mailbox:
             if settings.security == "starttls":
                 self.client.stls(context=context)
         try:
-            self.client.user(settings.username)
-            self.client.pass_(settings.password)
-        except poplib.error_proto:
+            pop3_authenticate(self.client, settings, self._capabilities())
+        except (poplib.error_proto, SaslError):
             raise MailboxError(f"POP3 login failed for {settings.username}") from None
         self._numbers: dict[str, int] = {}
+
+    def _capabilities(self) -> dict:
+        try:
+            return self.client.capa()
+        except poplib.error_proto:   # CAPA is optional (RFC 2449): USER / PASS then
+            return {}
 
     def uids(self) -> list[str]:
         _, lines, _ = self.client.uidl()
@@ -167,21 +148,17 @@ class Pop3Mailbox:
                 pass
 
 
-def open_mailbox(settings: InboxSettings) -> Mailbox:
+def open_mailbox(settings: ServerSettings) -> Mailbox:
     """Connect and log in; MailboxError (never a password) on failure."""
     try:
-        if settings.protocol == "imap":
+        if settings.kind == "imap":
             return ImapMailbox(settings)
         return Pop3Mailbox(settings)
     except MailboxError:
         raise
     except (OSError, imaplib.IMAP4.error, poplib.error_proto, ssl.SSLError) as exc:
-        raise MailboxError(f"{settings.protocol} {settings.host}:{settings.port}: "
-                           f"{_scrub(str(exc), settings.password)}") from None
-
-
-def _scrub(text: str, secret: Optional[str]) -> str:
-    return text.replace(secret, "(sensitive value)") if secret else text
+        raise MailboxError(f"{settings.kind} {settings.host}:{settings.port}: "
+                           f"{redact(str(exc), settings.secret)}") from None
 
 
 def numeric_sort(uids: list[str]) -> list[str]:

@@ -14,9 +14,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable, Optional
 
-from ..model import DEFAULT_BOUNCE_POLICY
+from ..policy import effective_bounce_policy
+from ..errors import NotFoundError
+from ..servers import ServerSettings, servers_of
 from .classify import classify
-from .mailbox import InboxSettings, MailboxError, numeric_sort, open_mailbox
+from .mailbox import MailboxError, numeric_sort, open_mailbox
 
 
 
@@ -74,11 +76,11 @@ def _process(registry, report: ScanReport, mailbox, uid: str, policy: dict,
     return True
 
 
-def scan_account(registry, name: str, settings: InboxSettings, batch_size: int,
+def scan_account(registry, name: str, settings: ServerSettings, batch_size: int,
                  delete_bounces: bool, policy: Optional[dict] = None,
                  classifier: Callable = classify) -> ScanReport:
     """Scan one account's inbox; the report is also stored as the account's status."""
-    policy = dict(DEFAULT_BOUNCE_POLICY, **(policy or {}))
+    policy = effective_bounce_policy(policy)
     report, started = ScanReport(name), time.monotonic()
     mailbox = None
     try:
@@ -96,11 +98,11 @@ def scan_account(registry, name: str, settings: InboxSettings, batch_size: int,
     except MailboxError as exc:
         report.error = str(exc)
     except (OSError, EOFError) as exc:
-        report.error = f"{settings.protocol} {settings.host}:{settings.port}: connection failed " \
+        report.error = f"{settings.kind} {settings.host}:{settings.port}: connection failed " \
                        f"midway ({type(exc).__name__})"
     except Exception as exc:  # imaplib/poplib protocol errors: report, keep what was recorded
-        report.error = f"{settings.protocol} error: {type(exc).__name__}: " \
-                       f"{str(exc).replace(settings.password, '(sensitive value)')}"
+        report.error = f"{settings.kind} error: {type(exc).__name__}: " \
+                       f"{settings.redact(str(exc))}"
     finally:
         if mailbox is not None:
             mailbox.close()
@@ -115,3 +117,27 @@ def _store_status(registry, name: str, report: ScanReport) -> None:
     for kind, count in report.bounces.items():
         totals[kind] = totals.get(kind, 0) + count
     registry.set_status(name, {"last_scan": report.to_status(), "bounce_totals": totals})
+
+
+def inbox_accounts(registry, names, scan_all: bool) -> list:
+    """The applied accounts to scan: every one with an inbox, or those named (each must
+    exist and declare an inbox)."""
+    accounts = registry.accounts()
+    if scan_all:
+        return [a for a in accounts.values() if a.spec.get("inbox")]
+    missing = [n for n in names if n not in accounts]
+    if missing:
+        raise NotFoundError("no account in the registry named " + ", ".join(missing))
+    without = [n for n in names if not accounts[n].spec.get("inbox")]
+    if without:
+        raise NotFoundError("no inbox declared for " + ", ".join(without))
+    return [accounts[n] for n in names]
+
+
+def scan_stored(registry, stored, timeout: float) -> ScanReport:
+    """Scan one applied account as the registry holds it: its inbox server, batch size and
+    deletion rule, and the registry's bounce policy."""
+    settings = servers_of(stored.spec, registry.secrets(stored.name), timeout=timeout)
+    inbox = stored.spec["inbox"]
+    return scan_account(registry, stored.name, settings["inbox"], inbox["batch_size"],
+                        inbox["delete_bounces"], registry.get_setting("bounce_policy"))

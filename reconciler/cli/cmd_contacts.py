@@ -10,7 +10,7 @@ import click
 from ..contacts import parse_contacts
 from ..errors import MailformError, NotFoundError
 from .options import format_option, registry_option
-from .planning import registry_at
+from ..registry import open_registry
 
 
 @click.group()
@@ -34,7 +34,7 @@ def contacts_import(file, registry_url):
     rows, problems = parse_contacts(text, file)
     for problem in problems:
         click.echo(f"Warning: {file}:{problem} (row skipped)", err=True)
-    with registry_at(registry_url) as registry:
+    with open_registry(registry_url) as registry:
         inserted, updated = registry.upsert_contacts(rows)
     click.echo(f"{inserted} contacts added, {updated} updated, {len(problems)} rows skipped.")
     return 1 if problems and not rows else 0
@@ -46,7 +46,7 @@ def contacts_import(file, registry_url):
 @format_option("human", "json", "csv")
 def contacts_list(status, registry_url, fmt):
     """Contacts, optionally only the active or the faulty ones."""
-    with registry_at(registry_url) as registry:
+    with open_registry(registry_url) as registry:
         rows = registry.contacts(status)
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2, default=str))
@@ -71,7 +71,7 @@ def contacts_list(status, registry_url, fmt):
 @registry_option
 def contacts_show(email, registry_url):
     """One contact: details, status and bounce history."""
-    with registry_at(registry_url) as registry:
+    with open_registry(registry_url) as registry:
         row = registry.contact(email)
     if row is None:
         raise NotFoundError(f"no contact {email}")

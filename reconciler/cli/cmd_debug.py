@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import json
 import os
-from concurrent.futures import ThreadPoolExecutor
 
 import click
 
 from ..errors import MailformError
 from ..manifest import account_secrets
-from ..verify.accounts import endpoints_for
-from ..verify.debug import debug as run_debug
+from ..manifest.edit import fix_port_security
+from ..servers import servers_for
+from ..verify.debug import debug_servers
 from .options import load_desired, manifest_options
 from .output import use_color
 
@@ -40,15 +40,11 @@ def debug(name, paths, var_files, var_pairs, environment, fix, timeout, fmt):
     account = desired.accounts.get(name)
     if account is None:
         raise MailformError(f"no account named {name} in the manifests")
-    endpoints = endpoints_for(account, account_secrets(account))
+    endpoints = servers_for(account, account_secrets(account))
     if not endpoints:
         raise MailformError(f"account {name} declares no SMTP or inbox server "
                             "(marketing accounts are sent through the platform)")
-    port_map = _port_map()
-    with ThreadPoolExecutor(max_workers=len(endpoints)) as pool:
-        futures = {role: pool.submit(run_debug, ep, timeout, port_map=port_map,
-                                     account_name=name) for role, ep in endpoints.items()}
-        reports = {role: future.result() for role, future in futures.items()}
+    reports = debug_servers(endpoints, timeout, port_map=_port_map(), account_name=name)
     if fmt == "json":
         click.echo(json.dumps({role: rep.to_dict() for role, rep in reports.items()}, indent=2))
     else:
@@ -112,66 +108,3 @@ def _apply_fix(account, reports) -> None:
                                            for role, p in changes.items()})
     for role, p in changes.items():
         click.echo(f"--fix: {path}: spec.{role}: port {p.port}, security {p.security}")
-
-
-def fix_port_security(path: str, name: str, changes: dict[str, tuple[int, str]]) -> None:
-    """Rewrite spec.<role>.port / .security of account `name` in `path`.
-
-    The file is read with ruamel.yaml's round-trip loader only to find where
-    the two values are; then exactly those characters are replaced, so that
-    comments, quoting, key order, indentation and line endings stay as they
-    were.  A value produced by a template expression is refused.
-    """
-    with open(path, encoding="utf-8", newline="") as handle:
-        text = handle.read()
-    section_of = _locate(text, path, name)
-    edits = []
-    for role, (port, security) in changes.items():
-        section = section_of(role)
-        for key, new in (("port", str(port)), ("security", security)):
-            line, col = section.lc.value(key)
-            edits.append((line, col, section[key], new, f"spec.{role}.{key}"))
-    lines = text.splitlines(keepends=True)
-    for line, col, old, new, where in sorted(edits, reverse=True):
-        lines[line] = _replace_scalar(lines[line], col, old, new, path, where)
-    _write_atomically(path, "".join(lines))
-
-
-def _locate(text: str, path: str, name: str):
-    from ruamel.yaml import YAML
-
-    try:
-        docs = list(YAML(typ="rt").load_all(text))
-    except Exception as exc:  # noqa: BLE001 - any parse failure means "edit by hand"
-        raise MailformError(f"--fix: {path} is not plain YAML before templating "
-                            f"({type(exc).__name__}); change port and security by hand") from None
-    for doc in docs:
-        meta = doc.get("metadata") if isinstance(doc, dict) else None
-        if doc and doc.get("kind") == "EmailAccount" and isinstance(meta, dict) \
-                and meta.get("name") == name:
-            spec = doc["spec"]
-            return lambda role: spec[role]
-    raise MailformError(f"--fix: account {name} not found literally in {path} "
-                        "(is its name templated?); change port and security by hand")
-
-
-def _replace_scalar(line: str, col: int, old, new: str, path: str, where: str) -> str:
-    old = str(old)
-    quote = line[col] if col < len(line) and line[col] in "'\"" else ""
-    start = col + len(quote)
-    if "{" in old or not line.startswith(old, start) or \
-            (quote and not line.startswith(quote, start + len(old))):
-        raise MailformError(f"--fix: {path}: {where} is not a literal value "
-                            "(templated?); change it by hand")
-    return line[:start] + new + line[start + len(old):]
-
-
-def _write_atomically(path: str, text: str) -> None:
-    tmp = f"{path}.mailform-fix.tmp"
-    with open(tmp, "w", encoding="utf-8", newline="") as handle:
-        handle.write(text)
-    try:
-        os.chmod(tmp, os.stat(path).st_mode & 0o7777)
-    except OSError:
-        pass
-    os.replace(tmp, path)

@@ -8,7 +8,7 @@ import yaml
 
 from ..model import API_VERSION, SECRET_PATHS, canonical_key_order
 from .options import registry_option
-from .planning import registry_at
+from ..registry import open_registry
 
 
 def env_name(account: str, path: str) -> str:
@@ -42,7 +42,7 @@ def manifest_of(stored) -> dict:
 @registry_option
 def import_(registry_url):
     """Print manifests (YAML) for what the registry holds."""
-    with registry_at(registry_url) as registry:
+    with open_registry(registry_url) as registry:
         accounts = registry.accounts()
         serial = registry.meta().serial
     names = [env_name(a.name, p) for a in accounts.values() for p in sorted(a.fingerprints)]

@@ -5,39 +5,14 @@ import json
 
 import click
 
-from ..errors import NotFoundError
+from ..registry import open_registry
 from .options import format_option, registry_option
 from .output import plural
-from .planning import registry_at
 
 
 @click.group()
 def inbox():
     """The bounce inboxes of applied accounts."""
-
-
-def _settings(stored, secrets: dict, timeout: float):
-    from ..bounces.mailbox import InboxSettings
-    spec = stored.spec["inbox"]
-    password = secrets.get("inbox.password") or secrets.get("smtp.password") or ""
-    return InboxSettings(protocol=spec["protocol"], host=spec["host"], port=spec["port"],
-                         security=spec["security"], username=spec.get("username") or
-                         stored.spec.get("email"), password=password,
-                         folder=spec.get("folder") or "INBOX",
-                         verify_certificate=spec.get("verify_certificate", True), timeout=timeout)
-
-
-def _targets(registry, names, scan_all):
-    accounts = registry.accounts()
-    if scan_all:
-        return [a for a in accounts.values() if a.spec.get("inbox")]
-    missing = [n for n in names if n not in accounts]
-    if missing:
-        raise NotFoundError("no account in the registry named " + ", ".join(missing))
-    without = [n for n in names if not accounts[n].spec.get("inbox")]
-    if without:
-        raise NotFoundError("no inbox declared for " + ", ".join(without))
-    return [accounts[n] for n in names]
 
 
 def _human(report) -> str:
@@ -62,20 +37,12 @@ def _human(report) -> str:
 @format_option("human", "json")
 def inbox_scan(names, scan_all, timeout, registry_url, fmt):
     """Process bounces in the inboxes of applied accounts."""
-    from ..bounces.scan import scan_account
+    from ..bounces.scan import inbox_accounts, scan_stored
     if not names and not scan_all:
         raise click.UsageError("name the accounts to scan, or pass --all")
-    registry = registry_at(registry_url)
-    try:
-        policy = registry.get_setting("bounce_policy") or {}
-        reports = []
-        for stored in _targets(registry, names, scan_all):
-            spec = stored.spec["inbox"]
-            settings = _settings(stored, registry.secrets(stored.name), timeout)
-            reports.append(scan_account(registry, stored.name, settings, spec["batch_size"],
-                                        spec["delete_bounces"], policy))
-    finally:
-        registry.close()
+    with open_registry(registry_url) as registry:
+        reports = [scan_stored(registry, stored, timeout)
+                   for stored in inbox_accounts(registry, names, scan_all)]
     if fmt == "json":
         click.echo(json.dumps([r.to_dict() for r in reports], indent=2))
     else:

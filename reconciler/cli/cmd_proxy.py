@@ -15,7 +15,7 @@ from ..proxy.relay import DEFAULT_TIMEOUT
 from ..proxy.server import (DEFAULT_MAX_MESSAGE_SIZE, ConfigError, ProxyConfig, ProxyServer,
                             parse_listen, serve_until)
 from .options import registry_option
-from .planning import registry_at
+from ..registry import open_registry
 
 
 @click.group()
@@ -86,7 +86,7 @@ def serve(listen, tls_cert, tls_key, implicit_tls, allow_plain_auth, max_failure
     """
     config = _config(listen, tls_cert, tls_key, implicit_tls, allow_plain_auth, max_failures,
                      window, delay, upstream_timeout, hostname, max_message_size)
-    directory = AccountDirectory(lambda: registry_at(registry_url), ttl=DEFAULT_TTL)
+    directory = AccountDirectory(lambda: open_registry(registry_url), ttl=DEFAULT_TTL)
     try:
         try:
             server = ProxyServer(config, directory)

@@ -8,7 +8,7 @@ import click
 from ..errors import NotFoundError
 from ..sender import sender_for
 from .options import format_option, registry_option
-from .planning import registry_at
+from ..registry import open_registry
 
 
 @click.group()
@@ -24,7 +24,7 @@ def sender():
 @format_option("human", "json")
 def sender_preview(name, contact_email, registry_url, fmt):
     """The From and Reply-To the contact would see for account NAME."""
-    with registry_at(registry_url) as registry:
+    with open_registry(registry_url) as registry:
         account = registry.account(name)
         contact = registry.contact(contact_email)
     if account is None:

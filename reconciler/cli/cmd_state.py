@@ -10,7 +10,7 @@ from ..apply import actor
 from ..errors import NotFoundError
 from ..diff import flatten
 from .options import format_option, registry_option
-from .planning import registry_at
+from ..registry import open_registry, registry_exists
 
 
 def _check_summary(status: dict) -> str:
@@ -35,7 +35,7 @@ def state():
 @format_option("human", "json")
 def state_list(registry_url, fmt):
     """Every account with its status."""
-    with registry_at(registry_url) as registry:
+    with open_registry(registry_url) as registry:
         accounts = registry.accounts()
     rows = [{"name": a.name, "type": a.type, "email": a.spec.get("email"),
              "activation": a.status.get("activation", "active"),
@@ -61,7 +61,7 @@ def state_list(registry_url, fmt):
 @format_option("human", "json")
 def state_show(name, registry_url, fmt):
     """One account: its live settings (secrets hidden) and status."""
-    with registry_at(registry_url) as registry:
+    with open_registry(registry_url) as registry:
         account = registry.account(name)
     if account is None:
         raise NotFoundError(f"no account '{name}' in the registry")
@@ -78,7 +78,20 @@ def state_show(name, registry_url, fmt):
 
 @click.group("registry")
 def registry_group():
-    """Out-of-band edits, as an operator would make them by hand."""
+    """Create a registry; out-of-band edits, as an operator would make them by hand."""
+
+
+@registry_group.command("init")
+@registry_option
+def registry_init(registry_url):
+    """Create an empty registry and its key (an existing one is left as it is)."""
+    existed = registry_exists(registry_url)
+    with open_registry(registry_url) as registry:
+        meta, source = registry.meta(), registry.key_source()
+    verb = "already exists" if existed else "created"
+    click.echo(f"Registry {registry_url} {verb} (lineage {meta.lineage}, serial {meta.serial}); "
+               f"its key: {source}. Back up the registry together with its key.")
+    return 0
 
 
 @registry_group.command("set")
@@ -91,7 +104,7 @@ def registry_set(name, assignment, registry_url):
     if not sep or not path:
         raise click.BadParameter(f"'{assignment}' is not of the form PATH=VALUE")
     value = raw if path.endswith("password") else yaml.safe_load(raw) if raw else ""
-    with registry_at(registry_url) as registry:
+    with open_registry(registry_url) as registry:
         account = registry.account(name)
         if account is None:
             raise NotFoundError(f"no account '{name}' in the registry")
@@ -115,7 +128,7 @@ def accounts():
 @registry_option
 def accounts_activate(name, registry_url):
     """Activate a marketing account that waits for activation."""
-    with registry_at(registry_url) as registry:
+    with open_registry(registry_url) as registry:
         serial = registry.activate(name)
     click.echo(f"account.{name} is active (registry serial {serial})")
     return 0
@@ -126,7 +139,7 @@ def accounts_activate(name, registry_url):
 @format_option("human", "json")
 def history(registry_url, fmt):
     """Every apply: serial, time, actor, counts."""
-    with registry_at(registry_url) as registry:
+    with open_registry(registry_url) as registry:
         entries = registry.history()
     if fmt == "json":
         click.echo(json.dumps(entries, indent=2, default=str))
@@ -145,7 +158,7 @@ def history(registry_url, fmt):
 @registry_option
 def force_unlock(lock_id, registry_url):
     """Remove a lock left behind by a process that is gone."""
-    with registry_at(registry_url) as registry:
+    with open_registry(registry_url) as registry:
         registry.force_unlock(lock_id)
     click.echo(f"Lock {lock_id} removed by {actor()}.")
     return 0

@@ -10,7 +10,9 @@ import click
 from ..errors import MailformError, SecretError
 from ..manifest import account_secrets
 from ..verify.accounts import check_items
+from ..registry import open_registry, registry_exists
 from ..verify.runner import DEFAULT_CONCURRENCY, run_checks
+from ..workflow.checks import by_account, record_checks
 from .options import load_desired, manifest_options, registry_option
 from .output import plural, print_problems, use_color
 
@@ -72,25 +74,10 @@ def verify(paths, var_files, var_pairs, environment, accounts, send_test, concur
 
 
 def _record(registry_url, desired_accounts, items, results) -> None:
-    """Store results as status of registry accounts whose settings equal the checked ones.
-
-    Only an existing registry is written to: verify never creates one."""
-    from ..diff import record_of
-    from .planning import registry_if_exists
-    from .verification import stamp
-    registry = registry_if_exists(registry_url)
-    if registry is None:
-        return
-    try:
-        stored = registry.accounts()
-        by_account: dict = {}
-        for item, res in zip(items, results):
-            by_account.setdefault(item.account, {})[item.role] = stamp(res)
-        for name, roles in by_account.items():
-            if name in stored and stored[name].spec == record_of(desired_accounts[name]):
-                registry.set_status(name, {"verification": roles})
-    finally:
-        registry.close()
+    """Results become status of matching applied accounts; verify never creates a registry."""
+    if registry_exists(registry_url):
+        with open_registry(registry_url) as registry:
+            record_checks(registry, desired_accounts, by_account(items, results))
 
 
 def _split_send_test(paths: tuple, send_test: str | None) -> tuple[tuple, str | None]:

@@ -1,15 +1,15 @@
 """Options shared by several commands, defined once, and the helpers behind them."""
 from __future__ import annotations
 
-import functools
 from typing import Callable
 
 import click
 
-from ..errors import ManifestError
-from ..manifest import Desired, load, load_var_file
+from ..manifest import Desired
+from ..workflow.inputs import DEFAULT_PATHS, Inputs, load_desired as workflow_load_desired
 
-DEFAULT_PATHS = ("manifests",)
+__all__ = ["DEFAULT_PATHS"]
+
 DEFAULT_REGISTRY = "sqlite:///.mailform/registry.db"
 
 
@@ -51,25 +51,19 @@ def format_option(*choices: str) -> Callable:
                         show_default=True, help="Output format.")
 
 
+def inputs_of(paths, var_files, var_pairs, environment) -> Inputs:
+    return Inputs(tuple(paths), tuple(var_files), tuple(var_pairs), environment)
+
+
 def load_desired(paths, var_files, var_pairs, environment) -> Desired:
-    """Gather template variables and load the manifests; all problems raised together."""
-    variables: dict = {}
-    problems = []
-    for path in var_files:
-        values, found = load_var_file(path)
-        variables.update(values)
-        problems += found
-    variables.update(dict(var_pairs))
-    if problems:
-        raise ManifestError(problems)
-    return load(paths or DEFAULT_PATHS, variables, environment)
+    """The manifests named by the manifest options (all problems raised together)."""
+    return workflow_load_desired(inputs_of(paths, var_files, var_pairs, environment))
 
 
-def pass_desired(func: Callable) -> Callable:
-    """Turn the manifest options into a loaded ``desired`` keyword argument."""
-    @manifest_options
-    @functools.wraps(func)
-    def wrapper(*args, paths, var_files, var_pairs, environment, **kwargs):
-        desired = load_desired(paths, var_files, var_pairs, environment)
-        return func(*args, desired=desired, **kwargs)
-    return wrapper
+def no_color_option(func: Callable) -> Callable:
+    return click.option("--no-color", is_flag=True, help="Never color the output.")(func)
+
+
+def target_option(func: Callable) -> Callable:
+    return click.option("--target", "targets", multiple=True, metavar="NAME",
+                        help="Only plan these accounts (repeatable).")(func)

@@ -17,8 +17,10 @@ from __future__ import annotations
 import hmac
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Mapping, Optional
+
+from ..servers import ServerSettings, servers_of
 
 SMTP_PASSWORD = "smtp.password"
 DEFAULT_TTL = 2.0
@@ -32,7 +34,6 @@ class ProxyAccount:
 
     name: str
     email: str
-    smtp: dict = field(default_factory=dict, compare=False)
 
 
 def may_log_in(account_type: str, spec: Mapping, status: Mapping) -> bool:
@@ -125,23 +126,26 @@ class AccountDirectory:
             return None
         if found is None:
             return None
-        return ProxyAccount(found.name, found.spec["email"], dict(found.spec["smtp"]))
+        return ProxyAccount(found.name, found.spec["email"])
 
-    def current(self, name: str) -> tuple[Optional[ProxyAccount], Optional[str]]:
-        """Fresh settings and the decrypted SMTP password of an account that may still
-        log in, read from the registry now; (None, None) when it no longer may."""
+    def current(self, name: str, **options) -> tuple[Optional[ProxyAccount],
+                                                     Optional[ServerSettings]]:
+        """Fresh upstream settings (with the decrypted SMTP password) of an account that
+        may still log in, read from the registry now; (None, None) when it no longer may.
+        ``options`` (timeout, ca_file) go to ``servers_of``; a stored spec that describes
+        no server raises ServerSettingsError."""
         with self._lock:
             try:
                 registry = self._reg()
                 account = registry.account(name)
                 if account is None or not may_log_in(account.type, account.spec, account.status):
                     return None, None
-                password = registry.secrets(name).get(SMTP_PASSWORD)
+                secrets = registry.secrets(name)
             except Exception:
                 self._drop()
                 raise
-        return ProxyAccount(account.name, account.spec["email"], dict(account.spec["smtp"])), \
-            password
+        upstream = servers_of(account.spec, secrets, **options)["smtp"]
+        return ProxyAccount(account.name, account.spec["email"]), upstream
 
     def close(self) -> None:
         with self._lock:

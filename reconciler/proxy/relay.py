@@ -7,47 +7,19 @@ before DATA where possible and the result says so, so that the proxy answers
 its client with a temporary failure and the client keeps the message. A
 success is reported only when the upstream answered DATA with 250.
 
-Every socket operation is bounded by ``timeout``. Nothing here logs, and no
-result holds the password.
+Every socket operation is bounded by the settings' ``timeout``. The settings
+and the login (SASL, UTF-8 credentials) are the shared ones of
+``reconciler.servers``. Nothing here logs, and no result holds the password.
 """
 from __future__ import annotations
 
 import smtplib
 import socket
 import ssl
-from dataclasses import dataclass, field
-from typing import Iterable, Mapping, Optional
+from dataclasses import dataclass
+from typing import Iterable, Optional
 
-from ..trust import client_context, trust_file
-
-DEFAULT_TIMEOUT = 30.0
-
-
-@dataclass(frozen=True)
-class Upstream:
-    """An account's SMTP settings as the registry holds them (spec.smtp)."""
-
-    host: str
-    port: int
-    security: str = "starttls"          # none | starttls | ssl
-    authenticate: bool = True
-    username: Optional[str] = None
-    password: Optional[str] = field(default=None, repr=False, compare=False)
-    verify_certificate: bool = True
-    ca_file: Optional[str] = None
-
-    @classmethod
-    def from_spec(cls, email: str, smtp: Mapping, password: Optional[str],
-                  ca_file: Optional[str] = None) -> "Upstream":
-        return cls(host=str(smtp["host"]), port=int(smtp["port"]),
-                   security=str(smtp.get("security") or "starttls"),
-                   authenticate=smtp.get("authenticate", True) is not False,
-                   username=smtp.get("username") or email, password=password,
-                   verify_certificate=smtp.get("verify_certificate", True) is not False,
-                   ca_file=trust_file(ca_file))
-
-    def label(self) -> str:
-        return f"{self.host}:{self.port} ({self.security})"
+from ..servers import DEFAULT_TIMEOUT, SaslError, ServerSettings, smtp_authenticate
 
 
 @dataclass(frozen=True)
@@ -75,10 +47,6 @@ def one_line(text, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def tls_context(up: Upstream) -> ssl.SSLContext:
-    return client_context(up.verify_certificate, up.ca_file)
-
-
 def _error_detail(exc: BaseException) -> tuple[Optional[int], str]:
     if isinstance(exc, smtplib.SMTPResponseException):
         return exc.smtp_code, one_line(exc.smtp_error)
@@ -95,27 +63,36 @@ def _step(stage: str, func, *args, **kwargs):
     """Run one client step; any failure becomes _Failed(stage, …)."""
     try:
         return func(*args, **kwargs)
-    except (smtplib.SMTPException, OSError, ValueError) as exc:
+    except (smtplib.SMTPException, OSError, SaslError, ValueError) as exc:
         raise _Failed(stage, *_error_detail(exc)) from None
 
 
-def _open(up: Upstream, timeout: float, local_hostname: Optional[str]) -> smtplib.SMTP:
+def _open(up: ServerSettings, local_hostname: Optional[str]) -> smtplib.SMTP:
     if up.security == "ssl":
         return _step("connect", smtplib.SMTP_SSL, up.host, up.port, local_hostname=local_hostname,
-                     timeout=timeout, context=tls_context(up))
+                     timeout=up.timeout, context=up.tls_context())
     return _step("connect", smtplib.SMTP, up.host, up.port, local_hostname=local_hostname,
-                 timeout=timeout)
+                 timeout=up.timeout)
 
 
-def _greet_and_login(smtp: smtplib.SMTP, up: Upstream) -> None:
+def _greet_and_login(smtp: smtplib.SMTP, up: ServerSettings) -> None:
     _step("greeting", smtp.ehlo_or_helo_if_needed)
     if up.security == "starttls":
         if not smtp.has_extn("starttls"):
             raise _Failed("tls", None, "the upstream server does not offer STARTTLS")
-        _step("tls", smtp.starttls, context=tls_context(up))
+        _step("tls", smtp.starttls, context=up.tls_context())
         _step("greeting", smtp.ehlo)
     if up.authenticate:
-        _step("auth", smtp.login, up.username or "", up.password or "")
+        _login(smtp, up)
+
+
+def _login(smtp: smtplib.SMTP, up: ServerSettings) -> None:
+    """The shared SASL client: UTF-8 credentials (smtplib.login encodes them as ASCII)."""
+    if not smtp.has_extn("auth"):
+        raise _Failed("auth", None, "the upstream server does not offer AUTH")
+    code, text = _step("auth", smtp_authenticate, smtp, up)
+    if code not in (235, 503):  # 503: already authenticated
+        raise _Failed("auth", code, up.redact(one_line(text)))
 
 
 def _expect(stage: str, reply: tuple[int, bytes], ok: Iterable[int]) -> None:
@@ -135,13 +112,13 @@ def _transaction(smtp: smtplib.SMTP, sender: str, recipients: list[str], data: b
     return reply
 
 
-def relay_message(up: Upstream, sender: str, recipients: list[str], data: bytes, *,
-                  timeout: float = DEFAULT_TIMEOUT, local_hostname: Optional[str] = None,
-                  eightbit: bool = False) -> RelayResult:
-    """Send one message through ``up``; never raises for a network or SMTP failure."""
+def relay_message(up: ServerSettings, sender: str, recipients: list[str], data: bytes, *,
+                  local_hostname: Optional[str] = None, eightbit: bool = False) -> RelayResult:
+    """Send one message through ``up`` (every step bounded by ``up.timeout``); never
+    raises for a network or SMTP failure."""
     smtp = None
     try:
-        smtp = _open(up, timeout, local_hostname)
+        smtp = _open(up, local_hostname)
         _greet_and_login(smtp, up)
         code, text = _transaction(smtp, sender, recipients, data, eightbit)
         return RelayResult(True, "done", code, one_line(text))
@@ -162,4 +139,4 @@ def _quietly(func) -> None:
         pass
 
 
-__all__ = ["Upstream", "RelayResult", "relay_message", "DEFAULT_TIMEOUT"]
+__all__ = ["RelayResult", "relay_message", "DEFAULT_TIMEOUT"]

@@ -30,9 +30,10 @@ from typing import Optional
 
 from aiosmtpd.smtp import SMTP, AuthResult
 
+from ..servers import ServerSettingsError
 from .auth import AccountDirectory, ProxyAccount, same_address
 from .ratelimit import LimitSettings, LoginLimiter
-from .relay import DEFAULT_TIMEOUT, RelayResult, Upstream, one_line, relay_message
+from .relay import DEFAULT_TIMEOUT, RelayResult, one_line, relay_message
 
 log = logging.getLogger("mailform.proxy")
 
@@ -145,15 +146,16 @@ class ProxyCore:
               data: bytes, eightbit: bool) -> RelayResult:
         """Runs in a worker thread: fresh settings from the registry, then the upstream."""
         try:
-            current, password = self.directory.current(account.name)
+            current, upstream = self.directory.current(
+                account.name, timeout=self.config.upstream_timeout, ca_file=self.config.ca_file)
+        except ServerSettingsError as exc:
+            return RelayResult(False, "account", None, str(exc))
         except Exception as exc:  # noqa: BLE001 - the registry is down: temporary
             return RelayResult(False, "registry", None,
                                f"registry unavailable ({type(exc).__name__})")
         if current is None:
             return RelayResult(False, "account", None, "account no longer allowed to use the proxy")
-        upstream = Upstream.from_spec(current.email, current.smtp, password, self.config.ca_file)
         return relay_message(upstream, sender, recipients, data,
-                             timeout=self.config.upstream_timeout,
                              local_hostname=self.hostname, eightbit=eightbit)
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ContextManager, Iterable, Optional, Protocol
 
+from ..policy import DEFAULT_SOFT_BOUNCE_LIMIT, DEFAULT_SOFT_BOUNCE_WINDOW_DAYS
+
 
 @dataclass(frozen=True)
 class RegistryMeta:
@@ -79,9 +81,13 @@ class Registry(Protocol):
         """Keyed HMAC of a secret value; ``path`` is mixed in (smtp.password vs inbox.password)."""
     def secrets(self, name: str) -> dict[str, str]:
         """Decrypt an account's secrets (runtime parts: verify, scan, proxy)."""
+    def sign(self, purpose: str, data: bytes) -> str:
+        """Keyed HMAC of ``data`` with the registry's key (saved plan files)."""
+    def key_source(self) -> str:
+        """Where the master key came from (the environment or a key file)."""
 
-    def lock(self, holder: str, lease_seconds: float = 300, timeout: float = 0,
-             pause_hook: Any = None) -> ContextManager[LockInfo]:
+    def lock(self, holder: str, lease_seconds: float = 300,
+             timeout: float = 0) -> ContextManager[LockInfo]:
         """Take the write lock or raise LockedError after ``timeout`` seconds."""
     def current_lock(self) -> Optional[LockInfo]: ...
     def force_unlock(self, lock_id: str) -> None: ...
@@ -103,7 +109,10 @@ class Registry(Protocol):
     def processed_uids(self, account: str, mailbox: str) -> set[str]: ...
     def record_message(self, account: str, mailbox: str, uid: Any,
                        recipients: Iterable[tuple[str, str, Optional[str]]],
-                       soft_limit: int = 3, window_days: int = 30, when: Any = None
-                       ) -> list[tuple[Optional[str], Optional[str]]]: ...
+                       soft_limit: int = DEFAULT_SOFT_BOUNCE_LIMIT,
+                       window_days: int = DEFAULT_SOFT_BOUNCE_WINDOW_DAYS, when: Any = None
+                       ) -> list[tuple[Optional[str], Optional[str]]]:
+        """One scanned message, atomically: its bounces counted (``policy.count_bounce``)
+        and the message remembered; per recipient, the contact's (status before, after)."""
 
     def close(self) -> None: ...

@@ -93,6 +93,18 @@ class KeyRing:
         msg = f"{path}\0{value}".encode("utf-8")
         return "hmac-sha256:" + hmac.new(self.fp_key, msg, hashlib.sha256).hexdigest()
 
+    @cached_property
+    def _sign_key(self) -> bytes:
+        # A subkey of the fingerprint key, so that a KeyRing stays four fields; HKDF
+        # with its own label keeps signatures and fingerprints independent.
+        return _derive(self.fp_key, "signature")
+
+    def sign(self, purpose: str, data: bytes) -> str:
+        """Keyed HMAC of ``data`` for ``purpose`` (e.g. saved plan files): only a holder of
+        this registry's key can make one that verifies."""
+        msg = purpose.encode("utf-8") + b"\0" + data
+        return "hmac-sha256:" + hmac.new(self._sign_key, msg, hashlib.sha256).hexdigest()
+
     def check_value(self) -> str:
         return "hmac-sha256:" + hmac.new(self.check_key, _CHECK_MESSAGE, hashlib.sha256).hexdigest()
 

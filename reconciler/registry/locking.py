@@ -23,45 +23,41 @@ import time
 import uuid
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any, Callable, Iterator, Optional
+from typing import Iterator, Optional
 
 from ..errors import LockedError, NotFoundError
 from .base import LockInfo
 from .common import iso, later, parse_iso, pid_alive, utcnow
+from .store import SQLStore
 
 _LOCK_COLUMNS = "id, holder, host, pid, started, expires"
 POLL_SECONDS = 0.1
 
 
 def can_take_over(held: LockInfo, now: datetime, host: str) -> bool:
+    """Whether a held lock may be taken anyway: its lease ran out, or its holder was
+    on this host and is certainly dead (see the module docstring)."""
     if parse_iso(held.expires) <= now:
         return True
     return held.host == host and not pid_alive(held.pid)
 
 
-class LockingMixin:
-    """Needs ``_read``, ``_write``, ``_q`` and ``_lock_table(cur)`` from the backend."""
+class WriteLock:
+    """The lock row of one registry, taken and released through its store."""
 
-    def _lock_table(self, cur: Any) -> None:
-        """Make the check-and-insert exclusive where BEGIN alone does not (PostgreSQL)."""
+    def __init__(self, store: SQLStore) -> None:
+        self._store = store
 
-    def current_lock(self) -> Optional[LockInfo]:
-        rows = self._read(f"SELECT {_LOCK_COLUMNS} FROM lock")  # type: ignore[attr-defined]
+    def current(self) -> Optional[LockInfo]:
+        rows = self._store.read(f"SELECT {_LOCK_COLUMNS} FROM lock")
         return _info(rows[0]) if rows else None
 
     @contextmanager
-    def lock(self, holder: str, lease_seconds: float = 300, timeout: float = 0,
-             pause_hook: Optional[Callable[[LockInfo], Any]] = None) -> Iterator[LockInfo]:
-        """Hold the write lock for the ``with`` block.
-
-        ``pause_hook(info)``, when given, is called once the lock is held and before
-        the block runs (a test-only pause point: another process can then be seen
-        to fail on the lock, or this one be killed while holding it).
-        """
+    def hold(self, holder: str, lease_seconds: float = 300,
+             timeout: float = 0) -> Iterator[LockInfo]:
+        """Hold the write lock for the ``with`` block; released on every exit path."""
         info = self._acquire(holder, lease_seconds, timeout)
         try:
-            if pause_hook is not None:
-                pause_hook(info)
             yield info
         finally:
             self._release(info.id)
@@ -74,17 +70,19 @@ class LockingMixin:
                 return info
             remaining = deadline - time.monotonic()
             if remaining <= 0:
+                assert held is not None
                 raise LockedError(held.as_dict())
             time.sleep(min(POLL_SECONDS, remaining))
 
     def _try_acquire(self, holder: str, lease_seconds: float
                      ) -> tuple[Optional[LockInfo], Optional[LockInfo]]:
+        """(ours, None) when taken; (None, the holder's) when someone else holds it."""
         host = socket.gethostname()
-        held = self.current_lock()     # a plain read first: never waits on a writer
+        held = self.current()     # a plain read first: never waits on a writer
         if held is not None and not can_take_over(held, utcnow(), host):
             return None, held
-        with self._write() as cur:  # type: ignore[attr-defined]
-            self._lock_table(cur)
+        with self._store.write() as cur:
+            self._store.backend.lock_table(cur, "lock")
             cur.execute(f"SELECT {_LOCK_COLUMNS} FROM lock")
             row = cur.fetchone()
             now = utcnow()
@@ -93,18 +91,20 @@ class LockingMixin:
             cur.execute("DELETE FROM lock")
             info = LockInfo(id=str(uuid.uuid4()), holder=holder, host=host, pid=os.getpid(),
                             started=iso(now), expires=iso(later(now, lease_seconds)))
-            cur.execute(self._q(  # type: ignore[attr-defined]
+            cur.execute(self._store.q(
                 f"INSERT INTO lock (slot, {_LOCK_COLUMNS}) VALUES (1, ?, ?, ?, ?, ?, ?)"),
                 (info.id, info.holder, info.host, info.pid, info.started, info.expires))
             return info, None
 
     def _release(self, lock_id: str) -> None:
-        with self._write() as cur:  # type: ignore[attr-defined]
-            cur.execute(self._q("DELETE FROM lock WHERE id = ?"), (lock_id,))  # type: ignore
+        """Remove the row only if it is still ours (an expired lease may be someone else's)."""
+        with self._store.write() as cur:
+            cur.execute(self._store.q("DELETE FROM lock WHERE id = ?"), (lock_id,))
 
     def force_unlock(self, lock_id: str) -> None:
-        with self._write() as cur:  # type: ignore[attr-defined]
-            cur.execute(self._q("DELETE FROM lock WHERE id = ?"), (lock_id,))  # type: ignore
+        """An operator's removal of a lock known by its id (never "whatever is there")."""
+        with self._store.write() as cur:
+            cur.execute(self._store.q("DELETE FROM lock WHERE id = ?"), (lock_id,))
             if cur.rowcount == 0:
                 cur.execute(f"SELECT {_LOCK_COLUMNS} FROM lock")
                 row = cur.fetchone()

@@ -22,6 +22,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from ..errors import RegistryError
 from .crypto import ENV_VAR, KeyRing
 from .sqlbase import SQLRegistry
+from .store import Backend
 
 try:
     import psycopg
@@ -46,39 +47,15 @@ def split_url(url: str) -> tuple[str, str | None, str]:
     return conninfo, schema or None, shown
 
 
-class PostgresRegistry(SQLRegistry):
-    _begin_sql = "BEGIN"
-    _blob_type = "BYTEA"
-    _db_errors = (psycopg.Error,) if psycopg else ()
-    _paramstyle = "format"
+class PostgresBackend(Backend):
+    """BEGIN alone does not serialise a check-and-insert or first opens here: locks do."""
 
-    def __init__(self, url: str, migrations: Any = None) -> None:
-        super().__init__()
-        if psycopg is None:
-            raise RegistryError("PostgreSQL registry: the psycopg package is not installed")
-        conninfo, self.schema, self.url = split_url(url)
-        if migrations is not None:
-            self._migrations = tuple(migrations)
-        self._conn = self._connect(conninfo)
-        try:
-            self._open()
-        except BaseException:
-            self.close()
-            raise
+    begin_sql = "BEGIN"
+    blob_type = "BYTEA"
+    errors = (psycopg.Error,) if psycopg else ()
+    paramstyle = "format"
 
-    def _connect(self, conninfo: str) -> Any:
-        try:
-            conn = psycopg.connect(conninfo, autocommit=True)
-            if self.schema:
-                name = sql.Identifier(self.schema)
-                conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(name))
-                conn.execute(sql.SQL("SET search_path TO {}").format(name))
-        except psycopg.Error as exc:
-            raise RegistryError(f"cannot open the registry {self.url}: "
-                                f"{str(exc).strip() or exc.__class__.__name__}") from None
-        return conn
-
-    def _schema_version(self, cur: Any) -> int:
+    def schema_version(self, cur: Any) -> int:
         # A catalog scan, not to_regclass(): its cached "no such table" answer can
         # outlive another session's commit that we just waited for.
         cur.execute("SELECT count(*) FROM pg_catalog.pg_tables "
@@ -89,13 +66,54 @@ class PostgresRegistry(SQLRegistry):
         row = cur.fetchone()
         return int(row[0]) if row else 0
 
-    def _before_migrations(self, cur: Any) -> None:
+    def before_migrations(self, cur: Any) -> None:
         cur.execute("SELECT pg_advisory_xact_lock(%s, hashtext(current_schema()))",
                     (_MIGRATION_LOCK,))
 
-    def _lock_table(self, cur: Any) -> None:
-        cur.execute("LOCK TABLE lock IN EXCLUSIVE MODE")
+    def lock_table(self, cur: Any, table: str) -> None:
+        cur.execute(f"LOCK TABLE {table} IN EXCLUSIVE MODE")
 
-    def _key_from_store(self, create: bool) -> KeyRing:
+    def key_from_store(self, create: bool) -> KeyRing:
         raise RegistryError(f"a PostgreSQL registry needs {ENV_VAR} (urlsafe base64 of 32 "
                             "bytes): there is no key file beside a server database")
+
+
+class PostgresRegistry(SQLRegistry):
+    """The registry in a PostgreSQL schema; the key only from MAILFORM_MASTER_KEY."""
+
+    def __init__(self, url: str, migrations: Any = None) -> None:
+        if psycopg is None:
+            raise RegistryError("PostgreSQL registry: the psycopg package is not installed")
+        conninfo, self.schema, shown = split_url(url)
+        conn = _connect(conninfo, self.schema, shown)
+        super().__init__(shown, conn, PostgresBackend(), migrations)
+
+
+def postgres_registry_exists(url: str) -> bool:
+    """Whether the registry's tables exist (in its schema), without creating anything."""
+    if psycopg is None:
+        raise RegistryError("PostgreSQL registry: the psycopg package is not installed")
+    conninfo, schema, shown = split_url(url)
+    try:
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            row = conn.execute("SELECT count(*) FROM pg_catalog.pg_tables WHERE schemaname = "
+                               "coalesce(%s, current_schema()) AND tablename = 'meta'",
+                               (schema,)).fetchone()
+    except psycopg.Error as exc:
+        raise RegistryError(f"cannot open the registry {shown}: "
+                            f"{str(exc).strip() or exc.__class__.__name__}") from None
+    return bool(row and row[0])
+
+
+def _connect(conninfo: str, schema: str | None, shown: str) -> Any:
+    """An autocommit connection whose search path is ``schema`` (created when missing)."""
+    try:
+        conn = psycopg.connect(conninfo, autocommit=True)
+        if schema:
+            name = sql.Identifier(schema)
+            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(name))
+            conn.execute(sql.SQL("SET search_path TO {}").format(name))
+    except psycopg.Error as exc:
+        raise RegistryError(f"cannot open the registry {shown}: "
+                            f"{str(exc).strip() or exc.__class__.__name__}") from None
+    return conn

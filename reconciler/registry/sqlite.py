@@ -20,6 +20,7 @@ from typing import Any
 from ..errors import RegistryError
 from .crypto import KeyRing, key_from_file
 from .sqlbase import SQLRegistry
+from .store import Backend
 
 BUSY_TIMEOUT_MS = 10_000
 
@@ -39,48 +40,49 @@ def sqlite_path(url: str) -> Path:
     return Path(rest)
 
 
-class SQLiteRegistry(SQLRegistry):
-    _begin_sql = "BEGIN IMMEDIATE"
-    _blob_type = "BLOB"
-    _db_errors = (sqlite3.Error,)
-    _paramstyle = "qmark"
+class SQLiteBackend(Backend):
+    """BEGIN IMMEDIATE (no deadlocking upgrade from a read); version in PRAGMA user_version."""
 
-    def __init__(self, url: str, migrations: Any = None) -> None:
-        super().__init__()
-        self.url = url
-        self.path = sqlite_path(url)
-        self.key_path = self.path.with_name(self.path.name + ".key")
-        if migrations is not None:
-            self._migrations = tuple(migrations)
-        self._conn = self._connect()
-        try:
-            self._open()
-        except BaseException:
-            self.close()
-            raise
+    begin_sql = "BEGIN IMMEDIATE"
+    blob_type = "BLOB"
+    errors = (sqlite3.Error,)
+    paramstyle = "qmark"
 
-    def _connect(self) -> sqlite3.Connection:
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
-                                   timeout=BUSY_TIMEOUT_MS / 1000)
-            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            conn.execute("PRAGMA foreign_keys = ON")
-        except (OSError, sqlite3.Error) as exc:
-            raise RegistryError(f"cannot open the registry {self.path}: {exc}") from exc
-        if str(mode).lower() != "wal":
-            conn.close()
-            raise RegistryError(f"cannot put the registry {self.path} in WAL mode (got {mode})")
-        return conn
+    def __init__(self, key_path: Path) -> None:
+        self.key_path = key_path
 
-    def _schema_version(self, cur: Any) -> int:
+    def schema_version(self, cur: Any) -> int:
         cur.execute("PRAGMA user_version")
         return int(cur.fetchone()[0])
 
-    def _set_schema_version(self, cur: Any, version: int) -> None:
+    def set_schema_version(self, cur: Any, version: int) -> None:
         cur.execute(f"PRAGMA user_version = {int(version)}")
-        super()._set_schema_version(cur, version)
+        super().set_schema_version(cur, version)
 
-    def _key_from_store(self, create: bool) -> KeyRing:
+    def key_from_store(self, create: bool) -> KeyRing:
         return key_from_file(self.key_path, create=create)
+
+
+class SQLiteRegistry(SQLRegistry):
+    """The registry in one SQLite file; the key file beside it unless the key is in the env."""
+
+    def __init__(self, url: str, migrations: Any = None) -> None:
+        self.path = sqlite_path(url)
+        self.key_path = self.path.with_name(self.path.name + ".key")
+        super().__init__(url, _connect(self.path), SQLiteBackend(self.key_path), migrations)
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
+                               timeout=BUSY_TIMEOUT_MS / 1000)
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        conn.execute("PRAGMA foreign_keys = ON")
+    except (OSError, sqlite3.Error) as exc:
+        raise RegistryError(f"cannot open the registry {path}: {exc}") from exc
+    if str(mode).lower() != "wal":
+        conn.close()
+        raise RegistryError(f"cannot put the registry {path} in WAL mode (got {mode})")
+    return conn

@@ -1,9 +1,8 @@
 """Terraform-shaped text: drift first, one block per account, the Plan line last."""
 from __future__ import annotations
 
-import click
-
 from ..plan import Plan, ResourceChange
+from .style import style
 from .values import change_text, show
 
 HEADLINES = {"create": "will be created", "update": "will be updated in-place",
@@ -18,10 +17,10 @@ class _Out:
         self.color, self.lines = color, []
 
     def sym(self, symbol: str) -> str:
-        return click.style(symbol, fg=COLORS[symbol], bold=True) if self.color else symbol
+        return style(symbol, fg=COLORS[symbol], bold=True) if self.color else symbol
 
     def bold(self, text: str) -> str:
-        return click.style(text, bold=True) if self.color else text
+        return style(text, bold=True) if self.color else text
 
     def add(self, text: str = "") -> None:
         self.lines.append(text)
@@ -52,7 +51,7 @@ def _resource(out: _Out, rc: ResourceChange) -> None:
             out.add(f"  # verify {server}: {result.get('summary') or result.get('code')}".rstrip())
     symbol = SYMBOLS[rc.action]
     pad = "" if symbol == "-/+" else "  "
-    out.add(f"{pad}{out.sym(symbol)} {rc.kind} \"{rc.name}\" {{")
+    out.add(f"{pad}{out.sym(symbol)} {rc.resource} \"{rc.name}\" {{")
     _fields(out, rc)
     out.add("    }")
     out.add("")
@@ -92,7 +91,7 @@ def render_human(plan: Plan, color: bool = False) -> str:
         _resource(out, rc)
     for guard in plan.guards:
         if guard.blocked:
-            label = click.style("Blocked", fg="red", bold=True) if color else "Blocked"
+            label = style("Blocked", fg="red", bold=True) if color else "Blocked"
             out.add(f"{label} by guard {guard.name}: {guard.detail}")
     if plan.blocked_guards:
         out.add("")

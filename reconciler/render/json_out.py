@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import json
 
-from ..plan import Plan
+from ..plan import Plan, Signer, to_file_dict
 
 
 def render_json(plan: Plan) -> str:
     return json.dumps(plan.to_dict(), indent=2, ensure_ascii=False) + "\n"
 
 
-def render_plan_file(plan: Plan) -> str:
-    """The saved plan: the same object plus the payload apply needs (no secret values)."""
-    return json.dumps(plan.to_dict(with_payload=True), indent=2, ensure_ascii=False) + "\n"
+def render_plan_file(plan: Plan, sign: Signer) -> str:
+    """The saved plan: the same object plus the payload apply needs (no secret values),
+    signed with the registry's key."""
+    return json.dumps(to_file_dict(plan, sign), indent=2, ensure_ascii=False) + "\n"

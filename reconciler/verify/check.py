@@ -6,6 +6,7 @@ import time
 from dataclasses import replace
 
 from . import imap, pop3, smtp
+from ..servers import ServerSettings, redact
 from . import results as r
 from .net import Attempt, ProbeFailure, classify
 
@@ -16,7 +17,7 @@ MIN_RETRY_TIME = 0.5  # a retry needs at least this much of the deadline left
 MAX_ATTEMPTS = 2
 
 
-def check(endpoint: r.Endpoint, timeout: float = 10.0, send_test_to: str | None = None,
+def check(endpoint: ServerSettings, timeout: float = 10.0, send_test_to: str | None = None,
           account_name: str | None = None, *, mode: str = "login",
           transcript: bool = False) -> r.CheckResult:
     """Check one server.  Never raises for server behaviour; never exceeds `timeout`
@@ -67,7 +68,7 @@ def _should_retry(failure: ProbeFailure, att: Attempt, number: int) -> bool:
     return failure.transient and number < MAX_ATTEMPTS and att.remaining() >= MIN_RETRY_TIME
 
 
-def _result(ep: r.Endpoint, att: Attempt, failure: ProbeFailure | None, extras: dict,
+def _result(ep: ServerSettings, att: Attempt, failure: ProbeFailure | None, extras: dict,
             elapsed: float, account_name: str | None, attempts: int) -> r.CheckResult:
     if failure is None:
         code, reply_code, reply_text, hint, reason = (
@@ -87,8 +88,6 @@ def _result(ep: r.Endpoint, att: Attempt, failure: ProbeFailure | None, extras: 
         message_id=extras.get("message_id"), attempts=attempts)
 
 
-def _redact(text: str | None, ep: r.Endpoint) -> str | None:
+def _redact(text: str | None, ep: ServerSettings) -> str | None:
     """A server echoing the password back must not put it into our output."""
-    if text and ep.password and len(ep.password) >= 3 and ep.password in text:
-        return text.replace(ep.password, "(sensitive)")
-    return text
+    return redact(text, ep.secret)

@@ -19,6 +19,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
+from ..servers import ServerSettings
 from . import results as r
 from .check import check
 
@@ -113,7 +114,7 @@ def candidates(kind: str, port: int, security: str,
     return sorted(ordered, key=lambda c: c[1] == "none")
 
 
-def debug(endpoint: r.Endpoint, timeout: float = 5.0, *, port_map: dict[int, int] | None = None,
+def debug(endpoint: ServerSettings, timeout: float = 5.0, *, port_map: dict[int, int] | None = None,
           stagger: float = STAGGER, max_logins: int = MAX_LOGINS,
           account_name: str | None = None) -> DebugReport:
     """Probe every candidate for `endpoint`, log in on the best, propose the winner."""
@@ -140,7 +141,7 @@ def debug(endpoint: r.Endpoint, timeout: float = 5.0, *, port_map: dict[int, int
                        rows=tuple(rows), proposal=proposal, login=login)
 
 
-def _probe_all(endpoint: r.Endpoint, cands: list[tuple[int, str]], timeout: float,
+def _probe_all(endpoint: ServerSettings, cands: list[tuple[int, str]], timeout: float,
                stagger: float, account_name: str | None) -> list[r.CheckResult]:
     def run(index: int, port: int, security: str) -> r.CheckResult:
         time.sleep(index * stagger)
@@ -152,8 +153,21 @@ def _probe_all(endpoint: r.Endpoint, cands: list[tuple[int, str]], timeout: floa
         return [f.result() for f in futures]
 
 
-def _login(endpoint: r.Endpoint, port: int, security: str, timeout: float,
+def _login(endpoint: ServerSettings, port: int, security: str, timeout: float,
            account_name: str | None) -> r.CheckResult:
     ep = replace(endpoint, port=port, security=security)
     mode = "envelope" if endpoint.kind == "smtp" else "login"
     return check(ep, timeout, account_name=account_name, mode=mode)
+
+
+def debug_servers(servers: dict[str, ServerSettings], timeout: float = 5.0, *,
+                  port_map: dict[int, int] | None = None,
+                  account_name: str | None = None) -> dict[str, DebugReport]:
+    """`debug` for each of an account's servers (role -> settings) at once."""
+    if not servers:
+        return {}
+    with ThreadPoolExecutor(max_workers=len(servers)) as pool:
+        futures = {role: pool.submit(debug, settings, timeout, port_map=port_map,
+                                     account_name=account_name)
+                   for role, settings in servers.items()}
+        return {role: future.result() for role, future in futures.items()}

@@ -1,9 +1,10 @@
-"""IMAP probe: greeting, CAPABILITY, STARTTLS, LOGIN / AUTHENTICATE PLAIN, SELECT."""
+"""IMAP probe: greeting, CAPABILITY, STARTTLS, AUTHENTICATE (or LOGIN), SELECT."""
 
 from __future__ import annotations
 
 import imaplib
 
+from ..servers import SaslError, ServerSettings, choose_mechanism, imap_authenticate
 from . import results as r
 from .net import Attempt, ProbeFailure
 
@@ -41,7 +42,7 @@ class _IMAPSSL(_Logged, imaplib.IMAP4_SSL):
         return self._att.open_socket(use_tls=True)
 
 
-def probe(ep: r.Endpoint, att: Attempt, mode: str, send_test_to: str | None,
+def probe(ep: ServerSettings, att: Attempt, mode: str, send_test_to: str | None,
           account_name: str | None) -> dict:
     att.stage = "connect"
     try:
@@ -101,29 +102,27 @@ def _starttls(client: imaplib.IMAP4, att: Attempt) -> None:
     att.reply(None, data[0] if data else typ)
 
 
-def _require_login(client: imaplib.IMAP4, ep: r.Endpoint, att: Attempt) -> None:
+def _require_login(client: imaplib.IMAP4, ep: ServerSettings, att: Attempt) -> None:
     att.stage = "auth"
     caps = client.capabilities
-    if "LOGINDISABLED" in caps and "AUTH=PLAIN" not in caps:
+    offered = [c[5:] for c in caps if c.upper().startswith("AUTH=")]
+    if "LOGINDISABLED" in caps and choose_mechanism(offered) is None:
         hint = None
         if ep.security == "none" and "STARTTLS" in caps:
             hint = "login offered only after STARTTLS: use security: starttls"
         raise ProbeFailure(r.AUTH_UNSUPPORTED, "the server disables LOGIN here", hint=hint)
 
 
-def _login(client: imaplib.IMAP4, ep: r.Endpoint, att: Attempt) -> None:
+def _login(client: imaplib.IMAP4, ep: ServerSettings, att: Attempt) -> None:
     att.stage = "auth"
-    user, password = ep.username or "", ep.password or ""
     try:
-        if "AUTH=PLAIN" in client.capabilities:
-            token = f"\0{user}\0{password}".encode("utf-8")
-            typ, data = client.authenticate("PLAIN", lambda _challenge: token)
-        else:
-            typ, data = client.login(user, password)
+        typ, data = imap_authenticate(client, ep)
     except imaplib.IMAP4.abort:
         raise
     except imaplib.IMAP4.error as exc:
         raise ProbeFailure(r.AUTH_FAILED, _error_text(exc)) from None
+    except SaslError as exc:
+        raise ProbeFailure(r.AUTH_UNSUPPORTED, str(exc)) from None
     att.reply(None, data[0] if data else typ)
 
 
@@ -133,7 +132,7 @@ def quote_mailbox(name: str) -> str:
     return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _select(client: imaplib.IMAP4, ep: r.Endpoint, att: Attempt) -> None:
+def _select(client: imaplib.IMAP4, ep: ServerSettings, att: Attempt) -> None:
     att.stage = "select"
     folder = ep.folder or "INBOX"
     typ, data = client.select(quote_mailbox(folder), readonly=True)

@@ -18,6 +18,7 @@ import ssl
 import threading
 import time
 
+from ..servers import ServerSettings, redact_auth_line  # noqa: F401  (re-exported)
 from . import results as r
 from . import tls
 
@@ -43,7 +44,7 @@ class ProbeFailure(Exception):
 class Attempt:
     """State of one try: deadline, stage reached, TLS details, sockets to kill."""
 
-    def __init__(self, endpoint: r.Endpoint, deadline: float, number: int = 1,
+    def __init__(self, endpoint: ServerSettings, deadline: float, number: int = 1,
                  transcript: list[str] | None = None):
         self.endpoint = endpoint
         self.transcript = transcript
@@ -211,27 +212,6 @@ class WatchedContext:
         ssock.do_handshake()
         self.att.record_tls(ssock)
         return ssock
-
-
-_AUTH_VERBS = ("AUTH", "AUTHENTICATE", "LOGIN", "PASS", "APOP")
-
-
-def redact_auth_line(line: str) -> str:
-    """Keep the command verb (and an IMAP tag / SASL mechanism), drop the rest."""
-    words = line.split()
-    keep: list[str] = []
-    for index, word in enumerate(words[:3]):
-        upper = word.upper()
-        if upper in _AUTH_VERBS:
-            keep = words[:index + 1]
-            if upper in ("AUTH", "AUTHENTICATE") and len(words) > index + 1:
-                keep.append(words[index + 1])  # the mechanism name
-            break
-        if upper in ("USER", "EHLO", "QUIT", "CAPABILITY", "CAPA", "STARTTLS", "STLS"):
-            return line
-    if len(keep) == len(words):
-        return line
-    return " ".join(keep + ["(redacted)"])
 
 
 def _shutdown(sock: socket.socket) -> None:

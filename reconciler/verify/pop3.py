@@ -1,9 +1,10 @@
-"""POP3 probe: greeting, CAPA, STLS, USER/PASS, STAT."""
+"""POP3 probe: greeting, CAPA, STLS, AUTH (RFC 5034) or USER/PASS, STAT."""
 
 from __future__ import annotations
 
 import poplib
 
+from ..servers import SaslError, ServerSettings, choose_mechanism, pop3_authenticate
 from . import results as r
 from .net import Attempt, ProbeFailure
 
@@ -41,7 +42,7 @@ class _POP3SSL(_Logged, poplib.POP3_SSL):
         return self._att.open_socket(use_tls=True)
 
 
-def probe(ep: r.Endpoint, att: Attempt, mode: str, send_test_to: str | None,
+def probe(ep: ServerSettings, att: Attempt, mode: str, send_test_to: str | None,
           account_name: str | None) -> dict:
     att.stage = "connect"
     try:
@@ -60,7 +61,7 @@ def probe(ep: r.Endpoint, att: Attempt, mode: str, send_test_to: str | None,
         if ep.authenticate:
             _require_user(ep, att, caps)
             if mode != "probe":
-                _login(client, ep, att)
+                _login(client, ep, att, caps)
                 att.stage = "stat"
                 count, size = client.stat()
                 att.reply(None, f"+OK {count} messages ({size} octets)")
@@ -105,24 +106,22 @@ def _stls(client: poplib.POP3, att: Attempt, caps: dict) -> dict:
     return _capa(client)
 
 
-def _require_user(ep: r.Endpoint, att: Attempt, caps: dict) -> None:
+def _require_user(ep: ServerSettings, att: Attempt, caps: dict) -> None:
     att.stage = "auth"
-    if caps and "USER" not in caps:
+    if caps and "USER" not in caps and choose_mechanism(caps.get("SASL") or ()) is None:
         hint = None
         if ep.security == "none" and "STLS" in caps:
             hint = "login offered only after STLS: use security: starttls"
-        raise ProbeFailure(r.AUTH_UNSUPPORTED, "the server does not offer USER/PASS here",
-                           hint=hint)
+        raise ProbeFailure(r.AUTH_UNSUPPORTED, "the server offers neither USER/PASS nor a "
+                           "SASL mechanism we speak here", hint=hint)
 
 
-def _login(client: poplib.POP3, ep: r.Endpoint, att: Attempt) -> None:
+def _login(client: poplib.POP3, ep: ServerSettings, att: Attempt, caps: dict) -> None:
     att.stage = "auth"
     try:
-        client.user(ep.username or "")
-    except poplib.error_proto as exc:
-        raise ProbeFailure(r.AUTH_UNSUPPORTED, _text(exc)) from None
-    try:
-        resp = client.pass_(ep.password or "")
+        resp = pop3_authenticate(client, ep, caps)
     except poplib.error_proto as exc:
         raise ProbeFailure(r.AUTH_FAILED, _text(exc)) from None
+    except SaslError as exc:
+        raise ProbeFailure(r.PROTOCOL_ERROR, str(exc)) from None
     att.reply(None, resp)

@@ -1,10 +1,12 @@
-"""The result taxonomy of a connectivity check (SPEC §6) and the endpoint it checks."""
+"""The result taxonomy of a connectivity check (SPEC §6); the endpoint it checks is
+``servers.ServerSettings`` (``Endpoint`` is its name here)."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 
-from ..trust import trust_file
+from ..servers import ServerSettings
 
 OK = "ok"
 DNS_ERROR = "dns_error"
@@ -32,42 +34,8 @@ CERT_EXPIRED = "expired"
 CERT_NOT_YET_VALID = "not yet valid"
 CERT_UNKNOWN_ISSUER = "unknown issuer"
 
-KINDS = ("smtp", "imap", "pop3")
-SECURITIES = ("none", "starttls", "ssl")
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """One server an account talks to, with everything needed to check it.
-
-    `password` is kept out of repr(); nothing in this package logs, prints or
-    raises it.  `ca_file` is an extra trust anchor (PEM); when None the
-    environment variable MAILFORM_CA_FILE is honoured.
-    """
-
-    kind: str  # smtp | imap | pop3
-    host: str
-    port: int
-    security: str = "starttls"  # none | starttls | ssl
-    authenticate: bool = True
-    username: str | None = None
-    password: str | None = field(default=None, repr=False, compare=False)
-    verify_certificate: bool = True
-    folder: str = "INBOX"  # imap only
-    ca_file: str | None = None
-    mail_from: str | None = None  # smtp: envelope sender (the account email)
-
-    def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise ValueError(f"kind must be one of {KINDS}, not {self.kind!r}")
-        if self.security not in SECURITIES:
-            raise ValueError(f"security must be one of {SECURITIES}, not {self.security!r}")
-
-    def trust_file(self) -> str | None:
-        return trust_file(self.ca_file)
-
-    def label(self) -> str:
-        return f"{self.kind} {self.host}:{self.port} ({self.security})"
+# The server a check talks to: an account's settings, as every other caller sees them.
+Endpoint = ServerSettings
 
 
 @dataclass(frozen=True)
@@ -110,6 +78,13 @@ class CheckResult:
         data["elapsed"] = round(self.elapsed, 3)
         data["ok"] = self.ok
         return data
+
+    def stamped(self) -> dict:
+        """The form stored as an account's status: to_dict() plus when, and a summary line."""
+        body = self.to_dict()
+        body["time"] = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        body["summary"] = self.summary()
+        return body
 
     def summary(self) -> str:
         """One line for humans: code, reply and hint."""

@@ -6,6 +6,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
+from ..servers import ServerSettings
 from . import results as r
 from .check import check
 
@@ -16,7 +17,7 @@ DEFAULT_CONCURRENCY = 16
 class CheckItem:
     """One check to run: the endpoint, the account it belongs to, its role."""
 
-    endpoint: r.Endpoint
+    endpoint: ServerSettings
     account: str | None = None
     send_test_to: str | None = None
     role: str = ""  # free label for callers, e.g. "smtp" or "inbox"
@@ -25,7 +26,7 @@ class CheckItem:
 Progress = Callable[[int, int, r.CheckResult], None]
 
 
-def run_checks(items: Iterable[CheckItem | r.Endpoint], concurrency: int = DEFAULT_CONCURRENCY,
+def run_checks(items: Iterable[CheckItem | ServerSettings], concurrency: int = DEFAULT_CONCURRENCY,
                timeout: float = 10.0, progress: Progress | None = None,
                transcript: bool = False) -> list[r.CheckResult]:
     """Check every item with at most `concurrency` checks in flight.

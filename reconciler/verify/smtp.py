@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import base64
 import smtplib
 import uuid
 from email.message import EmailMessage
 from email.utils import formatdate
 
+from ..servers import NoCommonMechanism, SaslError, ServerSettings, smtp_authenticate
 from . import results as r
 from .net import Attempt, ProbeFailure
-
-# Mechanisms we can speak, best first.  PLAIN and LOGIN are done by hand so
-# that non-ASCII passwords work (smtplib encodes them as ASCII).
-MECHANISMS = ("PLAIN", "LOGIN", "CRAM-MD5")
 
 
 class _Logged:
@@ -60,7 +56,7 @@ def _helo_name(sock) -> str:
     return f"[IPv6:{host}]" if ":" in host else f"[{host}]"
 
 
-def probe(ep: r.Endpoint, att: Attempt, mode: str, send_test_to: str | None,
+def probe(ep: ServerSettings, att: Attempt, mode: str, send_test_to: str | None,
           account_name: str | None) -> dict:
     """Run the SMTP dialogue; raises ProbeFailure; returns extras (message_id)."""
     client = _SMTPSSL(att) if ep.security == "ssl" else _SMTP(att)
@@ -92,7 +88,7 @@ def _quietly(fn) -> None:
         pass
 
 
-def _greet(client: smtplib.SMTP, ep: r.Endpoint, att: Attempt) -> None:
+def _greet(client: smtplib.SMTP, ep: ServerSettings, att: Attempt) -> None:
     att.stage = "connect"
     client._host = ep.host  # noqa: SLF001 - smtplib's STARTTLS checks the certificate against it
     code, msg = client.connect(ep.host, ep.port)
@@ -130,11 +126,7 @@ def _starttls(client: smtplib.SMTP, att: Attempt) -> None:
     _ehlo(client, att)
 
 
-def _offered_mechanisms(client: smtplib.SMTP) -> list[str]:
-    return client.esmtp_features.get("auth", "").upper().split()
-
-
-def _require_auth(client: smtplib.SMTP, ep: r.Endpoint, att: Attempt) -> None:
+def _require_auth(client: smtplib.SMTP, ep: ServerSettings, att: Attempt) -> None:
     att.stage = "auth"
     if client.has_extn("auth"):
         return
@@ -147,39 +139,20 @@ def _require_auth(client: smtplib.SMTP, ep: r.Endpoint, att: Attempt) -> None:
     raise ProbeFailure(r.AUTH_UNSUPPORTED, "the server does not offer AUTH", hint=hint)
 
 
-def _login(client: smtplib.SMTP, ep: r.Endpoint, att: Attempt) -> None:
+def _login(client: smtplib.SMTP, ep: ServerSettings, att: Attempt) -> None:
     att.stage = "auth"
-    offered = _offered_mechanisms(client)
-    usable = [m for m in MECHANISMS if m in offered]
-    if not usable:
-        raise ProbeFailure(r.AUTH_UNSUPPORTED,
-                           f"no supported AUTH mechanism (server offers {' '.join(offered)})")
-    user, password = ep.username or "", ep.password or ""
-    mech = usable[0]
-    if mech == "PLAIN":
-        token = _b64(f"\0{user}\0{password}")
-        code, msg = client.docmd("AUTH", f"PLAIN {token}")
-    elif mech == "LOGIN":
-        code, msg = client.docmd("AUTH", "LOGIN")
-        if code == 334:
-            code, msg = client.docmd(_b64(user))
-        if code == 334:
-            code, msg = client.docmd(_b64(password))
-    else:
-        try:
-            code, msg = client.login(user, password)
-        except smtplib.SMTPAuthenticationError as exc:
-            code, msg = exc.smtp_code, exc.smtp_error
+    try:
+        code, msg = smtp_authenticate(client, ep)
+    except NoCommonMechanism as exc:
+        raise ProbeFailure(r.AUTH_UNSUPPORTED, str(exc)) from None
+    except SaslError as exc:
+        raise ProbeFailure(r.PROTOCOL_ERROR, str(exc)) from None
     att.reply(code, msg)
     if code not in (235, 503):  # 503: already authenticated
         raise ProbeFailure(r.AUTH_FAILED, att.reply_text, reply_code=code)
 
 
-def _b64(text: str) -> str:
-    return base64.b64encode(text.encode("utf-8")).decode("ascii")
-
-
-def _envelope(client: smtplib.SMTP, ep: r.Endpoint, att: Attempt, rcpt: str) -> None:
+def _envelope(client: smtplib.SMTP, ep: ServerSettings, att: Attempt, rcpt: str) -> None:
     att.stage = "mail_from"
     sender = ep.mail_from or ep.username or ""
     code, msg = client.mail(sender)
@@ -201,7 +174,7 @@ def _envelope(client: smtplib.SMTP, ep: r.Endpoint, att: Attempt, rcpt: str) -> 
                            hint=_envelope_hint(att.reply_text, ep))
 
 
-def _envelope_hint(text: str | None, ep: r.Endpoint) -> str | None:
+def _envelope_hint(text: str | None, ep: ServerSettings) -> str | None:
     text = (text or "").lower()
     if "relay" in text and not ep.authenticate:
         return "the server does not relay for unauthenticated clients: set authenticate: true"
@@ -212,7 +185,7 @@ def _envelope_hint(text: str | None, ep: r.Endpoint) -> str | None:
     return None
 
 
-def _send_test(client: smtplib.SMTP, ep: r.Endpoint, att: Attempt, rcpt: str,
+def _send_test(client: smtplib.SMTP, ep: ServerSettings, att: Attempt, rcpt: str,
                account_name: str | None) -> str:
     _envelope(client, ep, att, rcpt)
     att.stage = "data"

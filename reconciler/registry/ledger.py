@@ -1,0 +1,167 @@
+"""The contact ledger: contacts, their bounces, and the scanner's processed messages.
+
+Emails are keys, stripped and lower-cased. ``upsert`` merges the new details
+into the old ones. A bounce is counted by the pure rule in ``policy`` (SPEC §6);
+this part only loads a contact's soft-bounce history, stores the outcome and
+remembers the last bounce. A bounce for an address that is not a contact invents
+nothing. A scanned message's bounces and the fact that it was processed are
+written in one transaction, so a scan that fails midway loses or repeats nothing.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable, Optional
+
+from ..policy import (DEFAULT_SOFT_BOUNCE_LIMIT, DEFAULT_SOFT_BOUNCE_WINDOW_DAYS, Bounce,
+                      SoftBounce, count_bounce)
+from .common import as_moment, dumps, iso, loads, utcnow
+from .store import SQLStore
+
+_CONTACT_COLUMNS = "email, details, status, soft_bounces, last_bounce, updated"
+_CHUNK = 500
+
+Outcome = tuple[Optional[str], Optional[str]]     # a contact's status (before, after)
+
+
+def normalise_email(email: str) -> str:
+    return email.strip().lower()
+
+
+class ContactLedger:
+    """Contacts (filled by ``contacts import`` and the inbox scanner) and processed messages."""
+
+    def __init__(self, store: SQLStore) -> None:
+        self._store = store
+
+    # -- contacts ----------------------------------------------------------------
+    def count(self) -> int:
+        return int(self._store.read("SELECT COUNT(*) FROM contacts")[0][0])
+
+    def all(self, status: Optional[str] = None) -> list[dict]:
+        sql, params = f"SELECT {_CONTACT_COLUMNS} FROM contacts", ()
+        if status is not None:
+            sql, params = sql + " WHERE status = ?", (status,)
+        return [_contact(r) for r in self._store.read(sql + " ORDER BY email", params)]
+
+    def get(self, email: str) -> Optional[dict]:
+        rows = self._store.read(f"SELECT {_CONTACT_COLUMNS} FROM contacts WHERE email = ?",
+                                (normalise_email(email),))
+        return _contact(rows[0]) if rows else None
+
+    def upsert(self, rows: Iterable[tuple[str, dict]]) -> tuple[int, int]:
+        """Insert new emails, merge details into known ones; (inserted, updated)."""
+        wanted: dict[str, dict] = {}
+        for email, details in rows:
+            key = normalise_email(email)
+            wanted[key] = {**wanted.get(key, {}), **(details or {})}
+        inserted = updated = 0
+        with self._store.write() as cur:
+            items = list(wanted.items())
+            for start in range(0, len(items), _CHUNK):
+                ins, upd = self._upsert_chunk(cur, items[start:start + _CHUNK])
+                inserted, updated = inserted + ins, updated + upd
+        return inserted, updated
+
+    def _upsert_chunk(self, cur: Any, items: list[tuple[str, dict]]) -> tuple[int, int]:
+        q, marks = self._store.q, ", ".join("?" for _ in items)
+        cur.execute(q(f"SELECT email, details FROM contacts WHERE email IN ({marks})"),
+                    tuple(email for email, _ in items))
+        existing = {email: loads(details) for email, details in cur.fetchall()}
+        now = iso(utcnow())
+        new = [(e, dumps(d), now) for e, d in items if e not in existing]
+        old = [(dumps({**existing[e], **d}), now, e) for e, d in items if e in existing]
+        if new:
+            cur.executemany(q("INSERT INTO contacts (email, details, status, soft_bounces, "
+                              "updated) VALUES (?, ?, 'active', '[]', ?)"), new)
+        if old:
+            cur.executemany(q("UPDATE contacts SET details = ?, updated = ? WHERE email = ?"),
+                            old)
+        return len(new), len(old)
+
+    # -- bounces -----------------------------------------------------------------
+    def record_bounce(self, email: str, kind: str, status: Optional[str], account: str,
+                      when: Any = None, soft_limit: int = DEFAULT_SOFT_BOUNCE_LIMIT,
+                      window_days: int = DEFAULT_SOFT_BOUNCE_WINDOW_DAYS) -> Optional[str]:
+        """Count one bounce against a contact; its status afterwards, None if unknown."""
+        bounce = Bounce(kind, as_moment(when), status, account)
+        with self._store.write() as cur:
+            return self._count(cur, email, bounce, soft_limit, window_days)[1]
+
+    def _count(self, cur: Any, email: str, bounce: Bounce, limit: int,
+               window_days: int) -> Outcome:
+        key = normalise_email(email)
+        cur.execute(self._store.q("SELECT status, soft_bounces FROM contacts WHERE email = ?"),
+                    (key,))
+        row = cur.fetchone()
+        if row is None:
+            return None, None
+        before = row[0]
+        outcome = count_bounce(_soft_bounces(row[1]), bounce, limit, window_days)
+        if not outcome.counts:
+            return before, before
+        after = "faulty" if outcome.faulty else before
+        last = {"time": iso(bounce.time), "kind": bounce.kind, "status": bounce.status,
+                "account": bounce.account}
+        cur.execute(self._store.q("UPDATE contacts SET status = ?, soft_bounces = ?, "
+                                  "last_bounce = ?, updated = ? WHERE email = ?"),
+                    (after, _dump_soft(outcome.soft_bounces), dumps(last), iso(utcnow()), key))
+        return before, after
+
+    def record_message(self, account: str, mailbox: str, uid: Any,
+                       recipients: Iterable[tuple[str, str, Optional[str]]],
+                       soft_limit: int = DEFAULT_SOFT_BOUNCE_LIMIT,
+                       window_days: int = DEFAULT_SOFT_BOUNCE_WINDOW_DAYS, when: Any = None
+                       ) -> list[Outcome]:
+        """One scanned message, atomically: its bounces counted and the message remembered.
+
+        Returns, per recipient (address, kind, status), the contact's (status before,
+        status after); (None, None) for an address that is not a contact.
+        """
+        moment = as_moment(when)
+        with self._store.write() as cur:
+            out = [self._count(cur, email, Bounce(kind, moment, status, account),
+                               soft_limit, window_days)
+                   for email, kind, status in recipients]
+            self.mark_processed(account, mailbox, [uid])
+        return out
+
+    # -- processed messages --------------------------------------------------------
+    def is_processed(self, account: str, mailbox: str, uid: Any) -> bool:
+        rows = self._store.read("SELECT 1 FROM processed_messages WHERE account = ? "
+                                "AND mailbox = ? AND uid = ?", (account, mailbox, str(uid)))
+        return bool(rows)
+
+    def processed_uids(self, account: str, mailbox: str) -> set[str]:
+        rows = self._store.read("SELECT uid FROM processed_messages WHERE account = ? "
+                                "AND mailbox = ?", (account, mailbox))
+        return {uid for (uid,) in rows}
+
+    def mark_processed(self, account: str, mailbox: str, uids: Iterable[Any]) -> None:
+        now = iso(utcnow())
+        params = [(account, mailbox, str(uid), now) for uid in uids]
+        if not params:
+            return
+        with self._store.write() as cur:
+            cur.executemany(self._store.q(
+                "INSERT INTO processed_messages (account, mailbox, uid, processed_at) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (account, mailbox, uid) DO NOTHING"), params)
+
+    def forget_account(self, cur: Any, account: str) -> None:
+        """A deleted account's processed messages go with it (inside the caller's transaction)."""
+        cur.execute(self._store.q("DELETE FROM processed_messages WHERE account = ?"),
+                    (account,))
+
+
+def _contact(row: tuple) -> dict:
+    email, details, status, soft, last, updated = row
+    return {"email": email, "details": loads(details), "status": status,
+            "soft_bounces": loads(soft), "last_bounce": loads(last), "updated": updated}
+
+
+def _soft_bounces(column: Any) -> list[SoftBounce]:
+    return [SoftBounce(as_moment(b["time"]), b.get("status"), b.get("account", ""))
+            for b in loads(column)]
+
+
+def _dump_soft(bounces: Iterable[SoftBounce]) -> str:
+    return dumps([{"time": iso(b.time), "status": b.status, "account": b.account}
+                  for b in bounces])

@@ -1,0 +1,183 @@
+"""Plan against a registry; apply a plan under the lock with approval, verification and
+progress passed in."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Callable, Iterable, Mapping, Optional, Protocol
+
+from ..apply import ApplyResult, actor, apply_plan, check_fresh, secrets_of_saved_plan
+from ..errors import MailformError
+from ..plan import Plan, Signer, from_file_dict
+from ..planner import PlanInput, build_plan
+from ..registry.base import Registry
+from .checks import Checks, failures
+from .inputs import Loaded, resolve_ref
+
+PLAN_SIGNING = "plan file"
+
+
+def make_plan(registry: Registry, loaded: Loaded, targets: Optional[Iterable[str]] = None
+              ) -> Plan:
+    """The plan from the manifests to this registry (read now, not cached)."""
+    desired, secrets = loaded.desired, loaded.secrets
+    actual = registry.accounts()
+    if targets:
+        unknown = sorted(set(targets) - set(desired.accounts) - set(actual))
+        if unknown:
+            raise MailformError("--target names no account in the manifests or the registry: "
+                                + ", ".join(unknown))
+    meta = registry.meta()
+    fps = {name: {path: registry.fingerprint(path, value) for path, value in values.items()}
+           for name, values in secrets.values.items()}
+    return build_plan(PlanInput(
+        accounts=desired.accounts, actual=actual, lineage=meta.lineage, serial=meta.serial,
+        manifest_digest=desired.digest, fingerprints=fps, secret_refs=secrets.refs,
+        contact_count=registry.contact_count(), targets=targets,
+        policy=desired.policy.spec.model_dump() if desired.policy else None,
+        actual_policy=registry.get_setting("bounce_policy")))
+
+
+def plan_signer(registry: Registry) -> Signer:
+    """Saved plans are signed with a key derived from the registry's own key."""
+    return lambda data: registry.sign(PLAN_SIGNING, data)
+
+
+def read_saved_plan(path: str, registry: Registry) -> Plan:
+    """A saved plan file, authenticated against this registry."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            body = json.load(handle)
+    except (OSError, ValueError) as exc:
+        raise MailformError(f"{path}: cannot read the plan file: {exc}") from None
+    return from_file_dict(body, plan_signer(registry), registry.meta().lineage)
+
+
+def annotate(plan: Plan, checks: Checks) -> None:
+    """`plan --verify`: results into each created/changed account's `verification`."""
+    for rc in plan.resource_changes:
+        if rc.name in checks and rc.is_account:
+            rc.verification = checks[rc.name]
+
+
+# --- apply ---------------------------------------------------------------------------
+
+class Status(StrEnum):
+    APPLIED = "applied"
+    NO_CHANGES = "no_changes"
+    BLOCKED = "blocked"                  # a safety guard, without force
+    NOT_APPROVABLE = "not_approvable"    # nobody can answer the prompt
+    VERIFY_FAILED = "verify_failed"
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True)
+class Event:
+    """Progress, for the caller to print: ``planned`` (plan), ``verify_skipped``,
+    ``verified`` (account, role, result), ``writing`` (serial, inside the transaction)."""
+
+    kind: str
+    plan: Optional[Plan] = None
+    account: str = ""
+    role: str = ""
+    result: Optional[dict] = None
+    serial: int = 0
+
+
+class Approval(Protocol):
+    def ready(self) -> bool:
+        """Whether anyone can approve at all (checked before any verification runs)."""
+
+    def confirm(self, plan: Plan) -> bool:
+        """Asked once the checks have passed; False cancels the apply."""
+
+
+class AutoApprove:
+    def ready(self) -> bool:
+        return True
+
+    def confirm(self, plan: Plan) -> bool:
+        return True
+
+
+Verify = Callable[[Plan, Mapping[str, Mapping[str, str]]], Checks]
+
+
+@dataclass
+class ApplyRequest:
+    """What to apply: the loaded manifests, or a saved plan file."""
+
+    loaded: Optional[Loaded] = None
+    plan_file: Optional[str] = None
+    targets: tuple[str, ...] = ()
+    force: bool = False
+    lock_timeout: float = 0.0
+    holder: str = field(default_factory=actor)
+
+
+@dataclass
+class ApplyOutcome:
+    status: Status
+    plan: Optional[Plan] = None
+    result: Optional[ApplyResult] = None
+    failures: list[str] = field(default_factory=list)
+
+
+def _ignore(event: Event) -> None:
+    pass
+
+
+def apply(registry: Registry, request: ApplyRequest, approval: Approval,
+          verify: Optional[Verify], on_event: Callable[[Event], None] = _ignore) -> ApplyOutcome:
+    """Plan (or check a saved plan) and apply it, all under the registry lock: guards,
+    approval, verification of every written account, then one transaction."""
+    saved = read_saved_plan(request.plan_file, registry) if request.plan_file else None
+    with registry.lock(holder=request.holder, timeout=request.lock_timeout) as held:
+        plan, secrets = _plan_under_lock(registry, request, saved)
+        on_event(Event("planned", plan=plan))
+        early = _before_checks(plan, request, approval)
+        if early is not None:
+            return early
+        statuses, failed = _verify(plan, secrets, verify, on_event)
+        if failed:
+            return ApplyOutcome(Status.VERIFY_FAILED, plan, failures=failed)
+        if not approval.confirm(plan):
+            return ApplyOutcome(Status.CANCELLED, plan)
+        result = apply_plan(registry, plan, secrets, who=request.holder, statuses=statuses,
+                            lock_id=held.id,
+                            before_commit=lambda serial: on_event(Event("writing", serial=serial)))
+    return ApplyOutcome(Status.APPLIED, plan, result)
+
+
+def _plan_under_lock(registry: Registry, request: ApplyRequest, saved: Optional[Plan]):
+    if saved is not None:
+        check_fresh(registry, saved)
+        return saved, secrets_of_saved_plan(saved, registry, resolve_ref)
+    assert request.loaded is not None
+    plan = make_plan(registry, request.loaded, request.targets)
+    return plan, request.loaded.secrets.values
+
+
+def _before_checks(plan: Plan, request: ApplyRequest, approval: Approval
+                   ) -> Optional[ApplyOutcome]:
+    if plan.blocked_guards and not request.force:
+        return ApplyOutcome(Status.BLOCKED, plan)
+    if not plan.has_changes:
+        return ApplyOutcome(Status.NO_CHANGES, plan)
+    if not approval.ready():
+        return ApplyOutcome(Status.NOT_APPROVABLE, plan)
+    return None
+
+
+def _verify(plan: Plan, secrets, verify: Optional[Verify], on_event
+            ) -> tuple[dict[str, dict], list[str]]:
+    """Statuses to store with the accounts, and the failed checks (none: go ahead)."""
+    if verify is None:
+        on_event(Event("verify_skipped", plan=plan))
+        return {}, []
+    checks = verify(plan, secrets)
+    for name, roles in sorted(checks.items()):
+        for role, result in sorted(roles.items()):
+            on_event(Event("verified", plan=plan, account=name, role=role, result=result))
+    return {name: {"verification": roles} for name, roles in checks.items()}, failures(checks)
