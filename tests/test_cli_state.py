@@ -138,6 +138,25 @@ def test_import_applied_back_plans_no_changes(cli, tmp_path):
     assert plan.code == 0 and "No changes" in plan.out, plan
 
 
+def test_import_keeps_the_bounce_policy(cli, tmp_path):
+    policy = {"apiVersion": "mailform/v1", "kind": "BouncePolicy", "metadata": {"name": "default"},
+              "spec": {"soft_bounce_limit": 5}}
+    cli.write_accounts(_accounts() + [policy])
+    assert cli.apply().code == 0
+    imported = cli.run("import")
+    docs = list(yaml.safe_load_all(imported.out))
+    (found,) = [d for d in docs if d["kind"] == "BouncePolicy"]
+    assert found["spec"] == {"soft_bounce_limit": 5, "soft_bounce_window_days": 30}
+    other = Cli(tmp_path / "imported", env={
+        "MAILFORM_REGISTRY": cli.url, "MAILFORM_ALICE_SMTP_PASSWORD": "pw-alice-1",
+        "MAILFORM_ALICE_INBOX_PASSWORD": "pw-alice-inbox",
+        "MAILFORM_SUPPORT_SMTP_PASSWORD": "pw-support-1",
+        "MAILFORM_SUPPORT_INBOX_PASSWORD": "pw-support-1"})
+    other.write("manifests/imported.yaml", imported.out)
+    plan = other.plan("--detailed-exitcode")
+    assert plan.code == 0 and "No changes" in plan.out, plan
+
+
 def test_ignored_password_is_kept_when_other_fields_change(cli):
     """ignore_changes: [smtp.password] — a changed secret in the manifest is not written,
     even when an update of another field rewrites the account."""

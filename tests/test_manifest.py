@@ -174,8 +174,12 @@ spec:
 """
 
 
+def load_desired(paths, var_files, var_pairs, environment):
+    from reconciler.workflow.inputs import Inputs, load_desired as load
+    return load(Inputs(paths, var_files, var_pairs, environment))
+
+
 def test_var_files_later_wins_and_var_wins_over_files(tmp_path):
-    from reconciler.cli.options import load_desired
     manifest = write(tmp_path / "m" / "a.yaml", TEMPLATE)
     first = write(tmp_path / "v1.yaml", "name: one\ntier: gold\n")
     second = write(tmp_path / "v2.yaml", "name: two\n")
@@ -188,7 +192,6 @@ def test_var_files_later_wins_and_var_wins_over_files(tmp_path):
 
 
 def test_bad_var_files_are_reported(tmp_path):
-    from reconciler.cli.options import load_desired
     manifest = write(tmp_path / "m" / "a.yaml", account())
     bad = write(tmp_path / "v.yaml", "- a list\n")
     broken = write(tmp_path / "w.yaml", "a: [1\n")

@@ -70,17 +70,20 @@ def plan(paths, var_files, var_pairs, environment, registry_url, fmt, out_file,
     """Show what apply would change in the registry."""
     loaded = _load(inputs_of(paths, var_files, var_pairs, environment))
     opener = _open_for_saving if out_file else open_registry
+    failed: list[str] = []
     with opener(registry_url) as registry:
         the_plan = run.make_plan(registry, loaded, targets)
         if run_verify:
-            run.annotate(the_plan, checks.check_plan(the_plan, loaded.secrets.values))
+            found = checks.check_plan(the_plan, loaded.secrets.values)
+            run.annotate(the_plan, found)
+            failed = checks.failures(found)
         saved = render_plan_file(the_plan, run.plan_signer(registry)) if out_file else None
     _print_plan(the_plan, fmt, no_color)
     if out_file:
         _save(out_file, saved, fmt)
     if the_plan.blocked_guards and not force:
         return GuardBlocked.exit_code
-    if run_verify and _failed_verification(the_plan):
+    if failed:
         return 1
     return EXIT_CHANGES if detailed_exitcode and the_plan.has_changes else 0
 
@@ -90,11 +93,6 @@ def _save(out_file: str, text: str, fmt: str) -> None:
         handle.write(text)
     if fmt == "human":
         click.echo(f"\nSaved the plan to {out_file}. To apply it: mailform apply {out_file}")
-
-
-def _failed_verification(the_plan: Plan) -> bool:
-    return any(result.get("code") != "ok" for rc in the_plan.resource_changes
-               for result in (rc.verification or {}).values())
 
 
 def _is_plan_file(paths) -> bool:
