@@ -9,8 +9,8 @@ import click
 
 from ..contacts import parse_contacts
 from ..errors import MailformError, NotFoundError
-from .options import format_option, registry_option
 from ..registry import open_registry
+from .options import format_option, registry_option
 
 
 @click.group()

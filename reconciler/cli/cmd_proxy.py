@@ -14,8 +14,8 @@ from ..proxy.ratelimit import (DEFAULT_BASE_DELAY, DEFAULT_MAX_DELAY, DEFAULT_MA
 from ..proxy.relay import DEFAULT_TIMEOUT
 from ..proxy.server import (DEFAULT_MAX_MESSAGE_SIZE, ConfigError, ProxyConfig, ProxyServer,
                             parse_listen, serve_until)
-from .options import registry_option
 from ..registry import open_registry
+from .options import registry_option
 
 
 @click.group()

@@ -7,8 +7,8 @@ import click
 
 from ..errors import NotFoundError
 from ..sender import sender_for
-from .options import format_option, registry_option
 from ..registry import open_registry
+from .options import format_option, registry_option
 
 
 @click.group()
