@@ -9,7 +9,7 @@ import sys
 import click
 
 from ..workflow import checks, run
-from ..workflow.inputs import Inputs, Loaded, load
+from ..workflow.inputs import Inputs, Loaded, load_desired, resolve_all
 from ..errors import GuardBlocked, MailformError
 from ..plan import Plan
 from ..registry import open_registry
@@ -36,12 +36,12 @@ def _print_plan(plan: Plan, fmt: str, no_color: bool) -> None:
 
 
 def _load(inputs: Inputs) -> Loaded:
-    loaded = load(inputs)
+    desired = load_desired(inputs)
     # The manifests live as long as this command: keep the cyclic collector from
-    # walking them again and again while the registry rows and the plan are built.
+    # walking them again and again while secrets, registry rows and the plan are built.
     gc.freeze()
-    print_problems([], loaded.desired.warnings)
-    return loaded
+    print_problems([], desired.warnings)
+    return Loaded(desired, resolve_all(desired.accounts.values()))
 
 
 def _open_for_saving(registry_url: str):
@@ -62,11 +62,15 @@ def _open_for_saving(registry_url: str):
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes.")
 @click.option("--verify", "run_verify", is_flag=True,
               help="Check connectivity of created and changed accounts.")
+@click.option("--verify-allow-host", "allow_hosts", multiple=True, metavar="PATTERN",
+              help="With --verify: also log in to hosts matching PATTERN (shell pattern, "
+                   "repeatable; env MAILFORM_VERIFY_ALLOW_HOSTS). Otherwise credentials go "
+                   "only to servers an account has applied.")
 @target_option
 @click.option("--force", is_flag=True, help="Report safety guards without failing on them.")
 @no_color_option
 def plan(paths, var_files, var_pairs, environment, registry_url, fmt, out_file,
-         detailed_exitcode, run_verify, targets, force, no_color):
+         detailed_exitcode, run_verify, allow_hosts, targets, force, no_color):
     """Show what apply would change in the registry."""
     loaded = _load(inputs_of(paths, var_files, var_pairs, environment))
     opener = _open_for_saving if out_file else open_registry
@@ -74,9 +78,7 @@ def plan(paths, var_files, var_pairs, environment, registry_url, fmt, out_file,
     with opener(registry_url) as registry:
         the_plan = run.make_plan(registry, loaded, targets)
         if run_verify:
-            found = checks.check_plan(the_plan, loaded.secrets.values)
-            run.annotate(the_plan, found)
-            failed = checks.failures(found)
+            failed = run.verify_plan(registry, the_plan, loaded.secrets.values, allow_hosts)
         saved = render_plan_file(the_plan, run.plan_signer(registry)) if out_file else None
     _print_plan(the_plan, fmt, no_color)
     if out_file:

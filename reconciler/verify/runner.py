@@ -21,6 +21,7 @@ class CheckItem:
     account: str | None = None
     send_test_to: str | None = None
     role: str = ""  # free label for callers, e.g. "smtp" or "inbox"
+    mode: str = "login"  # check.MODES: "probe" sends no credentials
 
 
 Progress = Callable[[int, int, r.CheckResult], None]
@@ -53,7 +54,7 @@ def run_checks(items: Iterable[CheckItem | ServerSettings], concurrency: int = D
 def _one(item: CheckItem, timeout: float, transcript: bool) -> r.CheckResult:
     try:
         return check(item.endpoint, timeout, item.send_test_to, item.account,
-                     transcript=transcript)
+                     mode=item.mode, transcript=transcript)
     except Exception as exc:  # noqa: BLE001 - one broken check must not sink the run
         ep = item.endpoint
         return r.CheckResult(code=r.PROTOCOL_ERROR, stage="internal", kind=ep.kind, host=ep.host,

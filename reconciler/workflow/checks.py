@@ -1,43 +1,64 @@
 """Connectivity checks as plan, apply and verify use them, and where their results go."""
 from __future__ import annotations
 
-from typing import Iterable, Mapping
+from typing import TYPE_CHECKING, Iterable, Mapping, Optional
 
 from ..diff import record_of
 from ..model import EmailAccount
 from ..plan import AccountPayload, Plan
 from ..registry.base import Registry
-from ..servers import servers_of
-from ..verify.results import CheckResult
-from ..verify.runner import DEFAULT_CONCURRENCY, CheckItem, run_checks
+
+if TYPE_CHECKING:        # the probes are imported when a check runs, not by every plan
+    from ..verify.results import CheckResult
+    from ..verify.runner import CheckItem
+    from .destinations import Destinations
 
 DEFAULT_TIMEOUT = 10.0
 Checks = dict[str, dict[str, dict]]          # account -> role -> stamped result
 
 
-def _items(plan: Plan, values: Mapping[str, Mapping[str, str]]) -> list[CheckItem]:
+def _items(plan: Plan, values: Mapping[str, Mapping[str, str]],
+           destinations: Optional["Destinations"]) -> list["CheckItem"]:
+    from ..servers import servers_of
+    from ..verify.runner import CheckItem
     items = []
     for rc in plan.accounts_to_write():
         assert isinstance(rc.payload, AccountPayload)
         servers = servers_of(rc.payload.record, values.get(rc.name, {}))
-        items += [CheckItem(settings, account=rc.name, role=role)
-                  for role, settings in servers.items()]
+        for role, settings in servers.items():
+            trusted = destinations is None or destinations.may_log_in(rc.name, role, settings)
+            items.append(CheckItem(settings, account=rc.name, role=role,
+                                   mode="login" if trusted else "probe"))
     return items
 
 
-def by_account(items: Iterable[CheckItem], results: Iterable[CheckResult]) -> Checks:
+def by_account(items: Iterable["CheckItem"], results: Iterable["CheckResult"]) -> Checks:
+    """Results as stored and shown: per account and role, stamped, with whether the
+    account's credentials were sent (False: a connectivity-only check)."""
     out: Checks = {}
     for item, result in zip(items, results):
-        out.setdefault(item.account or "", {})[item.role] = result.stamped()
+        stamped = dict(result.stamped(), credentials_sent=item.mode != "probe")
+        if item.mode == "probe":
+            stamped["summary"] += " (connectivity only: no login)"
+        out.setdefault(item.account or "", {})[item.role] = stamped
     return out
 
 
 def check_plan(plan: Plan, values: Mapping[str, Mapping[str, str]],
-               timeout: float = DEFAULT_TIMEOUT) -> Checks:
+               timeout: float = DEFAULT_TIMEOUT,
+               destinations: Optional["Destinations"] = None) -> Checks:
     """Check every created, updated or replaced account's servers, as the plan will
-    write them: name -> role -> result dict."""
-    items = _items(plan, values)
+    write them: name -> role -> result dict. With ``destinations`` (plan --verify),
+    credentials go only where they may; other servers get a connectivity-only check."""
+    from ..verify.runner import DEFAULT_CONCURRENCY, run_checks
+    items = _items(plan, values, destinations)
     return by_account(items, run_checks(items, DEFAULT_CONCURRENCY, timeout))
+
+
+def probed_only(roles: Mapping[str, dict]) -> list[str]:
+    """The roles of one account checked without logging in."""
+    return sorted(role for role, result in roles.items()
+                  if not result.get("credentials_sent", True))
 
 
 def failures(checks: Checks) -> list[str]:

@@ -8,14 +8,18 @@ from enum import StrEnum
 from typing import Callable, Iterable, Mapping, Optional, Protocol
 
 from ..apply import ApplyResult, actor, apply_plan, check_fresh, secrets_of_saved_plan
-from ..errors import MailformError
+from ..errors import MailformError, StalePlanError
 from ..plan import Plan, Signer, from_file_dict
 from ..planner import PlanInput, build_plan
 from ..registry.base import Registry
-from .checks import Checks, failures
+from .checks import Checks, check_plan, failures, probed_only
+from .destinations import Destinations, allowed_hosts
 from .inputs import Loaded, resolve_ref
 
 PLAN_SIGNING = "plan file"
+PROBED_NOTE = ("verified without logging in ({roles}): credentials go only to servers this "
+               "account has applied, or to hosts allowed with --verify-allow-host / "
+               "MAILFORM_VERIFY_ALLOW_HOSTS; `apply` checks the login")
 
 
 def make_plan(registry: Registry, loaded: Loaded, targets: Optional[Iterable[str]] = None
@@ -51,14 +55,43 @@ def read_saved_plan(path: str, registry: Registry) -> Plan:
             body = json.load(handle)
     except (OSError, ValueError) as exc:
         raise MailformError(f"{path}: cannot read the plan file: {exc}") from None
-    return from_file_dict(body, plan_signer(registry), registry.meta().lineage)
+    lineage = registry.meta().lineage
+    if _made_before_rekey(body, lineage, registry.rekeyed_serial()):
+        raise StalePlanError("the registry was re-keyed since this plan was made; "
+                             "run plan again")
+    return from_file_dict(body, plan_signer(registry), lineage)
+
+
+def _made_before_rekey(body: object, lineage: str, rekeyed_serial: int) -> bool:
+    """A plan for this registry from before its last re-key: signed with the old key,
+    so its signature cannot match — stale, and said so (refused either way)."""
+    made = body.get("registry") if isinstance(body, dict) else None
+    if not isinstance(made, dict) or made.get("lineage") != lineage:
+        return False
+    serial = made.get("serial")
+    return isinstance(serial, int) and serial < rekeyed_serial
 
 
 def annotate(plan: Plan, checks: Checks) -> None:
-    """`plan --verify`: results into each created/changed account's `verification`."""
+    """`plan --verify`: results into each created/changed account's `verification`, and
+    a note on each account whose credentials were not sent."""
     for rc in plan.resource_changes:
         if rc.name in checks and rc.is_account:
             rc.verification = checks[rc.name]
+            probed = probed_only(rc.verification)
+            if probed:
+                rc.notes.append(PROBED_NOTE.format(roles=" and ".join(probed)))
+
+
+def verify_plan(registry: Registry, plan: Plan, secrets: Mapping[str, Mapping[str, str]],
+                allow_hosts: Iterable[str] = ()) -> list[str]:
+    """`plan --verify` on manifests nobody has reviewed: credentials only to the servers
+    each account has applied, or to the runner's allowed hosts (see destinations.py);
+    results and notes into the plan. Returns the failed checks."""
+    destinations = Destinations.from_registry(registry.accounts(), allowed_hosts(allow_hosts))
+    found = check_plan(plan, secrets, destinations=destinations)
+    annotate(plan, found)
+    return failures(found)
 
 
 # --- apply ---------------------------------------------------------------------------

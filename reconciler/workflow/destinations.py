@@ -1,0 +1,62 @@
+"""Where `plan --verify` may send an account's credentials.
+
+`plan --verify` runs on manifests nobody has reviewed yet (CI on a pull request).
+A manifest can point an account at any host, so its credentials go only where
+they already went: to the servers this same account has applied in the registry
+(same role, host and port), or to hosts the runner allows — `--verify-allow-host
+PATTERN` or MAILFORM_VERIFY_ALLOW_HOSTS (comma-separated shell patterns), never a
+file in the repository. Every other server gets a connectivity-only check
+(connect, TLS, certificate, greeting, capabilities; no AUTH). `apply` runs on
+reviewed manifests and logs in everywhere.
+"""
+from __future__ import annotations
+
+import fnmatch
+import os
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Iterable, Mapping, Optional
+
+from ..registry.base import StoredAccount
+
+if TYPE_CHECKING:
+    from ..servers import ServerSettings
+
+ALLOW_ENV = "MAILFORM_VERIFY_ALLOW_HOSTS"
+Address = tuple[str, int]
+
+
+def _address(section: Optional[Mapping]) -> Optional[Address]:
+    if not section or "host" not in section or "port" not in section:
+        return None
+    return str(section["host"]).rstrip(".").lower(), int(section["port"])
+
+
+@dataclass(frozen=True)
+class Destinations:
+    """Per account and role, the server its credentials were applied for; and the
+    runner's allowed host patterns."""
+
+    applied: Mapping[str, Mapping[str, Address]] = field(default_factory=dict)
+    allow: tuple[str, ...] = ()
+
+    @classmethod
+    def from_registry(cls, stored: Mapping[str, StoredAccount], allow: Iterable[str] = ()
+                      ) -> "Destinations":
+        from ..servers import ROLES      # imported when a check runs, not by every plan
+        applied = {name: {role: address for role in ROLES
+                          for address in [_address(account.applied.get(role))] if address}
+                   for name, account in stored.items()}
+        return cls(applied, tuple(p.lower() for p in allow if p))
+
+    def may_log_in(self, account: str, role: str, settings: "ServerSettings") -> bool:
+        host = settings.host.rstrip(".").lower()
+        if self.applied.get(account, {}).get(role) == (host, settings.port):
+            return True
+        return any(fnmatch.fnmatchcase(host, pattern) for pattern in self.allow)
+
+
+def allowed_hosts(patterns: Iterable[str], environ: Mapping[str, str] = os.environ
+                  ) -> tuple[str, ...]:
+    """The runner's patterns: the options, plus MAILFORM_VERIFY_ALLOW_HOSTS."""
+    from_env = [p.strip() for p in environ.get(ALLOW_ENV, "").split(",")]
+    return tuple(p for p in [*patterns, *from_env] if p)
