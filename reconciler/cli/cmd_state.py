@@ -9,6 +9,7 @@ import yaml
 from ..apply import actor
 from ..errors import NotFoundError
 from ..diff import flatten
+from .cmd_plan import _lock_timeout_option
 from .options import format_option, registry_option
 from ..registry import open_registry, registry_exists
 
@@ -78,7 +79,7 @@ def state_show(name, registry_url, fmt):
 
 @click.group("registry")
 def registry_group():
-    """Create a registry; out-of-band edits, as an operator would make them by hand."""
+    """Create a registry, rotate its key; out-of-band edits, as an operator would make them."""
 
 
 @registry_group.command("init")
@@ -87,10 +88,37 @@ def registry_init(registry_url):
     """Create an empty registry and its key (an existing one is left as it is)."""
     existed = registry_exists(registry_url)
     with open_registry(registry_url) as registry:
-        meta, source = registry.meta(), registry.key_source()
+        meta, source, shown = registry.meta(), registry.key_source(), registry.url
     verb = "already exists" if existed else "created"
-    click.echo(f"Registry {registry_url} {verb} (lineage {meta.lineage}, serial {meta.serial}); "
+    click.echo(f"Registry {shown} {verb} (lineage {meta.lineage}, serial {meta.serial}); "
                f"its key: {source}. Back up the registry together with its key.")
+    return 0
+
+
+@registry_group.command("rekey")
+@registry_option
+@click.option("--new-key-env", metavar="NAME",
+              help="Variable holding the new key (urlsafe base64 of 32 bytes). Required when "
+                   "the key comes from MAILFORM_MASTER_KEY (always for PostgreSQL); with a "
+                   "key file, a new key is generated unless this is given.")
+@_lock_timeout_option
+def registry_rekey(registry_url, new_key_env, lock_timeout):
+    """Re-encrypt every secret and re-key every fingerprint under a new master key."""
+    if not registry_exists(registry_url):
+        raise NotFoundError("the registry does not exist yet: there is nothing to re-key")
+    with open_registry(registry_url) as registry:
+        done = registry.rekey(new_key_env, holder=actor(), timeout=lock_timeout)
+        shown = registry.url            # a password in a PostgreSQL URL is never printed
+    click.echo(f"Registry {shown} re-keyed: {done.accounts} account(s) re-encrypted "
+               f"(serial {done.serial}). Saved plans made before it are stale: run plan again.")
+    if done.env_name:
+        click.echo(f"Now set MAILFORM_MASTER_KEY to the value of {done.env_name} wherever this "
+                   "registry is used: the old key no longer opens it.")
+    elif not done.key_installed:
+        click.echo(f"The new key is in {done.key_source}.new; the next open moves it into place.")
+    else:
+        click.echo(f"The new key is in the {done.key_source}: back it up with the registry now.")
+    click.echo("Restart long-running mailform processes (proxy, reconcile) so they use it.")
     return 0
 
 
@@ -147,10 +175,16 @@ def history(registry_url, fmt):
     if not entries:
         click.echo("No applies yet.")
     for entry in entries:
-        counts = entry.get("counts") or {}
         click.echo(f"serial {entry.get('serial')}  {entry.get('time')}  {entry.get('actor')}  "
-                   f"+{counts.get('add', 0)} ~{counts.get('change', 0)} -{counts.get('destroy', 0)}")
+                   f"{_what(entry)}")
     return 0
+
+
+def _what(entry: dict) -> str:
+    if entry.get("action") == "rekey":
+        return f"key rotated ({entry.get('accounts', 0)} account(s) re-encrypted)"
+    counts = entry.get("counts") or {}
+    return f"+{counts.get('add', 0)} ~{counts.get('change', 0)} -{counts.get('destroy', 0)}"
 
 
 @click.command("force-unlock")

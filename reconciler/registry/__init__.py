@@ -6,15 +6,19 @@
   the embedded SQLite registry (folder created on first use, key file
   ``<db>.key`` beside it unless ``MAILFORM_MASTER_KEY`` is set);
 * ``postgresql://…`` / ``postgres://…``: PostgreSQL (needs ``MAILFORM_MASTER_KEY``).
+
+``registry.rekey(...)`` moves a registry to a new master key (``rekey``,
+``rotation``, ``keyfile``); a SQLite file that cannot be written is opened
+read-only (``sqlfile``).
 """
 from __future__ import annotations
 
 from ..errors import LockedError, NotFoundError, RegistryError, WrongKeyError
-from .base import (AccountWrite, LockInfo, Registry, RegistryMeta, StoredAccount,
+from .base import (AccountWrite, LockInfo, Registry, RegistryMeta, Rekeyed, StoredAccount,
                    Transaction)
 
 __all__ = ["open_registry", "registry_exists", "AccountWrite", "LockInfo", "Registry", "RegistryMeta",
-           "StoredAccount", "Transaction", "RegistryError", "WrongKeyError",
+           "Rekeyed", "StoredAccount", "Transaction", "RegistryError", "WrongKeyError",
            "LockedError", "NotFoundError"]
 
 

@@ -47,6 +47,17 @@ class LockInfo:
                 "started": self.started, "expires": self.expires}
 
 
+@dataclass(frozen=True)
+class Rekeyed:
+    """What ``registry rekey`` did (no key in it)."""
+
+    serial: int
+    accounts: int
+    key_source: str       # where the new key is: MAILFORM_MASTER_KEY or the key file
+    env_name: str = ""    # set when the operator must switch MAILFORM_MASTER_KEY to it
+    key_installed: bool = True   # False: the new key waits in <key>.new (moved on next open)
+
+
 @dataclass
 class AccountWrite:
     """One account as apply writes it: spec becomes both live and applied."""
@@ -85,6 +96,12 @@ class Registry(Protocol):
         """Keyed HMAC of ``data`` with the registry's key (saved plan files)."""
     def key_source(self) -> str:
         """Where the master key came from (the environment or a key file)."""
+    def rekey(self, new_key_env: Optional[str], holder: str, timeout: float = 0) -> Rekeyed:
+        """Re-encrypt every secret and re-key every fingerprint under a new master key
+        (from variable ``new_key_env``, or generated for a key file), under the lock, in
+        one transaction; bumps serial."""
+    def rekeyed_serial(self) -> int:
+        """The serial of the last re-key, 0 if never (older saved plans are stale)."""
 
     def lock(self, holder: str, lease_seconds: float = 300,
              timeout: float = 0) -> ContextManager[LockInfo]:

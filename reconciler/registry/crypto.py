@@ -2,7 +2,7 @@
 
 The master key is 32 random bytes, written as urlsafe base64. It comes from
 ``MAILFORM_MASTER_KEY`` when set, else from a key file beside a SQLite registry
-(``<db>.key``), created with mode 0600 on first use. HKDF derives independent
+(``<db>.key``, see ``keyfile``), created with mode 0600 on first use. HKDF derives independent
 subkeys from it: one encrypts secrets, one keys the fingerprints (HMAC-SHA256),
 one produces the key check value stored in the registry so that a wrong key is
 caught when the registry is opened, not when a secret is first decrypted.
@@ -17,9 +17,8 @@ import hashlib
 import hmac
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
-from pathlib import Path
 from typing import Optional
 
 from cryptography.exceptions import InvalidTag
@@ -75,9 +74,9 @@ def _derive(master: bytes, purpose: str) -> bytes:
 class KeyRing:
     """Subkeys derived from one master key, and where that key came from."""
 
-    enc_key: bytes
-    fp_key: bytes
-    check_key: bytes
+    enc_key: bytes = field(repr=False)      # kept out of repr(), so out of logs
+    fp_key: bytes = field(repr=False)
+    check_key: bytes = field(repr=False)
     source: str          # "MAILFORM_MASTER_KEY" or "key file /path/to/registry.db.key"
 
     @classmethod
@@ -105,14 +104,25 @@ class KeyRing:
         msg = purpose.encode("utf-8") + b"\0" + data
         return "hmac-sha256:" + hmac.new(self._sign_key, msg, hashlib.sha256).hexdigest()
 
+    def carry(self, path: str, old_fingerprint: str) -> str:
+        """A fingerprint re-keyed without its value (an applied secret that the registry
+        no longer holds): stable, equal only to itself, never to a value's fingerprint
+        (the message starts with a label no secret path has)."""
+        msg = f"rekeyed\0{path}\0{old_fingerprint}".encode("utf-8")
+        return "hmac-sha256:" + hmac.new(self.fp_key, msg, hashlib.sha256).hexdigest()
+
     def check_value(self) -> str:
         return "hmac-sha256:" + hmac.new(self.check_key, _CHECK_MESSAGE, hashlib.sha256).hexdigest()
 
-    def verify(self, stored_check: str, where: str) -> None:
-        if not hmac.compare_digest(stored_check, self.check_value()):
+    def matches(self, stored_check: str) -> bool:
+        return hmac.compare_digest(stored_check, self.check_value())
+
+    def verify(self, stored_check: str, where: str, hint: str = "") -> None:
+        if not self.matches(stored_check):
             raise WrongKeyError(
                 f"the registry {where} was encrypted with a different key ({self.source}); "
-                f"use the key it was created with (MAILFORM_MASTER_KEY or its key file)")
+                f"use the key it was created with (MAILFORM_MASTER_KEY or its key file)"
+                + hint)
 
     def encrypt(self, secrets: dict[str, str], name: str) -> Optional[bytes]:
         """One blob per account: version byte, random 96-bit nonce, AES-GCM ciphertext."""
@@ -143,42 +153,3 @@ def key_from_env() -> Optional[KeyRing]:
     if text is None or not text.strip():
         return None
     return KeyRing.from_master(decode_key(text, ENV_VAR), ENV_VAR)
-
-
-def key_from_file(path: Path, create: bool) -> KeyRing:
-    """Read the key file; create it (mode 0600, atomically) when allowed and absent."""
-    source = f"key file {path}"
-    if not path.exists():
-        if not create:
-            raise MissingKeyError(
-                f"the registry holds encrypted data but its {source} is missing; "
-                f"restore that file or set {ENV_VAR} to the key it was created with")
-        _create_key_file(path)
-    try:
-        text = path.read_text(encoding="ascii")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RegistryError(f"cannot read the {source}: {exc.__class__.__name__}") from None
-    return KeyRing.from_master(decode_key(text, source), source)
-
-
-def _create_key_file(path: Path) -> None:
-    """Write a new key to a private temp file, then link it into place.
-
-    ``os.link`` fails when the target exists, so two processes creating the key at
-    once end up sharing the first one, and nobody ever reads a half-written file.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        os.write(fd, (generate_key() + "\n").encode("ascii"))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    try:
-        os.link(tmp, path)
-    except FileExistsError:
-        pass
-    finally:
-        os.unlink(tmp)

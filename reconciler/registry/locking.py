@@ -13,7 +13,8 @@ free to take when:
 Otherwise the caller polls until ``timeout`` seconds have passed, then gets
 ``LockedError`` with the holder's details. The lock is released on every exit
 path of the ``with`` block, and only if it is still ours (an expired lease taken
-over by someone else is theirs now).
+over by someone else is theirs now); when the block failed, a failing release
+never hides the block's error.
 """
 from __future__ import annotations
 
@@ -23,9 +24,9 @@ import time
 import uuid
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Iterator, Optional
+from typing import Any, Iterator, Optional
 
-from ..errors import LockedError, NotFoundError
+from ..errors import LockedError, MailformError, NotFoundError, RegistryError
 from .base import LockInfo
 from .common import iso, later, parse_iso, pid_alive, utcnow
 from .store import SQLStore
@@ -59,8 +60,31 @@ class WriteLock:
         info = self._acquire(holder, lease_seconds, timeout)
         try:
             yield info
-        finally:
+        except BaseException as exc:
+            self._release_after(exc, info)
+            raise
+        self._release(info.id)
+
+    def _release_after(self, exc: BaseException, info: LockInfo) -> None:
+        """Release after the block failed, without hiding why it failed: a release that
+        fails too (the database is gone) adds how the lock ends to the first error."""
+        try:
             self._release(info.id)
+        except RegistryError:
+            if isinstance(exc, MailformError) and len(exc.args) == 1:
+                exc.args = (f"{exc.args[0]}; the registry lock {info.id} stays until its lease "
+                            f"ends ({info.expires}) or `mailform force-unlock {info.id}`",)
+
+    def check_held(self, cur: Any, lock_id: str) -> None:
+        """Inside a transaction: the lock is still ``lock_id`` (a lease that ran out may
+        have been taken over), else nothing may be written."""
+        cur.execute(f"SELECT {_LOCK_COLUMNS} FROM lock")
+        row = cur.fetchone()
+        if row is None or row[0] != lock_id:
+            if row is not None:
+                raise LockedError(_info(row).as_dict())
+            raise RegistryError("the registry lock's lease ran out before writing; nothing "
+                                "was written — run the command again")
 
     def _acquire(self, holder: str, lease_seconds: float, timeout: float) -> LockInfo:
         deadline = time.monotonic() + max(timeout, 0)

@@ -3,7 +3,9 @@
 The first open of a database creates the tables, a lineage (a random id that
 tells registries apart), serial 0 and a key check value, all in one
 transaction. Later opens of an up-to-date database only read, so that opening
-never waits behind an apply in progress.
+never waits behind an apply in progress (and works on a read-only file). The
+key is checked against the registry's key check value; a key file rotation
+that committed but did not finish is completed here (``keyfile``).
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from typing import Any, Sequence
 from . import schema
 from .common import iso, utcnow
 from .crypto import KeyRing, key_from_env
+from .rekey import REKEYED_SERIAL
 from .store import SQLStore
 
 
@@ -54,9 +57,19 @@ def _open_read_only(store: SQLStore, migrations: Sequence[schema.Migration]) -> 
 
 
 def _existing_key(store: SQLStore, meta: dict) -> KeyRing:
-    keys = key_from_env() or store.backend.key_from_store(create=False)
-    keys.verify(meta.get("key_check", ""), store.url)
+    check = meta.get("key_check", "")
+    keys = key_from_env() or store.backend.key_from_store(create=False, check=check)
+    keys.verify(check, store.url, _rekey_hint(meta))
     return keys
+
+
+def _rekey_hint(meta: dict) -> str:
+    """After a re-key, a wrong key is most likely the one it replaced: say so."""
+    serial = meta.get(REKEYED_SERIAL)
+    if not serial:
+        return ""
+    return (f"; the registry's key was changed by `mailform registry rekey` at serial {serial}: "
+            "use the new key")
 
 
 def _init_meta(store: SQLStore, cur: Any) -> KeyRing:

@@ -12,11 +12,15 @@ holds ``LOCK TABLE lock IN EXCLUSIVE MODE`` for its check-and-insert, and a
 first open (migrations) holds a transaction-scoped advisory lock, so concurrent
 first opens do not race to create the tables.
 
+A connection the server ends (``pg_terminate_backend``, a restart) fails the
+transaction it was in — rolled back by the server — with a registry error;
+the next use outside a transaction connects again (see ``store``).
+
 ``url`` (shown in messages) has any password replaced by ``***``.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ..errors import RegistryError
@@ -73,9 +77,23 @@ class PostgresBackend(Backend):
     def lock_table(self, cur: Any, table: str) -> None:
         cur.execute(f"LOCK TABLE {table} IN EXCLUSIVE MODE")
 
-    def key_from_store(self, create: bool) -> KeyRing:
+    def __init__(self, reconnect: Callable[[], Any]) -> None:
+        self._reconnect = reconnect
+
+    def key_from_store(self, create: bool, check: str = "") -> KeyRing:
         raise RegistryError(f"a PostgreSQL registry needs {ENV_VAR} (urlsafe base64 of 32 "
                             "bytes): there is no key file beside a server database")
+
+    def lost(self, conn: Any) -> bool:
+        return bool(conn.closed or getattr(conn, "broken", False))
+
+    def reconnect(self) -> Any:
+        return self._reconnect()
+
+    def commit_failed(self, exc: BaseException) -> bool:
+        # The server's answer to COMMIT was an error (it has a SQLSTATE, e.g. 57P01 for a
+        # terminated backend): not committed. No answer at all: it may have committed.
+        return getattr(exc, "sqlstate", None) is not None
 
 
 class PostgresRegistry(SQLRegistry):
@@ -86,7 +104,8 @@ class PostgresRegistry(SQLRegistry):
             raise RegistryError("PostgreSQL registry: the psycopg package is not installed")
         conninfo, self.schema, shown = split_url(url)
         conn = _connect(conninfo, self.schema, shown)
-        super().__init__(shown, conn, PostgresBackend(), migrations)
+        backend = PostgresBackend(lambda: _connect(conninfo, self.schema, shown))
+        super().__init__(shown, conn, backend, migrations)
 
 
 def postgres_registry_exists(url: str) -> bool:

@@ -10,7 +10,9 @@
 Each part receives the store explicitly and knows no other part. The registry
 keeps the ``Registry`` protocol that the rest of mailform uses and composes what
 spans parts in one transaction: an operator's edit is an account change plus a
-serial bump; deleting an account forgets its processed messages.
+serial bump; deleting an account forgets its processed messages; a re-key
+(``rekey``) rewrites every account under a new key. Every write that uses the
+key first checks that the registry is still under this object's key.
 
 A backend (``SQLiteRegistry``, ``PostgresRegistry``) connects and passes its
 ``Backend``; the schema is migrated and the key found on construction.
@@ -20,16 +22,17 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Any, ContextManager, Iterable, Iterator, Optional, Sequence
 
-from ..errors import RegistryError
+from ..errors import RegistryError, WrongKeyError
 from ..policy import DEFAULT_SOFT_BOUNCE_LIMIT, DEFAULT_SOFT_BOUNCE_WINDOW_DAYS
-from . import schema
+from . import rekey, schema
 from .accounts import AccountBook
-from .base import AccountWrite, LockInfo, RegistryMeta, StoredAccount
+from .base import AccountWrite, LockInfo, Rekeyed, RegistryMeta, StoredAccount
 from .crypto import KeyRing
 from .history import HistoryLog
 from .ledger import ContactLedger, Outcome
 from .locking import WriteLock
 from .opening import open_schema
+from .rotation import plan_rotation
 from .store import Backend, SQLStore
 
 
@@ -95,9 +98,38 @@ class SQLRegistry:
     def get_setting(self, key: str) -> Any:
         return self.account_book.get_setting(key)
 
+    # -- the key ---------------------------------------------------------------------
+    def rekeyed_serial(self) -> int:
+        """The serial of the last `registry rekey` (0: never): saved plans made before
+        it were signed with the old key."""
+        return rekey.rekeyed_serial(self.store)
+
+    def rekey(self, new_key_env: Optional[str], holder: str, timeout: float = 0) -> Rekeyed:
+        """A new master key for this registry (see ``rekey`` and ``rotation``)."""
+        rotation = plan_rotation(self.keys, new_key_env, self.store.backend.key_file())
+        with self.lock(holder, timeout=timeout) as held:
+            def guard(cur: Any) -> None:
+                self.write_lock.check_held(cur, held.id)
+                self._check_key(cur)
+            done = rekey.rekey(self.store, self.keys, rotation, holder, guard,
+                               self.history_log.add)
+        self.keys = rotation.keys
+        self.account_book = AccountBook(self.store, self.keys)
+        return done
+
+    def _check_key(self, cur: Any) -> None:
+        """Inside a write: the registry is still under the key this object holds (another
+        process may have re-keyed it since it was opened), else nothing is written."""
+        cur.execute("SELECT value FROM meta WHERE key = 'key_check'")
+        row = cur.fetchone()
+        if row is None or not self.keys.matches(row[0]):
+            raise WrongKeyError(f"the registry {self.url} was re-keyed since this command "
+                                "opened it; nothing was written: run the command again")
+
     def set_field(self, name: str, path: str, value: Any) -> int:
         """Out-of-band edit of the live spec (or a secret); bumps serial, returns it."""
         with self.store.write() as cur:
+            self._check_key(cur)
             self.account_book.set_field(cur, name, path, value)
             return self.history_log.bump_serial(cur)
 
@@ -125,6 +157,7 @@ class SQLRegistry:
     @contextmanager
     def transaction(self) -> Iterator["SQLTransaction"]:
         with self.store.write() as cur:
+            self._check_key(cur)
             txn = SQLTransaction(self, cur)
             try:
                 yield txn

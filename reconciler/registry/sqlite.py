@@ -9,20 +9,21 @@ ignores: the database is exactly as it was before.
 
 ``busy_timeout`` makes a writer wait for another process's short transaction
 instead of failing at once. The schema version is ``PRAGMA user_version``
-(mirrored in ``meta.schema_version``).
+(mirrored in ``meta.schema_version``). Where the file or its folder cannot be
+written (a read-only mount), the registry is opened read-only (``sqlfile``).
 """
 from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from ..errors import RegistryError
-from .crypto import KeyRing, key_from_file
+from .crypto import KeyRing
+from .keyfile import key_from_file
+from .sqlfile import connect
 from .sqlbase import SQLRegistry
 from .store import Backend
-
-BUSY_TIMEOUT_MS = 10_000
 
 
 def sqlite_path(url: str) -> Path:
@@ -48,8 +49,8 @@ class SQLiteBackend(Backend):
     errors = (sqlite3.Error,)
     paramstyle = "qmark"
 
-    def __init__(self, key_path: Path) -> None:
-        self.key_path = key_path
+    def __init__(self, key_path: Path, read_only: str = "") -> None:
+        self.key_path, self.read_only = key_path, read_only
 
     def schema_version(self, cur: Any) -> int:
         cur.execute("PRAGMA user_version")
@@ -59,8 +60,11 @@ class SQLiteBackend(Backend):
         cur.execute(f"PRAGMA user_version = {int(version)}")
         super().set_schema_version(cur, version)
 
-    def key_from_store(self, create: bool) -> KeyRing:
-        return key_from_file(self.key_path, create=create)
+    def key_from_store(self, create: bool, check: str = "") -> KeyRing:
+        return key_from_file(self.key_path, create=create, check=check)
+
+    def key_file(self) -> Optional[Path]:
+        return self.key_path
 
 
 class SQLiteRegistry(SQLRegistry):
@@ -69,20 +73,5 @@ class SQLiteRegistry(SQLRegistry):
     def __init__(self, url: str, migrations: Any = None) -> None:
         self.path = sqlite_path(url)
         self.key_path = self.path.with_name(self.path.name + ".key")
-        super().__init__(url, _connect(self.path), SQLiteBackend(self.key_path), migrations)
-
-
-def _connect(path: Path) -> sqlite3.Connection:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
-                               timeout=BUSY_TIMEOUT_MS / 1000)
-        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-        conn.execute("PRAGMA foreign_keys = ON")
-    except (OSError, sqlite3.Error) as exc:
-        raise RegistryError(f"cannot open the registry {path}: {exc}") from exc
-    if str(mode).lower() != "wal":
-        conn.close()
-        raise RegistryError(f"cannot put the registry {path} in WAL mode (got {mode})")
-    return conn
+        conn, read_only = connect(self.path)
+        super().__init__(url, conn, SQLiteBackend(self.key_path, read_only), migrations)

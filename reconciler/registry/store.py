@@ -9,15 +9,26 @@ explicitly, committed at the end of its ``with`` block and rolled back on any
 exception. A write started while this store already has a transaction open
 (``registry.set_status`` inside an apply) joins that transaction. A
 ``threading.RLock`` serialises threads sharing one store.
+
+A connection that the server ended (PostgreSQL's backend terminated) fails the
+transaction it was in with a registry error that says so; outside a
+transaction, a new connection replaces it (the lock's release after a failed
+apply goes through). A registry opened read-only (``Backend.read_only``) reads
+and refuses every write with the reason.
 """
 from __future__ import annotations
 
 import threading
 from contextlib import contextmanager
-from typing import Any, Iterator
+from pathlib import Path
+from typing import Any, Iterator, Optional
 
 from ..errors import RegistryError
 from .crypto import KeyRing
+
+_ROLLED_BACK = "; the transaction was rolled back: nothing was written"
+_IN_DOUBT = ("; the commit was not confirmed: `mailform history` shows whether it was "
+             "written")
 
 
 class Backend:
@@ -28,6 +39,7 @@ class Backend:
     blob_type = "BLOB"
     errors: tuple[type[BaseException], ...] = ()
     paramstyle = "qmark"
+    read_only = ""      # why the registry cannot be written here ("": it can)
 
     def q(self, sql: str) -> str:
         """Our ``?`` placeholders in the driver's style."""
@@ -41,8 +53,26 @@ class Backend:
                            "ON CONFLICT (key) DO UPDATE SET value = excluded.value"),
                     ("schema_version", str(version)))
 
-    def key_from_store(self, create: bool) -> KeyRing:
+    def key_from_store(self, create: bool, check: str = "") -> KeyRing:
+        """The key when it is not in the environment; ``check`` is the registry's key
+        check value ("" for a registry being created)."""
         raise NotImplementedError
+
+    def key_file(self) -> Optional[Path]:
+        """The key file a rotation writes (None: the key lives in the environment)."""
+        return None
+
+    def lost(self, conn: Any) -> bool:
+        """Whether the connection to the database is gone (a server's backend ended)."""
+        return False
+
+    def reconnect(self) -> Any:
+        """A new connection replacing a lost one (None: there is no way to get one)."""
+        return None
+
+    def commit_failed(self, exc: BaseException) -> bool:
+        """Whether a COMMIT that raised ``exc`` certainly did not commit."""
+        return True
 
     def before_migrations(self, cur: Any) -> None:
         """Serialise concurrent first opens where BEGIN alone does not (PostgreSQL)."""
@@ -63,13 +93,25 @@ class SQLStore:
     def q(self, sql: str) -> str:
         return self.backend.q(sql)
 
-    def fail(self, exc: BaseException) -> RegistryError:
-        """A driver error as the registry error a user sees, naming the registry."""
-        return RegistryError(f"registry {self.url}: {exc}".strip())
+    def fail(self, exc: BaseException, committing: bool = False) -> RegistryError:
+        """A driver error as the registry error a user sees, naming the registry; a lost
+        connection says so, and what became of the transaction it was in."""
+        if self._conn is None or not self.backend.lost(self._conn):
+            return RegistryError(f"registry {self.url}: {exc}".strip())
+        cause = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        in_doubt = committing and not self.backend.commit_failed(exc)
+        after = _IN_DOUBT if in_doubt else _ROLLED_BACK if self._depth else ""
+        return RegistryError(f"registry {self.url}: the connection to the database was lost "
+                             f"({cause}){after}")
 
     def _connection(self) -> Any:
+        """The connection; outside a transaction, a lost one is replaced when possible."""
         if self._conn is None:
             raise RegistryError(f"registry {self.url} is closed")
+        if not self._depth and self.backend.lost(self._conn):
+            fresh = self.backend.reconnect()
+            if fresh is not None:
+                self._conn = fresh
         return self._conn
 
     @contextmanager
@@ -84,22 +126,28 @@ class SQLStore:
                 finally:
                     self._depth -= 1
                 return
-            yield from self._outer_transaction(conn.cursor())
+            if self.backend.read_only:
+                raise RegistryError(f"the registry {self.url} is read-only here "
+                                    f"({self.backend.read_only}): it can be read (plan, state, "
+                                    "history) but this command writes to it")
+            yield from self._outer_transaction(conn)
 
-    def _outer_transaction(self, cur: Any) -> Iterator[Any]:
+    def _outer_transaction(self, conn: Any) -> Iterator[Any]:
         errors = self.backend.errors
         try:
+            cur = conn.cursor()
             cur.execute(self.backend.begin_sql)
         except errors as exc:
             raise self.fail(exc) from exc
-        self._depth = 1
+        self._depth, committing = 1, False
         try:
             yield cur
+            committing = True
             cur.execute("COMMIT")
         except BaseException as exc:
             self._rollback(cur)
             if isinstance(exc, errors):
-                raise self.fail(exc) from exc
+                raise self.fail(exc, committing) from exc
             raise
         finally:
             self._depth = 0
