@@ -16,16 +16,11 @@ from ..registry import open_registry
 from ..render import render
 from ..render.json_out import render_plan_file
 from ..workflow.run import ApplyRequest, Event, Status
-from .options import (format_option, inputs_of, manifest_options, no_color_option,
-                      registry_option, target_option)
+from .options import (format_option, inputs_of, lock_timeout_option, manifest_options,
+                      no_color_option, registry_option, target_option)
 from .output import print_problems, use_color
 
 EXIT_CHANGES = 2
-
-
-def _lock_timeout_option(func):
-    return click.option("--lock-timeout", type=float, default=0.0, show_default=True,
-                        help="Seconds to wait for a registry lock held by someone else.")(func)
 
 
 def _print_plan(plan: Plan, fmt: str, no_color: bool) -> None:
@@ -166,7 +161,7 @@ def _exit_code(outcome: run.ApplyOutcome, no_color: bool) -> int:
 @click.option("--skip-verify", is_flag=True, help="Apply without checking connectivity first.")
 @click.option("--force", is_flag=True, help="Pass the safety guards.")
 @target_option
-@_lock_timeout_option
+@lock_timeout_option
 @no_color_option
 def apply(paths, var_files, var_pairs, environment, registry_url, auto_approve, skip_verify,
           force, targets, lock_timeout, no_color):

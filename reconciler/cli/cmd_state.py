@@ -9,8 +9,7 @@ import yaml
 from ..apply import actor
 from ..errors import NotFoundError
 from ..diff import flatten
-from .cmd_plan import _lock_timeout_option
-from .options import format_option, registry_option
+from .options import format_option, lock_timeout_option, registry_option
 from ..registry import open_registry, registry_exists
 
 
@@ -101,7 +100,7 @@ def registry_init(registry_url):
               help="Variable holding the new key (urlsafe base64 of 32 bytes). Required when "
                    "the key comes from MAILFORM_MASTER_KEY (always for PostgreSQL); with a "
                    "key file, a new key is generated unless this is given.")
-@_lock_timeout_option
+@lock_timeout_option
 def registry_rekey(registry_url, new_key_env, lock_timeout):
     """Re-encrypt every secret and re-key every fingerprint under a new master key."""
     if not registry_exists(registry_url):

@@ -67,3 +67,8 @@ def no_color_option(func: Callable) -> Callable:
 def target_option(func: Callable) -> Callable:
     return click.option("--target", "targets", multiple=True, metavar="NAME",
                         help="Only plan these accounts (repeatable).")(func)
+
+
+def lock_timeout_option(func: Callable) -> Callable:
+    return click.option("--lock-timeout", type=float, default=0.0, show_default=True,
+                        help="Seconds to wait for a registry lock held by someone else.")(func)
