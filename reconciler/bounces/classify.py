@@ -26,6 +26,7 @@ __all__ = ["Recipient", "Verdict", "classify"]
 _AUTOREPLY_HEADERS = ("x-autoreply", "x-autorespond", "x-autoresponder", "x-autoreply-from",
                       "x-mail-autoreply", "x-vacation", "x-ms-exchange-inbox-rules-loop")
 _CHALLENGE_HEADERS = ("x-challenge", "x-boxbe-challenge", "x-spamarrest-noauth")
+_MAX_SUBJECT = 16384  # characters of the decoded Subject searched: real ones are far shorter
 
 
 def classify(raw: bytes) -> Verdict:
@@ -161,7 +162,7 @@ def _failed_headers(root: Part) -> list[str]:
 
 
 def _from_text(root: Part) -> Verdict:
-    subject = decode_words(root.header("subject")).lower()
+    subject = decode_words(root.header("subject")).lower()[:_MAX_SUBJECT]
     body = text.readable_text(root)
     low = body.lower()
     failed = _failed_headers(root)

@@ -16,7 +16,8 @@ ORIGINAL_TYPES = ("message/rfc822", "message/global") + HEADER_TYPES
 _FIELD = re.compile(r"^([A-Za-z][\w-]*)[ \t]*:[ \t]*(.*)$")
 _DSN_SHAPE = re.compile(r"^(?:final|original)-recipient\s*:", re.I | re.M)
 _DIAG_TYPE = re.compile(r"^\s*(?:smtp|x-[\w-]+|unknown)\s*;\s*", re.I)
-_LIST_ADDRESS = re.compile(r"[^\s<>,;:\"()\[\]]+@[^\s<>,;:\"()\[\]]+")
+# Linear: an address starts only where a run of its characters starts (the look-behind).
+_LIST_ADDRESS = re.compile(r"(?<![^\s<>,;:\"()\[\]])[^\s<>,;:\"()\[\]]+@[^\s<>,;:\"()\[\]]+")
 _NOT_COMPLAINTS = {"auth-failure", "not-spam", "dkim", "spf"}
 
 
@@ -26,8 +27,8 @@ def field_blocks(text: str) -> list[dict[str, str]]:
     A new block also starts where a recipient field repeats without a blank
     line between, so that sloppy reports still yield one block per recipient.
     """
-    blocks: list[dict[str, str]] = []
-    current: dict[str, str] = {}
+    blocks: list[dict[str, list[str]]] = []
+    current: dict[str, list[str]] = {}
     last = None
     for line in text.splitlines():
         if not line.strip():
@@ -35,7 +36,7 @@ def field_blocks(text: str) -> list[dict[str, str]]:
                 blocks.append(current)
             current, last = {}, None
         elif line[:1] in (" ", "\t") and last:
-            current[last] += " " + line.strip()
+            current[last].append(line.strip())   # joined once at the end: linear
         else:
             match = _FIELD.match(line)
             if not match:
@@ -44,11 +45,11 @@ def field_blocks(text: str) -> list[dict[str, str]]:
             if name in current and name in ("final-recipient", "original-recipient"):
                 blocks.append(current)
                 current = {}
-            current.setdefault(name, match.group(2).strip())
+            current.setdefault(name, [match.group(2).strip()])
             last = name
     if current:
         blocks.append(current)
-    return blocks
+    return [{name: " ".join(parts) for name, parts in block.items()} for block in blocks]
 
 
 def _recipient_blocks(text: str) -> list[dict[str, str]]:

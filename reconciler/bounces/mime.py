@@ -22,11 +22,11 @@ MAX_TEXT = 64 * 1024     # characters of one decoded text body
 
 _HEADER_LINE = re.compile(rb"([!-9;-~]+)[ \t]*:")
 _FIELD_LINES = re.compile(rb"^([!-9;-~]+)[ \t]*:[ \t]*([^\n]*(?:\n[ \t][^\n]*)*)", re.M)
-_FOLD = re.compile(rb"[ \t]*\n[ \t]*")
 _NOT_HEADER = re.compile(rb"\n(?![ \t]|[!-9;-~]+[ \t]*:)")
 _PARAM = re.compile(r';\s*([\w\-.*]+)\s*=\s*("(?:[^"\\]|\\.)*"?|[^;\s]*)')
 _B64_JUNK = re.compile(rb"[^A-Za-z0-9+/]")
-_TAG = re.compile(r"<(script|style)\b.*?</\1\s*>|<[^>]*>", re.S | re.I)
+_BLOCK_OPEN = re.compile(r"<(script|style)\b", re.I)
+_BLOCK_CLOSE = {name: re.compile(rf"</{name}\s*+>", re.I) for name in ("script", "style")}
 _ENTITY = {"&nbsp;": " ", "&lt;": "<", "&gt;": ">", "&amp;": "&", "&quot;": '"', "&#39;": "'"}
 _ENTITY_RE = re.compile("|".join(map(re.escape, _ENTITY)))
 
@@ -46,10 +46,21 @@ def parse_headers(block: bytes) -> dict[str, list[str]]:
     headers: dict[str, list[str]] = {}
     for name, value in _FIELD_LINES.findall(block):
         if b"\n" in value:
-            value = _FOLD.sub(b" ", value)
+            value = _unfold(value)
         headers.setdefault(name.decode("ascii").lower(), []).append(
             value.strip().decode("utf-8", "replace"))
     return headers
+
+
+def _unfold(value: bytes) -> bytes:
+    """Each line break with the blanks around it → one space (what ``[ \t]*\n[ \t]*``
+    replaced, without the regex's rescanning of long blank runs)."""
+    lines = value.split(b"\n")
+    last = len(lines) - 1
+    if not last:
+        return value
+    return b" ".join(line.lstrip(b" \t") if i == last else line.rstrip(b" \t") if i == 0
+                     else line.strip(b" \t") for i, line in enumerate(lines))
 
 
 def _split_head(data: bytes) -> tuple[bytes, bytes]:
@@ -163,7 +174,7 @@ class Part:
         """The decoded body as text (HTML tags stripped), bounded to MAX_TEXT characters."""
         text = _decode(self.payload()[: MAX_TEXT * 2], self.params.get("charset", ""))[:MAX_TEXT]
         if self.ctype == "text/html":
-            text = _ENTITY_RE.sub(lambda m: _ENTITY[m.group(0)], _TAG.sub(" ", text))
+            text = _ENTITY_RE.sub(lambda m: _ENTITY[m.group(0)], strip_tags(text))
         return text
 
     def walk(self, inside_message: bool = False, into_messages: bool = True):
@@ -175,6 +186,35 @@ class Part:
             return
         for child in self.children:
             yield from child.walk(inside_message or attached, into_messages)
+
+
+def strip_tags(html: str) -> str:
+    """Tags, and script and style elements whole, replaced by a space. One pass: each tag
+    ends at the next ">", each element at its closing tag; an element never closed is
+    only its opening tag (a regex for this rescans the rest of the text at every "<")."""
+    parts, pos, unclosed = [], 0, set()
+    while (start := html.find("<", pos)) >= 0:
+        end = _element_end(html, start, unclosed)
+        if end < 0:
+            end = html.find(">", start + 1) + 1
+            if end == 0:
+                break
+        parts += (html[pos:start], " ")
+        pos = end
+    parts.append(html[pos:])
+    return "".join(parts)
+
+
+def _element_end(html: str, start: int, unclosed: set[str]) -> int:
+    opening = _BLOCK_OPEN.match(html, start)
+    name = opening.group(1).lower() if opening else None
+    if name is None or name in unclosed:
+        return -1
+    closing = _BLOCK_CLOSE[name].search(html, opening.end())
+    if closing is None:
+        unclosed.add(name)   # none later either: never searched again
+        return -1
+    return closing.end()
 
 
 _CODECS: dict[str, str] = {}

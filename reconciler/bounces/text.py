@@ -5,6 +5,7 @@ messages that only look like them (delay warnings, auto-replies, challenges).
 from __future__ import annotations
 
 import re
+from typing import Iterator
 
 from .mime import Part
 from .patterns import ENHANCED, FAILURE_CODE, TEMPORARY, basic_code, kind_for
@@ -27,7 +28,7 @@ SIGNATURES = re.compile(
     r"|i'm sorry to have to inform you that your message could not"
     r"|unable to deliver (?:your )?message to the following (?:recipient|address)"
     r"|could not be delivered to (?:one or more|the following) (?:recipient|user|address)|message could not be delivered to"
-    r"|-{2,} ?failed recipients ?-{2,}|-{2,} ?non-delivery report ?-{2,}|failed addresses follow"
+    r"|(?<!-)-{2,}+ ?(?:failed recipients|non-delivery report) ?--|failed addresses follow"
     r"|message not delivered to the following"
     r"|an error occurred while trying to deliver the mail to the following"
     r"|this is a permanent error\.? the following address"
@@ -96,9 +97,10 @@ DAEMON_NAME = re.compile(
     r"|mail administrator|system administrator|microsoft outlook|mail system|mdaemon|mailmaster"
     r"|internet mail service|mail ?router|smtp gateway|courier mail server|post office", re.I)
 
+# ("^ auto:" takes blanks on its own line only: "\s*" rescanned every run of line breaks.)
 AUTOREPLY_SUBJECT = re.compile(
     r"out of (?:the )?office|automatic(?:ally)? (?:reply|response|answer)|auto[- ]?(?:reply|response|respond)"
-    r"|^\s*auto:|\bvacation\b|away from (?:my|the) (?:desk|office|email)|\bon (?:leave|holiday|vacation)\b"
+    r"|^[ \t\r\f\v]*+auto:|\bvacation\b|away from (?:my|the) (?:desk|office|email)|\bon (?:leave|holiday|vacation)\b"
     r"|\bout of town\b|abwesenheit|automatische antwort|nicht im b[üu]ro|\burlaub\b"
     r"|r[ée]ponse automatique|\babsen(?:ce|t)\b|\bcong[ée]s?\b|respuesta autom[áa]tica"
     r"|fuera de (?:la )?oficina|\bausente\b|\bvacaciones\b|risposta automatica|fuori (?:sede|ufficio)"
@@ -116,17 +118,29 @@ CHALLENGE = re.compile(
     r"|add you to (?:my|the) (?:approved|white ?list|allowed)|not yet (?:verified|authori[sz]ed)"
     r"|verify your (?:email|message|address)|one-time (?:verification|confirmation)")
 
-# Where the returned copy of the original message begins in a bounce's text.
-CUT = re.compile(
-    r"^[ \t>]*(?:-{2,}|={2,}|_{2,})?[ \t]*(?:this is a copy of|below this line is a copy"
+# Where the returned copy of the original message begins in a bounce's text: a line that
+# starts (after blanks, ">" and a rule of "-", "=" or "_") with one of these words.
+_CUT_WORDS = (
+    r"this is a copy of|below this line is a copy"
     r"|original message|forwarded message|returned message|unsent message|message headers? follows?"
     r"|the original message (?:headers? )?(?:is (?:attached|below|included)|follows)|headers of the original|original message headers"
     r"|undelivered message|copy of the message|returned mail follows|text of the message"
-    r"|possibly truncated original message|-+ ?message header|----- ?original"
-    r"|below is a copy of the original|included is a copy of the message|the header of the original message)"
+    r"|possibly truncated original message"
+    r"|below is a copy of the original|included is a copy of the message|the header of the original message"
+    r"|-++ ?message header|-----(?!-) ?original")
+# Linear: every run is taken possessively, so a long line of blanks or rules fails at once
+# instead of being split every way between the quantifiers. A rule of 7 or more dashes
+# before "original" is the one case where the rule itself ends in the five dashes.
+CUT = re.compile(
+    rf"^[ \t>]*+(?:(?:-{{2,}}+|={{2,}}+|_{{2,}}+)[ \t]*+(?:{_CUT_WORDS})|(?:{_CUT_WORDS}|-{{7,}}+ ?original))"
     r"|^Received: from |^Return-Path: <", _IM)
 
-ADDRESS = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w](?:[\w-]*\w)?(?:\.\w(?:[\w-]*\w)?)+")
+# Linear: a local part starts only where a run of its characters starts (the look-behind),
+# and is taken possessively, so a long run without "@" is read once, not once per letter.
+# (Right after a match, which may end inside such a run, ``addresses`` also tries there.)
+_ADDRESS_BODY = r"[\w.!#$%&'*+/=?^`{|}~-]++@[\w](?:[\w-]*\w)?(?:\.\w(?:[\w-]*\w)?)+"
+ADDRESS = re.compile(r"(?<![\w.!#$%&'*+/=?^`{|}~-])" + _ADDRESS_BODY)
+_ADDRESS_HERE = re.compile(_ADDRESS_BODY)
 _SENDER_CONTEXT = re.compile(
     r"(?:(?:message-id|(?<!expanded )(?<!generated )\bfrom|sender|return-path|reply-to|references|in-reply-to|errors-to|msgid"
     r"|smtp\.mailfrom|smtp\.helo|x-[\w-]+)\s*[:=]|mail from\s*:?|envelope-from|\bid|\bhelo)"
@@ -134,6 +148,7 @@ _SENDER_CONTEXT = re.compile(
 _SERVICE_LOCAL = {"postmaster", "mailer-daemon", "mailerdaemon", "mail-daemon", "double-bounce",
                   "mdaemon", "nobody", "root"}
 _WINDOW = 900
+_MAX_WINDOWS = 8   # windows read per address: enough for any real report, bounded for forged ones
 _DEFERRED = re.compile(r"deferred|will keep trying|still undelivered|will be retried|delayed")
 
 
@@ -183,15 +198,13 @@ def recipients_from_text(text: str, excluded: set[str], only: list[str] | None,
     listed = listed_recipients(text)
     narrowed = [(a, s) for a, s in occurrences if a in listed]
     if not narrowed:
-        narrowed = [(a, s) for a, s in occurrences if not _ECHOED_HEADER.match(text, s)]
+        echoed = _echoed_lines(text, {s for _, s in occurrences})
+        narrowed = [(a, s) for a, s in occurrences if s not in echoed]
     occurrences = narrowed or occurrences
     if preferred:
         narrowed = [(a, s) for a, s in occurrences if a in preferred]
         occurrences = narrowed or occurrences
-    windows: dict[str, list[str]] = {}
-    for index, (address, start) in enumerate(occurrences):
-        end = next((s for a, s in occurrences[index + 1:] if a != address), len(text))
-        windows.setdefault(address, []).append(text[start: min(end, start + _WINDOW)])
+    windows = _windows(text, occurrences)
     joined = {a: "\n".join(w) for a, w in windows.items()}
     deferred = {a for a, w in joined.items() if _only_deferred(w)}
     if deferred and len(deferred) < len(joined):  # a mixed report: the deferred ones did not fail
@@ -203,15 +216,35 @@ def recipients_from_text(text: str, excluded: set[str], only: list[str] | None,
     return found
 
 
+def _windows(text: str, occurrences: list[tuple[str, int]]) -> dict[str, list[str]]:
+    """Each address's windows: from its line to the next other address (at most _WINDOW
+    characters), at most _MAX_WINDOWS per address — linear in the text."""
+    ends = [len(text)] * len(occurrences)
+    for index in range(len(occurrences) - 2, -1, -1):   # the next *other* address's line
+        following = occurrences[index + 1]
+        ends[index] = following[1] if following[0] != occurrences[index][0] else ends[index + 1]
+    windows: dict[str, list[str]] = {}
+    for (address, start), end in zip(occurrences, ends):
+        mine = windows.setdefault(address, [])
+        if len(mine) < _MAX_WINDOWS:
+            mine.append(text[start: min(end, start + _WINDOW)])
+    return windows
+
+
+def _echoed_lines(text: str, starts: set[int]) -> set[int]:
+    """The line starts among ``starts`` whose line echoes a To:/Cc: header."""
+    return {start for start in starts if _ECHOED_HEADER.match(text, start)}
+
+
 # An echoed header line of the original message, as Exchange and others quote it.
-_ECHOED_HEADER = re.compile(r"[ \t>]*(?:to|cc|bcc|an|para|à|a|aan|kopie)[ \t]*:", re.I)
+_ECHOED_HEADER = re.compile(r"[ \t>]*+(?:to|cc|bcc|an|para|à|a|aan|kopie)[ \t]*+:", re.I)
 # A heading after which a bounce lists its failed recipients, one per line (searched only
 # in lines that end with a colon or a dash rule).
 _LIST_HEADING = re.compile(
     r"(?:(?:the )?following|these|failed|intended|affected|unknown|invalid|bad)\b.{0,60}?"
     r"\b(?:recipients?|addressees?|addresses?|address\(es\)|recipient\(s\)|destinations?|users?)\b"
     r"|(?:delivered|deliver(?:ed)?|reach|sent) to the following\b", re.I)
-_LISTED_LINE = re.compile(r"[ \t]*[-*•>\[(<\"']*[ \t]*(?:(?:smtp|rfc822)[:=;]\s*)?<?"
+_LISTED_LINE = re.compile(r"[ \t]*+[-*•>\[(<\"']*+[ \t]*+(?:(?:smtp|rfc822)[:=;]\s*+)?<?"
                           r"([\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+)", re.I)
 
 
@@ -235,7 +268,7 @@ def listed_local_parts(text: str) -> list[str]:
     name their own users without the domain)."""
     found: list[str] = []
     for position in _heading_ends(text):
-        for line in text[position + 1:].lstrip("\n").split("\n")[:8]:
+        for line in _lines_after(text, position + 1, 8):
             match = _BARE_LOCAL.match(line)
             if not match:
                 break
@@ -245,8 +278,23 @@ def listed_local_parts(text: str) -> list[str]:
     return found
 
 
+def _lines_after(text: str, position: int, count: int) -> list[str]:
+    """Up to ``count`` lines from ``position`` on, blank lines at the start skipped; reads
+    only those lines, not the rest of the text."""
+    while text.startswith("\n", position):
+        position += 1
+    lines = []
+    while len(lines) < count and position <= len(text):
+        end = text.find("\n", position)
+        end = len(text) if end < 0 else end
+        lines.append(text[position:end])
+        position = end + 1
+    return lines
+
+
 # Sendmail's continuation line under a listed address: the address the sender used.
-_EXPANDED_LINE = re.compile(r"[ \t]*\((?:expanded|generated) from:?[ \t]*<?([^\s<>()]+@[^\s<>()]+?)>?\)", re.I)
+_EXPANDED_LINE = re.compile(r"[ \t]*+\((?:expanded|generated) from:?[ \t]*+<?([^\s<>()@]++@[^\s<>()]+?)>?\)",
+                            re.I)
 
 
 def listed_recipients(text: str) -> set[str]:
@@ -269,15 +317,28 @@ def listed_recipients(text: str) -> set[str]:
     return listed
 
 
+def addresses(text: str) -> Iterator[re.Match]:
+    """The address matches of a text, left to right, as the plain pattern finds them; in
+    linear time (see ADDRESS)."""
+    position = 0
+    while True:
+        match = (position and _ADDRESS_HERE.match(text, position)) or ADDRESS.search(text, position)
+        if match is None:
+            return
+        yield match
+        position = match.end()
+
+
 def _occurrences(text: str, excluded: set[str], only: list[str] | None) -> list[tuple[str, int]]:
-    found = []
-    for match in ADDRESS.finditer(text):
+    found, line_start, scanned = [], 0, 0
+    for match in addresses(text):
+        line_start = text.rfind("\n", scanned, match.start()) + 1 or line_start
+        scanned = match.start()
         address = clean_address(match.group(0))
         if not address or address in excluded or address.split("@")[0] in _SERVICE_LOCAL:
             continue
         if only is not None and address not in only:
             continue
-        line_start = text.rfind("\n", 0, match.start()) + 1
         if _SENDER_CONTEXT.search(text, max(line_start, match.start() - 40), match.start()):
             continue
         found.append((address, line_start))

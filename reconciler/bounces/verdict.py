@@ -6,7 +6,9 @@ from dataclasses import dataclass, field
 
 KINDS = ("hard", "soft", "blocked", "complaint")
 
-_ADDRESS = re.compile(r"^[^@\s<>()\[\],;:\"]+@[^@\s<>()\[\],;:\"]+\.[^@\s<>()\[\],;:\".]+$")
+# local@domain, each a run without blanks, brackets or separators; the domain's last dot
+# neither first nor last (checked in Python: a regex for it backtracks over every dot).
+_ADDRESS = re.compile(r"[^@\s<>()\[\],;:\"]++@[^@\s<>()\[\],;:\"]++")
 _TYPE_PREFIX = re.compile(r"^\s*(?:rfc822|utf-8|x-[\w-]+|unknown)\s*;\s*", re.I)
 # Exchange / X.400 gateways write "SMTP=user@host" or "SMTP:user@host"
 _SCHEME_PREFIX = re.compile(r"^(?:smtp|rfc-?822)[=:]", re.I)
@@ -34,7 +36,14 @@ def clean_address(value: str | None) -> str | None:
     if "\\x{" in text:
         text = _UNITEXT.sub(lambda m: chr(int(m.group(1), 16)), text)
     text = text.strip().lower()
-    return text if _ADDRESS.match(text) else None
+    return text if _is_address(text) else None
+
+
+def _is_address(text: str) -> bool:
+    if not _ADDRESS.fullmatch(text):
+        return False
+    domain = text[text.index("@") + 1:]
+    return 0 < domain.rfind(".") < len(domain) - 1
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,7 @@ def debug(name, paths, var_files, var_pairs, environment, fix, timeout, fmt):
     account = desired.accounts.get(name)
     if account is None:
         raise MailformError(f"no account named {name} in the manifests")
-    endpoints = servers_for(account, account_secrets(account))
+    endpoints = servers_for(account, account_secrets(account, policy=desired.secret_policy()))
     if not endpoints:
         raise MailformError(f"account {name} declares no SMTP or inbox server "
                             "(marketing accounts are sent through the platform)")

@@ -30,13 +30,14 @@ def _print_plan(plan: Plan, fmt: str, no_color: bool) -> None:
                    "(--force to proceed anyway)", err=True)
 
 
-def _load(inputs: Inputs) -> Loaded:
+def _load(inputs: Inputs, registry_url: str) -> Loaded:
     desired = load_desired(inputs)
     # The manifests live as long as this command: keep the cyclic collector from
     # walking them again and again while secrets, registry rows and the plan are built.
     gc.freeze()
     print_problems([], desired.warnings)
-    return Loaded(desired, resolve_all(desired.accounts.values()))
+    return Loaded(desired, resolve_all(desired.accounts.values(),
+                                       desired.secret_policy(registry_url)))
 
 
 def _open_for_saving(registry_url: str):
@@ -67,7 +68,7 @@ def _open_for_saving(registry_url: str):
 def plan(paths, var_files, var_pairs, environment, registry_url, fmt, out_file,
          detailed_exitcode, run_verify, allow_hosts, targets, force, no_color):
     """Show what apply would change in the registry."""
-    loaded = _load(inputs_of(paths, var_files, var_pairs, environment))
+    loaded = _load(inputs_of(paths, var_files, var_pairs, environment), registry_url)
     opener = _open_for_saving if out_file else open_registry
     failed: list[str] = []
     with opener(registry_url) as registry:
@@ -170,8 +171,9 @@ def apply(paths, var_files, var_pairs, environment, registry_url, auto_approve, 
     if from_file and targets:
         raise click.UsageError("--target cannot be combined with a saved plan: "
                                "make the plan with --target instead")
+    inputs = inputs_of(paths, var_files, var_pairs, environment)
     request = ApplyRequest(
-        loaded=None if from_file else _load(inputs_of(paths, var_files, var_pairs, environment)),
+        loaded=None if from_file else _load(inputs, registry_url),
         plan_file=paths[0] if from_file else None, targets=tuple(targets), force=force,
         lock_timeout=lock_timeout)
     with open_registry(registry_url) as registry:

@@ -45,13 +45,14 @@ def verify(paths, var_files, var_pairs, environment, accounts, send_test, concur
     paths, send_test = _split_send_test(paths, send_test)
     desired = load_desired(paths, var_files, var_pairs, environment)
     chosen = _select(desired.accounts, accounts)
+    policy = desired.secret_policy(registry_url)
     items, secret_errors, skipped = [], [], []
     for account in chosen:
         if account.spec.smtp is None and account.spec.inbox is None:
             skipped.append(account.name)
             continue
         try:
-            secrets = account_secrets(account)
+            secrets = account_secrets(account, policy=policy)
         except SecretError as exc:
             secret_errors.append(str(exc))
             continue

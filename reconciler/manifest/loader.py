@@ -15,8 +15,9 @@ from ..errors import ManifestError, MailformError, Problem
 from ..model import (API_VERSION, KINDS, MODELS, NAME_PATTERN, BouncePolicy, EmailAccount,
                      _submodel,
                      rule_violations, warnings_for)
+from .secrets import SecretPolicy, manifests_root, read_regular
 from .template import TemplateFailure, render
-from .yamlpos import Document, DuplicateKey, documents, syntax_problem
+from .yamlpos import MAX_FILE_BYTES, Document, DuplicateKey, documents, syntax_problem
 
 SUFFIXES = (".yaml", ".yml")
 
@@ -30,6 +31,14 @@ class Desired:
     warnings: list[Problem] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
     digest: str = ""
+    root: str = ""   # the manifests' root (secrets.manifests_root of the PATHS given)
+
+    def secret_policy(self, registry_url: Optional[str] = None,
+                      environ: Optional[dict] = None) -> SecretPolicy:
+        """The runner's secret policy for these manifests: ``{file:}`` inside ``root`` or
+        MAILFORM_SECRET_DIRS, never in the registry at ``registry_url``'s folder."""
+        return SecretPolicy.from_env(roots=[self.root] if self.root else None,
+                                     registry_url=registry_url, environ=environ)
 
 
 def find_files(paths: Iterable[str]) -> list[str]:
@@ -168,12 +177,22 @@ class _FileCheck:
             self.desired.policy = obj
 
 
-def _read(filename: str, problems: list[Problem]) -> Optional[str]:
+def _read(filename: str, root: str, problems: list[Problem]) -> Optional[str]:
+    """A manifest's text: a regular file (a FIFO or device is refused without blocking)
+    that resolves, after symlinks, inside the manifests' root, of at most 16 MiB."""
+    real = os.path.realpath(filename)
+    if root and not (real == root or real.startswith(root.rstrip(os.sep) + os.sep)):
+        problems.append(Problem(filename, 1, 1, "", "resolves (through a symlink) outside the "
+                                "manifests' root; it is not read"))
+        return None
     try:
-        with open(filename, "rb") as handle:
-            raw = handle.read()
+        raw = read_regular(real, MAX_FILE_BYTES)
     except OSError as exc:
         problems.append(Problem(filename, 1, 1, "", f"cannot read file: {exc.strerror}"))
+        return None
+    if len(raw) > MAX_FILE_BYTES:
+        problems.append(Problem(filename, 1, 1, "", f"file is larger than "
+                                f"{MAX_FILE_BYTES // 2**20} MiB (the limit of a manifest)"))
         return None
     try:
         return raw.decode("utf-8-sig")
@@ -183,12 +202,13 @@ def _read(filename: str, problems: list[Problem]) -> Optional[str]:
         return None
 
 
-def _load_file(filename: str, context: dict, check: _FileCheck, digest) -> None:
-    text = _read(filename, check.problems)
+def _load_file(filename: str, context: dict, check: _FileCheck, digest,
+               limits: Any = None) -> None:
+    text = _read(filename, check.desired.root, check.problems)
     if text is None:
         return
     try:
-        text = render(text, filename, context)
+        text = render(text, filename, context, limits)
     except TemplateFailure as exc:
         check.problems.append(exc.problem)
         return
@@ -210,10 +230,12 @@ def _load_file(filename: str, context: dict, check: _FileCheck, digest) -> None:
 
 
 def load(paths: Iterable[str], variables: Optional[dict] = None,
-         environment: str = "default") -> Desired:
+         environment: str = "default", template_limits: Any = None) -> Desired:
     """Render, parse and validate every manifest below ``paths``.
 
-    Raises ManifestError carrying every problem of the run, sorted by file and line.
+    ``template_limits`` (a ``sandbox.TemplateLimits``) overrides the documented bounds
+    of rendering. Raises ManifestError carrying every problem of the run, sorted by file
+    and line.
     """
     paths = list(paths)
     missing = [Problem(p, 1, 1, "", "no such file or directory") for p in paths
@@ -221,7 +243,7 @@ def load(paths: Iterable[str], variables: Optional[dict] = None,
     if missing:
         raise ManifestError(missing)
     files = find_files(paths)
-    desired = Desired(files=files)
+    desired = Desired(files=files, root=manifests_root(paths))
     problems: list[Problem] = []
     if not files:
         raise ManifestError([Problem(p, 1, 1, "", "no manifest files (*.yaml, *.yml) found here")
@@ -233,7 +255,8 @@ def load(paths: Iterable[str], variables: Optional[dict] = None,
     gc.disable()
     try:
         for filename in files:
-            _load_file(filename, context, _FileCheck(filename, desired, problems, names), digest)
+            _load_file(filename, context, _FileCheck(filename, desired, problems, names), digest,
+                       template_limits)
     finally:
         if gc_was_enabled:
             gc.enable()

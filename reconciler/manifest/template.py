@@ -13,7 +13,7 @@ from typing import Any, Optional
 import yaml
 
 from ..errors import Problem
-from .yamlpos import DuplicateKey, documents, syntax_problem
+from .yamlpos import MAX_FILE_BYTES, DuplicateKey, documents, syntax_problem
 
 _MARKERS = ("{{", "{%", "{#")
 
@@ -23,13 +23,6 @@ class TemplateFailure(Exception):
         self.problem = problem
 
 
-def _environment() -> Any:
-    import jinja2  # only files that hold template syntax pay for importing Jinja2
-    from jinja2.sandbox import SandboxedEnvironment
-    return SandboxedEnvironment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
-                                autoescape=False)
-
-
 _ENV: Optional[Any] = None
 
 
@@ -37,18 +30,32 @@ def needs_rendering(text: str) -> bool:
     return any(marker in text for marker in _MARKERS)
 
 
-def render(text: str, filename: str, context: dict[str, Any]) -> str:
-    """Render ``text``; raise TemplateFailure naming file and line on any error."""
+def render(text: str, filename: str, context: dict[str, Any], limits: Optional[Any] = None) -> str:
+    """Render ``text``; raise TemplateFailure naming file and line on any error.
+
+    ``limits`` (a ``sandbox.TemplateLimits``; default: the documented bounds) caps what
+    the template may cost; a breach is a template error at its line.
+    """
     if not needs_rendering(text):
         return text
+    from . import sandbox  # only files that hold template syntax pay for importing Jinja2
     global _ENV
     if _ENV is None:
-        _ENV = _environment()
+        _ENV = sandbox.new_environment()
+    budget = sandbox.Budget(limits or sandbox.TemplateLimits())
+    sandbox.set_budget(budget)
+    try:
+        return _render(text, filename, context, budget)
+    finally:
+        sandbox.set_budget(None)
+
+
+def _render(text: str, filename: str, context: dict[str, Any], budget: Any) -> str:
     import jinja2.sandbox
     try:
         code = _ENV.compile(text, name=filename, filename=filename)
         template = _ENV.template_class.from_code(_ENV, code, _ENV.make_globals(None), None)
-        return template.render(**context)
+        return _bounded_output(template.generate(**context), budget)
     except jinja2.TemplateSyntaxError as exc:
         raise TemplateFailure(Problem(filename, exc.lineno or 1, 1, "",
                                       f"template syntax error: {exc.message}")) from None
@@ -56,12 +63,37 @@ def render(text: str, filename: str, context: dict[str, Any]) -> str:
         line = _template_line(exc, filename)
         raise TemplateFailure(Problem(filename, line, 1, "",
                                       f"template error: {_undefined_message(exc)}")) from None
-    except Exception as exc:  # sandbox violations, errors raised inside expressions
-        line = _template_line(exc, filename)
-        what = ("refused by the sandbox" if isinstance(exc, jinja2.sandbox.SecurityError)
-                else type(exc).__name__)
-        raise TemplateFailure(Problem(filename, line, 1, "",
-                                      f"template error: {what}: {exc}")) from None
+    except Exception as exc:  # sandbox violations and limits, errors raised inside expressions
+        raise TemplateFailure(Problem(filename, _template_line(exc, filename), 1, "",
+                                      f"template error: {_describe(exc)}")) from None
+
+
+def _bounded_output(chunks: Any, budget: Any) -> str:
+    """The rendered text, refused (at the template line being rendered) once it would be
+    longer than the limit."""
+    from .sandbox import TemplateLimit
+    out, size = [], 0
+    for chunk in chunks:
+        size += len(chunk)
+        if size > budget.limits.output:
+            chunks.throw(TemplateLimit(f"the output would be longer than "
+                                       f"{budget.limits.output} characters (the limit per file)"))
+        out.append(chunk)
+    return "".join(out)
+
+
+def _describe(exc: BaseException) -> str:
+    from .sandbox import TemplateLimit
+    import jinja2.sandbox
+    if isinstance(exc, TemplateLimit):
+        return f"beyond a limit: {exc}"
+    if isinstance(exc, jinja2.sandbox.SecurityError):
+        return f"refused by the sandbox: {exc}"
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    if isinstance(exc, MemoryError):
+        return "out of memory"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _undefined_message(exc: Any) -> str:
@@ -77,26 +109,43 @@ def _undefined_message(exc: Any) -> str:
 
 
 def _template_line(exc: BaseException, filename: str) -> int:
-    line = 1
+    """The template line of the innermost template frame, else (an error while compiling,
+    e.g. an expression nested too deeply) the line the parser or code generator reached."""
+    from jinja2.nodes import Node
+    from jinja2.parser import Parser
+    line, compiling = 0, 0
     for frame, lineno in traceback.walk_tb(exc.__traceback__):
         if frame.f_code.co_filename == filename:
             line = lineno
-    return line
+            continue
+        here = frame.f_locals.get("self")
+        if isinstance(here, Parser):
+            compiling = here.stream.current.lineno
+            continue
+        node = frame.f_locals.get("node", here)
+        if isinstance(node, Node):
+            compiling = getattr(node, "lineno", None) or compiling
+    return line or compiling or 1
 
 
 def load_var_file(path: str) -> tuple[dict[str, Any], list[Problem]]:
     """A --var-file: one YAML mapping. Returns (vars, problems)."""
     try:
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
+        with open(path, encoding="utf-8") as handle:   # the runner names it: a pipe is fine
+            text = handle.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         return {}, [Problem(path, 1, 1, "", f"cannot read var file: {exc.strerror}")]
     except UnicodeDecodeError:
         return {}, [Problem(path, 1, 1, "", "var file is not UTF-8 text")]
+    if len(text) > MAX_FILE_BYTES:
+        return {}, [Problem(path, 1, 1, "",
+                            f"var file is larger than {MAX_FILE_BYTES // 2**20} MiB")]
     try:
         docs = list(documents(text))
     except yaml.MarkedYAMLError as exc:
         return {}, [syntax_problem(path, exc)]
+    except yaml.YAMLError as exc:
+        return {}, [Problem(path, 1, 1, "", f"YAML error: {exc}")]
     except DuplicateKey as exc:
         mark = exc.second.start_mark
         return {}, [Problem(path, mark.line + 1, mark.column + 1, exc.path,

@@ -21,6 +21,21 @@ except AttributeError:  # pragma: no cover - libyaml is in the wheels we pin
 
 _PLAIN: dict = {}
 _MAX_RESOLVED = 50_000
+_MAX_MEMO_LENGTH = 64      # only short scalars are remembered: the memo outlives documents
+
+MAX_FILE_BYTES = 16 * 1024 * 1024   # a manifest or var file (and a rendered manifest)
+
+# Bounds on alias expansion, per document ("billion laughs": ten anchors of nine aliases
+# in 449 bytes would expand to 3.5 billion nodes). Documented in SECURITY.md.
+MAX_ALIAS_NODES = 100_000  # nodes a document may gain by expanding aliases of collections
+MAX_ALIASES = 1_000        # aliases of collections a document may use
+# Nodes of one document as written (each costs a few hundred bytes once composed: a 16 MiB
+# document of short scalars would take gigabytes). Counted on the event stream, before
+# composing, for texts over _PRECHECK_BYTES (smaller ones cannot reach the bound).
+MAX_DOCUMENT_NODES = 200_000
+_PRECHECK_BYTES = 256 * 1024
+_NODE_EVENTS = (yaml.ScalarEvent, yaml.SequenceStartEvent, yaml.MappingStartEvent,
+                yaml.AliasEvent)
 _STR_TAG = "tag:yaml.org,2002:str"
 _MAP_TAG = "tag:yaml.org,2002:map"
 _SEQ_TAG = "tag:yaml.org,2002:seq"
@@ -43,7 +58,7 @@ class _Loader(_Base):  # type: ignore[valid-type,misc]
                 return _PLAIN[value]
             except KeyError:
                 tag = _Base.resolve(self, kind, value, implicit)
-                if len(_PLAIN) < _MAX_RESOLVED:
+                if len(_PLAIN) < _MAX_RESOLVED and len(value) <= _MAX_MEMO_LENGTH:
                     _PLAIN[value] = tag
                 return tag
         return _MAP_TAG if kind is yaml.MappingNode else _SEQ_TAG
@@ -72,10 +87,20 @@ class DuplicateKey(Exception):
         self.path = key
 
 
+class YAMLLimit(yaml.MarkedYAMLError):
+    """A document beyond a bound (alias expansion, nesting, size), at the node (or event)
+    concerned. ``problem`` is the whole message: these are not syntax errors."""
+
+    def __init__(self, problem: str, node: yaml.Node | yaml.Event):
+        super().__init__(problem=problem, problem_mark=node.start_mark)
+
+
 def syntax_problem(filename: str, exc: yaml.MarkedYAMLError) -> Problem:
     """A YAML syntax error as a Problem, at the problem's position, naming its context."""
     mark = exc.problem_mark or exc.context_mark
     line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+    if isinstance(exc, YAMLLimit):
+        return Problem(filename, line, col, "", str(exc.problem))
     message = f"YAML syntax error: {exc.problem or exc.context}"
     context = exc.context_mark
     if exc.problem and exc.context and context is not None and context is not mark:
@@ -131,17 +156,29 @@ def scalar(node: yaml.ScalarNode) -> Any:
         try:
             return int(node.value)
         except ValueError:
-            return _constructor.construct_yaml_int(node)
+            return _long_int(node)
     if tag == _FLOAT:
         return _constructor.construct_yaml_float(node)
     return node.value  # timestamps, binary and custom tags stay text
+
+
+def _long_int(node: yaml.ScalarNode) -> int:
+    """YAML's other integer forms (0x…, 0o…, 1_000, 1:30); a number too long for Python to
+    read (over 4,300 digits) is an error at its position, not a crash."""
+    try:
+        return _constructor.construct_yaml_int(node)
+    except ValueError:
+        raise YAMLLimit("YAML number is too long to be read as an integer", node) from None
 
 
 _ScalarNode, _SequenceNode = yaml.ScalarNode, yaml.SequenceNode
 
 
 def convert(node: yaml.Node) -> Any:
-    """Node tree → plain Python values (dict, list, str, int, float, bool, None)."""
+    """Node tree → plain Python values (dict, list, str, int, float, bool, None).
+
+    No accounting: use it on trees already checked by ``_Converter`` (or known small).
+    """
     cls = node.__class__
     if cls is _ScalarNode:
         return node.value if node.tag == _STR else scalar(node)
@@ -149,22 +186,82 @@ def convert(node: yaml.Node) -> Any:
         return [convert(item) for item in node.value]
     out: dict = {}
     for key_node, value_node in node.value:
-        if key_node.__class__ is _ScalarNode and key_node.tag == _STR:
-            key = key_node.value
-        else:
-            key = convert(key_node)
-            if isinstance(key, (dict, list)):
-                key = str(key)
+        key = _key(key_node)
         if key in out:
             raise DuplicateKey(str(key), _first_key(node, key), key_node)
         out[key] = convert(value_node)
     return out
 
 
+def _key(key_node: yaml.Node) -> Any:
+    """A mapping key: a plain value. A list or mapping as a key (``? [a]``) has no use in
+    manifests, and its text nested in itself grows exponentially: refused."""
+    if key_node.__class__ is not _ScalarNode:
+        raise YAMLLimit("YAML mapping key is a list or mapping; keys must be plain values",
+                        key_node)
+    return key_node.value if key_node.tag == _STR else scalar(key_node)
+
+
+class _Converter:
+    """``convert`` for one document, with aliases of collections counted and bounded.
+
+    libyaml's composer hands an alias back as the very node it names, so a node met a
+    second time is an alias: its size (known once it was converted) is charged before it
+    is copied, and one still being converted is a recursive alias. Aliases of scalars
+    cost nothing (the same string) and are not counted.
+    """
+
+    __slots__ = ("sizes", "built", "expanded", "aliases")
+
+    def __init__(self) -> None:
+        self.sizes: dict[int, Optional[int]] = {}   # id(collection) → nodes it expands to
+        self.built = self.expanded = self.aliases = 0
+
+    def value(self, node: yaml.Node) -> Any:
+        cls = node.__class__
+        if cls is _ScalarNode:
+            return node.value if node.tag == _STR else scalar(node)
+        ident = id(node)
+        if ident in self.sizes:
+            return self._alias(node, self.sizes[ident])
+        self.sizes[ident] = None
+        before = self.built
+        self.built += len(node.value) if cls is _SequenceNode else 2 * len(node.value)
+        out = self._sequence(node) if cls is _SequenceNode else self._mapping(node)
+        self.sizes[ident] = self.built - before
+        return out
+
+    def _sequence(self, node: yaml.SequenceNode) -> list:
+        return [self.value(item) for item in node.value]
+
+    def _mapping(self, node: yaml.MappingNode) -> dict:
+        out: dict = {}
+        for key_node, value_node in node.value:
+            key = _key(key_node)
+            if key in out:
+                raise DuplicateKey(str(key), _first_key(node, key), key_node)
+            out[key] = self.value(value_node)
+        return out
+
+    def _alias(self, node: yaml.Node, size: Optional[int]) -> Any:
+        if size is None:
+            raise YAMLLimit("YAML alias used inside its own anchor (a recursive structure)", node)
+        self.aliases += 1
+        self.expanded += size
+        if self.aliases > MAX_ALIASES:
+            raise YAMLLimit(f"more than {MAX_ALIASES} YAML aliases of collections in one document "
+                            "(the limit per document)", node)
+        if self.expanded > MAX_ALIAS_NODES:
+            raise YAMLLimit(f"YAML aliases expand to more than {MAX_ALIAS_NODES} nodes in one "
+                            "document (the limit per document; the node defined here is one "
+                            "of those aliased)", node)
+        self.built += size
+        return convert(node)
+
+
 def _first_key(node: yaml.MappingNode, key: Any) -> yaml.Node:
     for key_node, _ in node.value:
-        found = convert(key_node)
-        if (str(found) if isinstance(found, (dict, list)) else found) == key:
+        if _key(key_node) == key:
             return key_node
     return node  # pragma: no cover - the key was seen, so it is there
 
@@ -186,9 +283,36 @@ def _key_path(node: yaml.Node, target: yaml.Node) -> Optional[list]:
     return None
 
 
+def _check_document_sizes(text: str) -> None:
+    """Refuse a document of more than MAX_DOCUMENT_NODES nodes before composing it (the
+    event stream costs little memory). Syntax errors are left to the composing pass."""
+    loader = _Loader(text)
+    try:
+        count = 0
+        while loader.check_event():
+            event = loader.get_event()
+            if event.__class__ in _NODE_EVENTS:
+                count += 1
+                if count > MAX_DOCUMENT_NODES:
+                    raise YAMLLimit(f"YAML document of more than {MAX_DOCUMENT_NODES} nodes "
+                                    "(the limit per document)", event)
+            elif event.__class__ is yaml.DocumentStartEvent:
+                count = 0
+    except YAMLLimit:
+        raise
+    except yaml.YAMLError:
+        return
+    finally:
+        loader.dispose()
+
+
 def documents(text: str) -> Iterator[Document]:
     """Yield every non-empty document of ``text``. Raises yaml.YAMLError / DuplicateKey."""
+    if len(text) > _PRECHECK_BYTES:
+        _check_document_sizes(text)
     loader = _Loader(text)
+    # Without an "&" there is no anchor, so no alias: nothing to count (the common case).
+    converter = (lambda root: _Converter().value(root)) if "&" in text else convert
     try:
         index = 0
         while loader.check_node():
@@ -199,10 +323,12 @@ def documents(text: str) -> Iterator[Document]:
             if isinstance(root, yaml.ScalarNode) and root.tag == _NULL:
                 continue
             try:
-                value = convert(root)
+                value = converter(root)
             except DuplicateKey as exc:
                 exc.path = ".".join(str(p) for p in _key_path(root, exc.second) or [exc.key])
                 raise
+            except RecursionError:
+                raise YAMLLimit("YAML nesting is too deep", root) from None
             yield Document(value, root, index)
     finally:
         loader.dispose()

@@ -4,10 +4,11 @@ from __future__ import annotations
 import functools
 import os
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping, Sequence
+from typing import Iterable, Mapping, Optional, Sequence
 
 from ..errors import MailformError, ManifestError, SecretError
 from ..manifest import Desired, load as load_manifests, load_var_file, resolve
+from ..manifest.secrets import SecretPolicy
 from ..model import EmailAccount, SecretRef
 
 DEFAULT_PATHS = ("manifests",)
@@ -62,10 +63,12 @@ def load_desired(inputs: Inputs) -> Desired:
     return load_manifests(inputs.paths or DEFAULT_PATHS, variables, inputs.environment)
 
 
-def load(inputs: Inputs) -> Loaded:
-    """Manifests loaded and every secret resolved (ManifestError / SecretsUnresolved)."""
+def load(inputs: Inputs, registry_url: Optional[str] = None) -> Loaded:
+    """Manifests loaded and every secret resolved (ManifestError / SecretsUnresolved), under
+    the runner's secret policy for the registry at ``registry_url`` (SECURITY.md)."""
     desired = load_desired(inputs)
-    return Loaded(desired, resolve_all(desired.accounts.values()))
+    return Loaded(desired, resolve_all(desired.accounts.values(),
+                                       desired.secret_policy(registry_url)))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -86,8 +89,11 @@ def _declared_refs(account: EmailAccount) -> Iterable[tuple[str, SecretRef]]:
             yield f"{section}.password", ref
 
 
-def resolve_all(accounts: Iterable[EmailAccount]) -> Resolved:
-    """Resolve every secret reference; all failures reported together, never a value."""
+def resolve_all(accounts: Iterable[EmailAccount], policy: Optional[SecretPolicy] = None
+                ) -> Resolved:
+    """Resolve every secret reference; all failures reported together, never a value.
+    ``policy``: where secrets may be read (``Desired.secret_policy``); without one, each
+    reference only within its own manifest's folder and the runner's secret folders."""
     out, errors, seen = Resolved(), [], set()
     for account in accounts:
         base = _base_dir(account)
@@ -96,7 +102,7 @@ def resolve_all(accounts: Iterable[EmailAccount]) -> Resolved:
                           else {"file": os.path.normpath(os.path.join(base, ref.file))})
             out.refs.setdefault(account.name, {})[path] = stored_ref
             try:
-                value = resolve(ref, base, account.name, f"spec.{path}")
+                value = resolve(ref, base, account.name, f"spec.{path}", policy=policy)
             except SecretError as exc:
                 if (exc.account, exc.reference) not in seen:
                     seen.add((exc.account, exc.reference))
@@ -108,7 +114,14 @@ def resolve_all(accounts: Iterable[EmailAccount]) -> Resolved:
     return out
 
 
-def resolve_ref(name: str, path: str, ref: Mapping) -> str:
+def saved_plan_policy(registry_url: Optional[str] = None) -> SecretPolicy:
+    """Applying a saved plan: its file references are absolute; they may be read inside
+    the working directory (the checkout apply runs in) or the runner's secret folders."""
+    return SecretPolicy.from_env(roots=[os.getcwd()], registry_url=registry_url)
+
+
+def resolve_ref(name: str, path: str, ref: Mapping,
+                policy: Optional[SecretPolicy] = None) -> str:
     """Resolve a reference recorded in a saved plan (file paths are absolute there)."""
     secret = SecretRef.model_validate(dict(ref))
-    return resolve(secret, "/", name, f"spec.{path}")
+    return resolve(secret, "/", name, f"spec.{path}", policy=policy or saved_plan_policy())

@@ -48,7 +48,7 @@ class PassOptions:
 def run_pass(inputs: Inputs, options: PassOptions, verify: Optional[Verify]) -> PassResult:
     """One pass; never raises for expected failures."""
     try:
-        loaded = load(inputs)
+        loaded = load(inputs, options.registry_url)
     except ManifestError as exc:
         return PassResult("error", f"{len(exc.problems)} manifest error(s); first: "
                           f"{exc.problems[0]}", exit_code=1)

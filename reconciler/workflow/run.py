@@ -2,6 +2,7 @@
 progress passed in."""
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -14,7 +15,7 @@ from ..planner import PlanInput, build_plan
 from ..registry.base import Registry
 from .checks import Checks, check_plan, failures, probed_only
 from .destinations import Destinations, allowed_hosts
-from .inputs import Loaded, resolve_ref
+from .inputs import Loaded, resolve_ref, saved_plan_policy
 
 PLAN_SIGNING = "plan file"
 PROBED_NOTE = ("verified without logging in ({roles}): credentials go only to servers this "
@@ -186,7 +187,9 @@ def apply(registry: Registry, request: ApplyRequest, approval: Approval,
 def _plan_under_lock(registry: Registry, request: ApplyRequest, saved: Optional[Plan]):
     if saved is not None:
         check_fresh(registry, saved)
-        return saved, secrets_of_saved_plan(saved, registry, resolve_ref)
+        policy = saved_plan_policy(registry.url)
+        return saved, secrets_of_saved_plan(saved, registry,
+                                            functools.partial(resolve_ref, policy=policy))
     assert request.loaded is not None
     plan = make_plan(registry, request.loaded, request.targets)
     return plan, request.loaded.secrets.values
