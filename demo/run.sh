@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
-# The main job on the example manifests, against a fresh embedded (SQLite) registry
-# under demo/.state/. Run through `make demo`.
+# The main job on the example manifests, against fresh embedded (SQLite) registries under
+# demo/.state/, one per environment (demo/mailform.yaml). Run through `make demo`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MAILFORM="${MAILFORM:-.venv/bin/mailform}"
 STATE=demo/.state
 rm -rf "$STATE" && mkdir -p "$STATE"
-export MAILFORM_REGISTRY="sqlite:///$STATE/registry.db"
+unset MAILFORM_REGISTRY MAILFORM_ENVIRONMENT   # the project file picks each environment's
 export MAILFORM_ACTOR="demo"
 # Demo-only secrets: real manifests point at your secret store through {env: …} / {file: …}.
 export SUPPORT_SMTP_PASSWORD="demo-support-password" ALICE_SMTP_PASSWORD="demo-alice-password"
-STAGING=(--var-file environments/staging.yaml --environment staging)
-PRODUCTION=(--var-file environments/production.yaml --environment production)
+STAGING=(--config demo/mailform.yaml --environment staging)
+PRODUCTION=(--config demo/mailform.yaml --environment production)
 
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 
@@ -29,10 +29,10 @@ step "mailform plan again: nothing to do"
 "$MAILFORM" plan "${STAGING[@]}"
 
 step "an operator edits the registry by hand; the next plan shows the drift"
-"$MAILFORM" registry set support display_name="Help Desk"
+"$MAILFORM" registry set support display_name="Help Desk" "${STAGING[@]}"
 "$MAILFORM" plan "${STAGING[@]}" --target support
 
-step "the same manifests rendered for production: what would change"
+step "production: the same manifests, its own registry (empty so far) and variables"
 set +e
 "$MAILFORM" plan "${PRODUCTION[@]}" --detailed-exitcode
 code=$?
@@ -40,4 +40,4 @@ set -e
 echo "(plan --detailed-exitcode exited $code: 2 means there are changes)"
 
 step "mailform state list"
-"$MAILFORM" state list
+"$MAILFORM" state list "${STAGING[@]}"

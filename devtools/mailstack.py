@@ -5,6 +5,10 @@ mail setup except one line in ``/etc/postfix/main.cf``
 (``alternate_config_directories``, which Postfix requires before it accepts
 ``-c DIR``; our directory is added on start and removed on stop).
 
+Several stacks may run at once (one per pytest-xdist worker, the standalone
+command): a lock file (``STARTUP_LOCK``) lets one process at a time pick free
+ports until its daemons listen on them, and edit ``main.cf``.
+
 Needs root (Postfix and Dovecot drop privileges themselves) and the Debian
 packages postfix, dovecot-imapd, dovecot-pop3d, dovecot-lmtpd (``make
 system-deps``).
@@ -44,6 +48,7 @@ from __future__ import annotations
 
 import atexit
 import base64
+import contextlib
 import email
 import email.policy
 import imaplib
@@ -54,9 +59,11 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from .certs import make_certificates
 from .mailconf import MAIL_UID, dovecot_conf, postfix_main_cf, postfix_master_cf
@@ -75,6 +82,7 @@ PORT_NAMES = (
     "imap", "imaps", "pop3", "pop3s",
 )
 MAIN_CF = Path("/etc/postfix/main.cf")
+STARTUP_LOCK = Path(tempfile.gettempdir()) / "mailform-mailstack.lock"
 
 
 class MailStackError(RuntimeError):
@@ -98,6 +106,33 @@ def free_ports(count: int) -> list[int]:
         for s in socks:
             s.close()
     return ports
+
+
+_held = threading.local()
+
+
+@contextlib.contextmanager
+def exclusive() -> Iterator[None]:
+    """Hold the stacks' lock (an exclusive flock on STARTUP_LOCK), across processes.
+    Re-entrant within a thread: a failed start stops (and unregisters) while holding it."""
+    depth = getattr(_held, "depth", 0)
+    if depth:
+        _held.depth = depth + 1
+        try:
+            yield
+        finally:
+            _held.depth -= 1
+        return
+    import fcntl
+
+    with open(STARTUP_LOCK, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        _held.depth = 1
+        try:
+            yield
+        finally:
+            _held.depth = 0
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _tail(path: Path, lines: int = 40) -> str:
@@ -171,14 +206,17 @@ class MailStack:
         self.workdir.chmod(0o755)
         _check_traversable(self.workdir)
         atexit.register(self.stop)
-        try:
-            self._prepare()
-            self._start_dovecot()
-            self._start_postfix()
-            self._wait_ready(timeout)
-        except BaseException:
-            self.stop()
-            raise
+        # from choosing free ports until the daemons listen on them: no other stack may
+        # choose the same ones meanwhile
+        with exclusive():
+            try:
+                self._prepare()
+                self._start_dovecot()
+                self._start_postfix()
+                self._wait_ready(timeout)
+            except BaseException:
+                self.stop()
+                raise
         self.started = True
         return self
 
@@ -209,6 +247,10 @@ class MailStack:
 
     def _register_config_dir(self) -> None:
         """Postfix accepts `-c DIR` only for directories listed in the default main.cf."""
+        with exclusive():
+            self._add_config_dir()
+
+    def _add_config_dir(self) -> None:
         if not MAIN_CF.exists():
             MAIN_CF.parent.mkdir(parents=True, exist_ok=True)
             MAIN_CF.write_text("# created by devtools/mailstack.py\n")
@@ -223,6 +265,10 @@ class MailStack:
         if not self._registered:
             return
         self._registered = False
+        with exclusive():
+            self._remove_config_dir()
+
+    def _remove_config_dir(self) -> None:
         current = _run(["postconf", "-h", "alternate_config_directories"]).stdout.strip()
         dirs = [d for d in current.replace(",", " ").split() if d and d != str(self.postfix_dir)]
         if dirs:
@@ -435,6 +481,7 @@ def main(argv: list[str] | None = None) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)     # also when inherited as ignored (a background job)
     try:
         stack.start()
         print(json.dumps(stack.describe(), indent=2), flush=True)

@@ -6,7 +6,7 @@ from typing import Callable, Mapping, Optional
 
 from .errors import LockedError, MailformError, SecretError, StalePlanError
 from .plan import AccountPayload, Action, Plan, PolicyPayload, ResourceChange
-from .registry.base import AccountWrite, Registry, Transaction
+from .registry.base import RELEASED, AccountWrite, Registry, Transaction
 from .registry.common import default_actor
 
 Secrets = Mapping[str, Mapping[str, str]]      # account -> secret path -> clear value
@@ -18,10 +18,14 @@ class ApplyResult:
     added: int
     changed: int
     destroyed: int
+    moved: int = 0
+    forgotten: int = 0
 
     def summary_line(self) -> str:
+        extra = "".join(f", {n} {what}" for n, what in ((self.moved, "moved"),
+                                                         (self.forgotten, "forgotten")) if n)
         return (f"Apply complete! Resources: {self.added} added, {self.changed} changed, "
-                f"{self.destroyed} destroyed.")
+                f"{self.destroyed} destroyed{extra}.")
 
 
 def actor() -> str:
@@ -92,7 +96,7 @@ def _write_account(tx: Transaction, registry: Registry, rc: ResourceChange,
     if payload.activation:
         status["activation"] = str(payload.activation)
     tx.put_account(AccountWrite(rc.name, payload.account_type, dict(payload.record), values,
-                                payload.fingerprints(), status))
+                                payload.fingerprints(), status, payload.owner))
 
 
 def _write(tx: Transaction, registry: Registry, rc: ResourceChange, secrets: Secrets,
@@ -100,26 +104,39 @@ def _write(tx: Transaction, registry: Registry, rc: ResourceChange, secrets: Sec
     if isinstance(rc.payload, PolicyPayload):
         tx.put_setting("bounce_policy", dict(rc.payload.record))
         return
+    if rc.action is Action.FORGET:
+        tx.set_owner(rc.name, RELEASED)       # let go: it stays, as it is
+        return
+    if rc.previous is not None:
+        tx.move_account(rc.previous, rc.name)  # keeps status, activation, secrets, history
     if rc.action.destroys:
         tx.delete_account(rc.name)
-    if rc.action is not Action.DELETE:
+    if rc.payload is not None:
         _write_account(tx, registry, rc, secrets, statuses.get(rc.name, {}))
 
 
 def apply_plan(registry: Registry, plan: Plan, secrets: Secrets,
                who: Optional[str] = None, statuses: Optional[Mapping[str, dict]] = None,
                lock_id: Optional[str] = None,
-               before_commit: Optional[Callable[[int], None]] = None) -> ApplyResult:
+               before_commit: Optional[Callable[[int], None]] = None,
+               on_write: Optional[Callable[[ResourceChange], None]] = None,
+               history: Optional[Mapping] = None) -> ApplyResult:
     """Write the plan. The caller holds the registry lock (``lock_id``) and has checked
-    freshness. ``before_commit(serial)`` runs inside the transaction, after every write."""
+    freshness. ``on_write(change)`` runs after each resource is written and
+    ``before_commit(serial)`` after every write, both inside the transaction.
+    ``history``: more to record in the history entry (e.g. the command, `state mv`)."""
     statuses = statuses or {}
     with registry.transaction() as tx:
         still_ours(registry, lock_id)
         for rc in plan.resource_changes:
             _write(tx, registry, rc, secrets, statuses)
+            if on_write is not None:
+                on_write(rc)
         summary = plan.summary
         serial = tx.add_history({"actor": who or actor(), "counts": summary,
-                                 "changes": [rc.to_dict() for rc in plan.resource_changes]})
+                                 "changes": [rc.to_dict() for rc in plan.resource_changes],
+                                 **(history or {})})
         if before_commit is not None:
             before_commit(serial)
-    return ApplyResult(serial, summary["add"], summary["change"], summary["destroy"])
+    return ApplyResult(serial, summary["add"], summary["change"], summary["destroy"],
+                       summary.get("move", 0), summary.get("forget", 0))

@@ -17,7 +17,7 @@ from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr,
 from pydantic_core import PydanticCustomError
 
 API_VERSION = "mailform/v1"
-KINDS = ("EmailAccount", "BouncePolicy")
+KINDS = ("EmailAccount", "BouncePolicy", "Moved", "Removed")
 NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
 
@@ -128,6 +128,8 @@ class InboxSettings(_Strict):
     batch_size: Annotated[int, Field(ge=1, le=10000)] = 100
     delete_bounces: bool = False
     verify_certificate: bool = True
+    # false: only bounces carrying a tag of mailform's count (SECURITY.md)
+    trust_untagged: bool = True
 
 
 def _real_path(entry: str) -> str:
@@ -213,7 +215,34 @@ class BouncePolicy(_Strict):
     spec: BouncePolicySpec = Field(default_factory=BouncePolicySpec)
 
 
-MODELS: dict[str, type[BaseModel]] = {"EmailAccount": EmailAccount, "BouncePolicy": BouncePolicy}
+AccountName = Annotated[str, Field(pattern=NAME_PATTERN, max_length=63)]
+
+
+class MovedSpec(_Strict):
+    from_: AccountName = Field(alias="from")
+    to: AccountName
+
+
+class RemovedSpec(_Strict):
+    name: AccountName
+
+
+class Moved(_Strict):   # a rename: the account keeps its status, activation and history
+    apiVersion: Literal["mailform/v1"]
+    kind: Literal["Moved"]
+    metadata: Metadata
+    spec: MovedSpec
+
+
+class Removed(_Strict):  # stop managing an account; it stays in the registry
+    apiVersion: Literal["mailform/v1"]
+    kind: Literal["Removed"]
+    metadata: Metadata
+    spec: RemovedSpec
+
+
+MODELS: dict[str, type[BaseModel]] = {"EmailAccount": EmailAccount, "BouncePolicy": BouncePolicy,
+                                      "Moved": Moved, "Removed": Removed}
 
 # Secret-bearing field paths inside spec.
 SECRET_PATHS = ("smtp.password", "inbox.password")
@@ -354,6 +383,7 @@ def canonical_key_order() -> dict[str, list[str]]:
     }
     order["spec:EmailAccount"] = list(AccountSpec.model_fields)
     order["spec:BouncePolicy"] = list(BouncePolicySpec.model_fields)
+    order["spec:Moved"], order["spec:Removed"] = ["from", "to"], ["name"]
     return order
 
 

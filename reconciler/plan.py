@@ -10,6 +10,7 @@ file, or one made against another registry, is refused. Building a plan is
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -29,6 +30,8 @@ class Action(StrEnum):
     UPDATE = "update"
     DELETE = "delete"
     REPLACE = "replace"
+    MOVE = "move"          # renamed (kind Moved, `state mv`), possibly changed as well
+    FORGET = "forget"      # let go: stays in the registry, no longer managed (kind Removed)
 
     @property
     def adds(self) -> bool:
@@ -76,6 +79,7 @@ class AccountPayload:
     secrets: Mapping[str, SecretEntry]      # secret path -> entry
     activation: Optional[Activation] = None  # decided once, for created marketing accounts
     keep_secrets: tuple[str, ...] = ()      # under ignore_changes: the registry's value stays
+    owner: Optional[str] = None             # the managing project recorded (None: unchanged)
 
     def fingerprints(self) -> dict[str, Optional[str]]:
         return {path: entry.fingerprint for path, entry in self.secrets.items()}
@@ -83,7 +87,8 @@ class AccountPayload:
     def to_dict(self) -> dict:
         return {"account_type": self.account_type, "record": self.record,
                 "secrets": {p: e.to_dict() for p, e in sorted(self.secrets.items())},
-                "activation": self.activation, "keep_secrets": list(self.keep_secrets)}
+                "activation": self.activation, "keep_secrets": list(self.keep_secrets),
+                "owner": self.owner}
 
     @classmethod
     def from_dict(cls, body: Mapping) -> "AccountPayload":
@@ -91,7 +96,7 @@ class AccountPayload:
         return cls(body["account_type"], body["record"],
                    {p: SecretEntry.from_dict(e) for p, e in body["secrets"].items()},
                    Activation(activation) if activation else None,
-                   tuple(body.get("keep_secrets", ())))
+                   tuple(body.get("keep_secrets", ())), body.get("owner"))
 
 
 @dataclass(frozen=True)
@@ -122,19 +127,32 @@ class ResourceChange:
     payload: Optional[Payload] = None       # None for a delete
     notes: list[str] = field(default_factory=list)
     verification: Optional[dict] = None     # role -> check result (plan --verify)
+    previous: Optional[str] = None          # a moved account's old name
 
     @property
     def address(self) -> str:
         return f"{self.resource}.{self.name}"
 
     @property
+    def previous_address(self) -> Optional[str]:
+        return f"{self.resource}.{self.previous}" if self.previous is not None else None
+
+    @property
+    def changes_fields(self) -> bool:
+        """Counted as a change: an update, or a move that changes fields too."""
+        return self.action is Action.UPDATE or (self.action is Action.MOVE and bool(self.changes))
+
+    @property
     def is_account(self) -> bool:
         return self.resource is Resource.ACCOUNT
 
     def to_dict(self) -> dict:
-        return {"address": self.address, "name": self.name, "action": str(self.action),
-                "changes": [c.to_dict() for c in self.changes],
-                "verification": self.verification, "notes": list(self.notes)}
+        body = {"address": self.address, "name": self.name, "action": str(self.action)}
+        if self.previous is not None:
+            body["previous_address"] = self.previous_address
+        body.update({"changes": [c.to_dict() for c in self.changes],
+                     "verification": self.verification, "notes": list(self.notes)})
+        return body
 
 
 @dataclass
@@ -154,10 +172,18 @@ class Drift:
 class Guard:
     name: str
     blocked: bool
-    detail: str
+    detail: str                 # "10 of 12 (83%), limit 30%"
+    forced: bool = False        # it would block, and --force passes it
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "blocked": self.blocked, "detail": self.detail}
+        body = {"name": self.name, "blocked": self.blocked, "detail": self.detail}
+        if self.forced:
+            body["forced"] = True
+        return body
+
+    def passed(self) -> "Guard":
+        """This guard as --force leaves it: not blocking, and said so."""
+        return Guard(self.name, False, self.detail, True) if self.blocked else self
 
 
 @dataclass
@@ -169,13 +195,24 @@ class Plan:
     resource_changes: list[ResourceChange]
     guards: list[Guard]
     warnings: list[str] = field(default_factory=list)
+    unmanaged: int = 0      # accounts of the registry another project manages, or none
 
     @property
     def summary(self) -> dict:
-        actions = [rc.action for rc in self.resource_changes]
-        return {"add": sum(a.adds for a in actions),
-                "change": sum(a is Action.UPDATE for a in actions),
-                "destroy": sum(a.destroys for a in actions)}
+        """add, change, destroy; move and forget too when there are any."""
+        rcs = self.resource_changes
+        out = {"add": sum(rc.action.adds for rc in rcs),
+               "change": sum(rc.changes_fields for rc in rcs),
+               "destroy": sum(rc.action.destroys for rc in rcs)}
+        for action in (Action.MOVE, Action.FORGET):
+            count = sum(rc.action is action for rc in rcs)
+            if count:
+                out[str(action)] = count
+        return out
+
+    def forced(self) -> "Plan":
+        """The plan as `--force` shows it: every blocking guard passed (``Guard.forced``)."""
+        return dataclasses.replace(self, guards=[g.passed() for g in self.guards])
 
     @property
     def has_changes(self) -> bool:
@@ -186,9 +223,9 @@ class Plan:
         return [g for g in self.guards if g.blocked]
 
     def accounts_to_write(self) -> list[ResourceChange]:
-        """Created, updated and replaced accounts: what verification checks."""
-        return [rc for rc in self.resource_changes
-                if rc.is_account and rc.action is not Action.DELETE]
+        """Created, updated and replaced accounts (and moved ones that change): what
+        verification checks."""
+        return [rc for rc in self.resource_changes if rc.is_account and rc.payload is not None]
 
     def to_dict(self) -> dict:
         """SPEC §4's object (what `plan --format json` prints); the checksum is a plain
@@ -198,7 +235,7 @@ class Plan:
         return body
 
     def _body(self) -> dict:
-        return {
+        body = {
             "format_version": FORMAT_VERSION,
             "registry": {"lineage": self.lineage, "serial": self.serial},
             "manifest_digest": self.manifest_digest,
@@ -207,6 +244,9 @@ class Plan:
             "summary": self.summary,
             "guards": [g.to_dict() for g in self.guards],
         }
+        if self.unmanaged:
+            body["unmanaged"] = self.unmanaged
+        return body
 
 
 def canonical(body: Mapping) -> bytes:
@@ -264,22 +304,29 @@ def _plan_from(body: Mapping) -> Plan:
     rcs = [_resource_change(rc, payloads.get(rc["address"])) for rc in body["resource_changes"]]
     drift = [Drift(d["address"].split(".", 1)[1], [_change(c) for c in d["changes"]])
              for d in body["drift"]]
-    guards = [Guard(g["name"], g["blocked"], g["detail"]) for g in body["guards"]]
+    guards = [Guard(g["name"], g["blocked"], g["detail"], bool(g.get("forced")))
+              for g in body["guards"]]
     return Plan(body["registry"]["lineage"], body["registry"]["serial"],
-                body["manifest_digest"], drift, rcs, guards)
+                body["manifest_digest"], drift, rcs, guards,
+                unmanaged=int(body.get("unmanaged", 0)))
 
 
 def _resource_change(rc: Mapping, payload: Optional[Mapping]) -> ResourceChange:
     resource = Resource(rc["address"].split(".", 1)[0])
     action = Action(rc["action"])
     loaded = _payload_from(resource, payload)
-    if action is not Action.DELETE and loaded is None:
+    if action in _WRITES and loaded is None:
         raise ValueError(f"{rc['address']}: no payload for a {action}")
+    previous = rc.get("previous_address")
     return ResourceChange(
         name=rc["name"], action=action, changes=[_change(c) for c in rc["changes"]],
         resource=resource, payload=loaded, notes=list(rc.get("notes", [])),
         verification=rc.get("verification"),
-        account_type=loaded.account_type if isinstance(loaded, AccountPayload) else None)
+        account_type=loaded.account_type if isinstance(loaded, AccountPayload) else None,
+        previous=previous.split(".", 1)[1] if previous else None)
+
+
+_WRITES = (Action.CREATE, Action.UPDATE, Action.REPLACE)   # always carry a payload
 
 
 def _payload_from(resource: Resource, body: Optional[Mapping]) -> Optional[Payload]:

@@ -1,22 +1,24 @@
 """Building a plan: (desired, actual) → Plan. Pure: no files, no network, no database.
 
-Every decision a plan carries is made here once: the action per account, drift,
+Every decision a plan carries is made here once: which registry accounts the
+project manages, moves and removals (``scope``), the action per account, drift,
 the payload apply writes (with the activation of a new marketing account), and
 the safety guards.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Optional
+from typing import Any, Iterable, Mapping, Optional, Sequence
 
 from .diff import Change, compare, is_ignored, merge_ignored, record_of, secret_presence
 from .model import EmailAccount
 from .plan import (Action, Activation, AccountPayload, Drift, Guard, Plan, PolicyPayload,
                    Resource, ResourceChange, SecretEntry)
 from .policy import ACTIVATION_CONTACT_LIMIT, effective_bounce_policy, needs_activation
+from .scope import Scope, find_scope
 
-GUARD_RATIO = 0.30
-GUARD_MIN_ACCOUNTS = 10
+GUARD_PERCENT = 30.0          # SPEC §4: more than 30% …
+GUARD_MIN_ACCOUNTS = 10       # … once the project manages 10 accounts or more
 POLICY_NAME = "default"
 
 
@@ -35,25 +37,39 @@ class PlanInput:
     targets: Optional[Iterable[str]] = None
     policy: Optional[Mapping] = None          # declared BouncePolicy spec, None = defaults
     actual_policy: Optional[Mapping] = None   # what the registry holds, None = defaults
+    ownership: Optional[str] = None           # the project's ownership.name; None: every account
+    moves: Sequence[tuple[str, str, str]] = ()    # (Moved document, from, to)
+    removals: Sequence[tuple[str, str]] = ()      # (Removed document, account)
+    max_destroy_percent: float = GUARD_PERCENT
+    max_change_percent: float = GUARD_PERCENT
 
 
 def build_plan(inp: PlanInput) -> Plan:
+    scope = find_scope(inp.accounts, inp.actual, inp.ownership, inp.moves, inp.removals)
     targets = set(inp.targets) if inp.targets else None
-    names = sorted(set(inp.accounts) | set(inp.actual))
-    if targets is not None:
-        names = [n for n in names if n in targets]
-    drift = [Drift(n, ch) for n in names if n in inp.actual
-             for ch in [_drift(inp.actual[n], inp.accounts.get(n))] if ch]
-    rcs = [rc for rc in (_account_change(n, inp) for n in names) if rc is not None]
+    names = _names(sorted(set(inp.accounts) | set(scope.managed)), scope, targets)
+    drift = [Drift(scope.moved.get(n, n), ch) for n in names if n in scope.managed
+             for ch in [_drift(scope.managed[n], inp.accounts.get(n))] if ch]
+    rcs = [rc for rc in (_account_change(n, inp, scope) for n in names) if rc is not None]
+    rcs += [ResourceChange(n, Action.FORGET, []) for n in _names(scope.forgets, scope, targets)]
+    rcs.sort(key=lambda rc: rc.name)
     policy = _policy_change(inp) if targets is None else None
     if policy is not None:
         rcs.append(policy)
-    return Plan(inp.lineage, inp.serial, inp.manifest_digest, drift, rcs, _guards(rcs, inp))
+    return Plan(inp.lineage, inp.serial, inp.manifest_digest, drift, rcs,
+                _guards(rcs, inp, scope.total), unmanaged=len(scope.unmanaged))
+
+
+def _names(names: Iterable[str], scope: Scope, targets: Optional[set[str]]) -> list[str]:
+    """``--target``: an account by its name, or a moved one by its old name too."""
+    if targets is None:
+        return list(names)
+    return [n for n in names if n in targets or scope.moved.get(n) in targets]
 
 
 def _policy_change(inp: PlanInput) -> Optional[ResourceChange]:
-    if inp.policy is None and inp.actual_policy is None:
-        return None                      # nothing declared, nothing stored: the defaults hold
+    if inp.policy is None and (inp.actual_policy is None or inp.ownership):
+        return None   # nothing declared: the defaults hold, or (shared registry) the stored one
     desired = effective_bounce_policy(inp.policy)
     before = (effective_bounce_policy(inp.actual_policy)
               if inp.actual_policy is not None else None)
@@ -75,19 +91,24 @@ def _drift(stored, account: Optional[EmailAccount]) -> list[Change]:
     return changes
 
 
-def _account_change(name: str, inp: PlanInput) -> Optional[ResourceChange]:
-    account, stored = inp.accounts.get(name), inp.actual.get(name)
+def _account_change(name: str, inp: PlanInput, scope: Scope) -> Optional[ResourceChange]:
+    account, stored = inp.accounts.get(name), scope.managed.get(name)
     if account is None:
         changes, _ = compare(stored.spec, None, stored.fingerprints, {})
         return ResourceChange(name, Action.DELETE, changes)
     action, changes, unchanged = _compare_account(account, stored, inp)
+    previous = scope.moved.get(name)
     if action is None:
-        return None
+        return None if previous is None else ResourceChange(
+            name, Action.MOVE, [], account_type=account.spec.type, previous=previous)
     payload = _payload(action, account, stored, inp)
-    rc = ResourceChange(name, action, changes, unchanged, account_type=account.spec.type,
-                        payload=payload)
+    rc = ResourceChange(name, Action.MOVE if previous and action is Action.UPDATE else action,
+                        changes, unchanged, account_type=account.spec.type, payload=payload,
+                        previous=previous)
     if payload.activation is Activation.PENDING:
         rc.notes.append(_pending_note(name, inp.contact_count))
+    if previous and action is Action.REPLACE:
+        rc.notes.append(f"moved from account.{previous}, then replaced: its type changes")
     return rc
 
 
@@ -134,26 +155,37 @@ def _payload(action: Action, account: EmailAccount, stored, inp: PlanInput) -> A
     refs = inp.secret_refs.get(account.name, {})
     secrets = {path: SecretEntry(refs.get(path), fps.get(path))
                for path in secret_presence(account)}
+    owner = inp.ownership or (stored.owner if stored is not None else None)
     return AccountPayload(account.spec.type, record, secrets,
-                          _activation(action, account, inp.contact_count), keep)
+                          _activation(action, account, inp.contact_count), keep, owner)
 
 
 def _protected(rc: ResourceChange, inp: PlanInput) -> bool:
-    stored, account = inp.actual.get(rc.name), inp.accounts.get(rc.name)
+    stored, account = inp.actual.get(rc.previous or rc.name), inp.accounts.get(rc.name)
     return bool((stored is not None and stored.spec.get("lifecycle", {}).get("prevent_destroy"))
                 or (account is not None and account.spec.lifecycle.prevent_destroy))
 
 
-def _guards(rcs: list[ResourceChange], inp: PlanInput) -> list[Guard]:
+def _guards(rcs: list[ResourceChange], inp: PlanInput, total: int) -> list[Guard]:
+    """prevent_destroy, and the thresholds: shares of the ``total`` accounts the project
+    manages, blocking above their limit once it manages GUARD_MIN_ACCOUNTS or more."""
     accounts = [rc for rc in rcs if rc.is_account]
     protected = [rc.address for rc in accounts if rc.action.destroys and _protected(rc, inp)]
     guards = [Guard("prevent_destroy", bool(protected),
                     ("would destroy " + ", ".join(protected)) if protected else "none affected")]
-    total = len(inp.actual)
-    counts = (("delete_threshold", sum(rc.action.destroys for rc in accounts)),
-              ("update_threshold", sum(rc.action is Action.UPDATE for rc in accounts)))
-    for name, count in counts:
-        share = count / total if total else 0.0
-        blocked = total >= GUARD_MIN_ACCOUNTS and share > GUARD_RATIO
-        guards.append(Guard(name, blocked, f"{count} of {total} ({share:.0%})"))
+    counts = (("delete_threshold", sum(rc.action.destroys for rc in accounts),
+               inp.max_destroy_percent),
+              ("update_threshold", sum(rc.changes_fields for rc in accounts),
+               inp.max_change_percent))
+    for name, count, limit in counts:
+        guards.append(threshold_guard(name, count, total, limit))
     return guards
+
+
+def threshold_guard(name: str, count: int, total: int, limit: float) -> Guard:
+    share = count / total if total else 0.0
+    over = count * 100 > limit * total          # exact: "more than", never float noise
+    detail = f"{count} of {total} ({share:.0%}), limit {limit:g}%"
+    if over and total < GUARD_MIN_ACCOUNTS:
+        detail += f" (not applied below {GUARD_MIN_ACCOUNTS} accounts)"
+    return Guard(name, over and total >= GUARD_MIN_ACCOUNTS, detail)

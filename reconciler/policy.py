@@ -98,3 +98,18 @@ def within_window(history: Sequence[SoftBounce], end: datetime,
     the window has left it; later ones (an out-of-order report) are kept."""
     start = end - timedelta(days=window_days)
     return tuple(b for b in history if b.time > start)
+
+
+# --- ownership: which project manages an account of a shared registry ---------------
+# An account's recorded owner is a project's ownership.name; None when no project was
+# recorded (made before ownership, or by a project without it); RELEASED once `state rm`
+# or a Removed document let it go: then no project manages it until one adopts it.
+RELEASED = ""
+
+
+def manages(ownership: Optional[str], owner: Optional[str]) -> bool:
+    """Whether a project (``ownership``: its ownership.name, None without one) manages an
+    account recorded with ``owner``: its own; without ownership, every one not let go."""
+    if owner == RELEASED:
+        return False
+    return ownership is None or owner == ownership

@@ -43,6 +43,11 @@ ROOT = Path(__file__).resolve().parent.parent
 SUBPROCESS_ENV = "MAILFORM_TEST_SUBPROCESS"    # =1: every Cli.run in a child process
 
 
+def in_process() -> bool:
+    """Whether `Cli.run` and `mailform` run here (not MAILFORM_TEST_SUBPROCESS=1)."""
+    return os.environ.get(SUBPROCESS_ENV) != "1"
+
+
 @dataclass
 class Result:
     code: int
@@ -100,7 +105,7 @@ class Cli:
             timeout: float = 60, subprocess: bool = False) -> Result:
         """`mailform ARGS` in this process (``subprocess=True``, or MAILFORM_TEST_SUBPROCESS=1
         in the environment of pytest for every call: in a new one)."""
-        if subprocess or os.environ.get(SUBPROCESS_ENV) == "1":
+        if subprocess or not in_process():
             return self.run_subprocess(*args, env=env, input=input, timeout=timeout)
         return run_in_process(args, env=self._env(env), cwd=self.dir, input=input)
 
@@ -169,7 +174,11 @@ def mailform(*args: str, env: Optional[Mapping[str, str]] = None, cwd: Path | st
     """In-process stand-in for ``subprocess.run([python, "-m", "reconciler", *args],
     env=env, cwd=cwd, capture_output=True, text=True)``: same environment (``env``
     exactly, else this process's), same cwd, stdin from ``input``; the `Result` also
-    answers to ``returncode``, ``stdout`` and ``stderr``."""
+    answers to ``returncode``, ``stdout`` and ``stderr``. MAILFORM_TEST_SUBPROCESS=1 runs
+    it as a process, as for `Cli.run`."""
+    if not in_process():
+        return run_process(args, env=dict(os.environ if env is None else env), cwd=cwd,
+                           input=input)
     return run_in_process(args, env=dict(os.environ if env is None else env), cwd=cwd,
                           input=input)
 
@@ -374,6 +383,9 @@ def kill(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
         os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=10)
-    for stream in (proc.stdout, proc.stderr):
+    for stream in (proc.stdin, proc.stdout, proc.stderr):
         if stream:
-            stream.close()
+            try:
+                stream.close()
+            except OSError:          # a pipe to a dead child: nothing left to flush
+                pass

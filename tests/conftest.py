@@ -1,9 +1,11 @@
 """Shared fixtures.
 
 `mailstack`: a real Postfix + Dovecot stack (devtools/mailstack.py), started
-once per session.  When the stack cannot start (not root, packages missing) the
-tests that use it are skipped — except under CI=true, where the session fails
-with the stack's log tail.
+once per session — under pytest-xdist once per worker, each on free ports of its
+own (the stacks take turns to pick ports and to register in /etc/postfix/main.cf;
+see devtools/mailstack.py).  When the stack cannot start (not root, packages
+missing) the tests that use it are skipped — except under CI=true, where the
+session fails with the stack's log tail.
 
 The `mailstack` marker follows the fixture: every test whose fixtures need the
 stack (directly or through another fixture) gets the marker here, so

@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 from reconciler.bounces.classify import Recipient, Verdict, _classify, classify
 from reconciler.bounces.dsn import field_blocks
 from reconciler.bounces.mime import MAX_BYTES, read_message
-from reconciler.bounces.patterns import kind_for, parse_code
+from reconciler.bounces.patterns import parse_code
+from reconciler.bounces.reasons import KIND_OF, NOT_FAILURES, REASONS, judge, kind_of
 from reconciler.bounces.verdict import clean_address
 from reconciler.cli.cmd_bounces import bounces
 
@@ -32,7 +33,7 @@ def _raw(name: str) -> bytes:
 
 def test_corpus_is_large_and_every_file_has_exactly_one_expectation():
     files = sorted(p.name for p in CORPUS.glob("*.eml"))
-    assert len(files) >= 90
+    assert len(files) >= 146 + 200
     assert sorted(BY_FILE) == files
     assert len(BY_FILE) == len(EXPECTED), "a file is listed twice in expected.yaml"
 
@@ -48,11 +49,44 @@ def test_corpus_covers_every_kind_and_both_verdicts():
 def test_corpus_message(name):
     entry = BY_FILE[name]
     verdict = _classify(_raw(name))
-    want = [(r["address"], r["kind"], r["status"]) for r in entry.get("recipients") or []]
-    got = [(r.address, r.kind, r.status) for r in verdict.recipients]
+    want = [(r["address"], r["kind"], r["reason"], r["status"]) for r in entry.get("recipients") or []]
+    got = [(r.address, r.kind, r.reason, r.status) for r in verdict.recipients]
     assert verdict.bounce is entry["bounce"], f"{name}: detected as {verdict.kind_of_message}"
-    assert [a for a, _, _ in got] == [a for a, _, _ in want], f"{name}: addresses"
-    assert got == want, f"{name}: kinds/statuses"
+    assert [w[0] for w in got] == [w[0] for w in want], f"{name}: addresses"
+    assert got == want, f"{name}: kinds/reasons/statuses"
+    assert verdict.reason == entry.get("reason"), f"{name}: reason of a message that is not a failure"
+
+
+def test_generated_corpus_is_what_the_generator_writes():
+    import sys
+    sys.path.insert(0, str(CORPUS))
+    try:
+        import generate
+    finally:
+        sys.path.remove(str(CORPUS))
+    made = generate.messages()
+    assert sorted(p.name for p in CORPUS.glob("gen_*.eml")) == sorted(name for name, _, _ in made)
+    for name, raw, entry in made:
+        assert _raw(name) == raw, f"{name}: run tests/bounces/generate.py"
+        assert BY_FILE[name]["source"] == entry["source"]
+        assert [tuple(r.values()) for r in BY_FILE[name]["recipients"]] == entry["recipients"], name
+
+
+def test_every_entry_names_its_source_or_the_corpus_header_does():
+    generated = [e for e in EXPECTED if e["file"].startswith("gen_")]
+    assert len(generated) >= 200 and all(e.get("source") for e in generated)
+
+
+def test_corpus_names_every_reason_and_every_non_failure():
+    reasons = {r["reason"] for e in EXPECTED for r in e.get("recipients") or []}
+    assert reasons == set(REASONS)
+    assert {e.get("reason") for e in EXPECTED if not e["bounce"]} == set(NOT_FAILURES)
+
+
+def test_corpus_recipients_have_the_kind_their_reason_means():
+    for entry in EXPECTED:
+        for r in entry.get("recipients") or []:
+            assert r["kind"] == kind_of(r["reason"], r["status"]) or r["reason"] == "undefined", entry["file"]
 
 
 # ---- structure before text ------------------------------------------------------------
@@ -125,7 +159,8 @@ def test_folded_diagnostic_code_is_unfolded():
 
 def test_arf_complaint_takes_original_rcpt_to():
     verdict = classify(_raw("arf_aol_complaint_original_rcpt_to.eml"))
-    assert verdict.recipients == (Recipient("nora@example.net", "complaint", None, "feedback-type: abuse"),)
+    assert verdict.recipients == (Recipient("nora@example.net", "complaint", None, "feedback-type: abuse",
+                                            "complaint"),)
 
 
 def test_verdict_is_frozen_and_serialises_as_spec_says():
@@ -136,57 +171,136 @@ def test_verdict_is_frozen_and_serialises_as_spec_says():
     assert list(data) == ["file", "bounce", "recipients"]
     assert data["file"] == "x.eml" and data["bounce"] is True
     assert data["recipients"][0] == {
-        "address": "frank@example.org", "kind": "hard", "status": "5.1.1",
+        "address": "frank@example.org", "kind": "hard", "reason": "user-unknown", "status": "5.1.1",
         "diagnostic": "550 5.1.1 <frank@example.org>: Recipient address rejected: User unknown"}
-    assert isinstance(verdict.recipients, tuple)
+    assert list(data["recipients"][0]) == ["address", "kind", "reason", "status", "diagnostic"]
+    assert isinstance(verdict.recipients, tuple) and verdict.reason is None
 
 
-# ---- rules: codes and words → kinds ------------------------------------------------------
-
-@pytest.mark.parametrize("status, text, kind", [
-    ("5.1.1", "550 5.1.1 user unknown", "hard"),
-    ("5.1.10", "RESOLVER.ADR.RecipientNotFound", "hard"),
-    ("5.2.1", "mailbox disabled", "hard"),
-    ("5.2.2", "mailbox full", "soft"),
-    ("5.3.4", "message too big", "soft"),
-    ("5.4.4", "unable to route", "hard"),
-    ("5.4.7", "delivery time expired", "soft"),
-    ("4.2.2", "over quota", "soft"),
-    ("4.7.1", "greylisted, try later", "soft"),
-    ("5.7.1", "Service unavailable; client host blocked using zen.spamhaus.org", "blocked"),
-    ("5.7.26", "DMARC policy", "blocked"),
-    ("5.7.1", "<x@example.org>: Relay access denied", "hard"),
-    ("5.7.1", "No such user here", "hard"),
-    ("5.0.0", "552 mailbox full", "soft"),
-    ("5.0.0", "550 High probability of spam", "blocked"),
-    ("5.0.0", "550 unknown user", "hard"),
-    ("5.0.0", "retry timeout exceeded", "soft"),
-    ("5.7.0", "554 5.7.0 Header error (state 18)", "blocked"),
-    ("5.1.0", "550 5.1.0 Address rejected", "hard"),
-    ("5.1.1", "user over quota. (#5.1.1)", "soft"),
-    ("5.2.0", "550 5.2.0 requested action aborted", "soft"),
-    (None, "550 5.1.1 <a@example.org>... User unknown", "hard"),
-    (None, "552 Requested mail action aborted: exceeded storage allocation", "soft"),
-    (None, "554 Transaction failed: rejected for policy reasons", "blocked"),
-    (None, "550 Requested action not taken", "hard"),
-    (None, "451 Temporary local problem", "soft"),
-    (None, "421 Too many concurrent connections", "soft"),
-    (None, "User x not listed in Domino Directory", "hard"),
-    (None, "Your IP is listed on a block list", "blocked"),
-    (None, "This user doesn't have a example.net account", "hard"),
+@pytest.mark.parametrize("name, reason", [
+    ("auto_vacation_english.eml", "auto-reply"), ("dsn_postfix_delivered_success.eml", "delivered"),
+    ("dsn_postfix_relayed.eml", "delivered"), ("dsn_postfix_delayed_warning.eml", "delayed"),
+    ("challenge_response_confirm.eml", "challenge"), ("ordinary_newsletter.eml", "not-a-report"),
+    ("mdn_read_receipt.eml", "not-a-report"), ("arf_dmarc_auth_failure.eml", "not-a-report"),
 ])
-def test_kind_for(status, text, kind):
-    assert kind_for(status, text) == kind
+def test_a_message_that_is_not_a_failure_says_what_it_is(name, reason):
+    data = classify(_raw(name)).to_json_dict("x.eml")
+    assert data == {"file": "x.eml", "bounce": False, "recipients": [], "reason": reason}
+
+
+def test_a_success_report_is_never_a_bounce_whatever_its_text_says():
+    raw = _dsn("Final-Recipient: rfc822; ok@example.org\nAction: delivered\nStatus: 2.0.0\n"
+               "Diagnostic-Code: smtp; 250 2.0.0 OK\n\nFinal-Recipient: rfc822; fwd@example.org\n"
+               "Action: relayed\nStatus: 2.0.0\n", headers="X-Failed-Recipients: ok@example.org\n")
+    raw = raw.replace(b"\nfailed\n", b"\nDelivery has failed to these recipients: user unknown\n")
+    verdict = classify(raw)
+    assert (verdict.bounce, verdict.reason, verdict.recipients) == (False, "delivered", ())
+
+
+def test_an_unreadable_message_is_not_a_report_and_says_why_in_its_note():
+    verdict = classify("not bytes")  # type: ignore[arg-type]
+    assert verdict.reason == "not-a-report" and verdict.note.startswith("unreadable")
+
+
+# ---- rules: codes and words → reasons → kinds -----------------------------------------------
+
+@pytest.mark.parametrize("status, text, reason, kind", [
+    ("5.1.1", "550 5.1.1 user unknown", "user-unknown", "hard"),
+    ("5.1.10", "RESOLVER.ADR.RecipientNotFound", "user-unknown", "hard"),
+    ("5.1.10", "556 5.1.10 Recipient address has null MX", "not-accept", "hard"),
+    ("5.1.6", "550 5.1.6 mailbox has moved", "has-moved", "hard"),
+    (None, "551 User not local; please try <new@example.org>", "has-moved", "hard"),
+    ("5.2.1", "mailbox disabled", "suspended", "soft"),
+    ("5.2.2", "mailbox full", "mailbox-full", "soft"),
+    ("5.2.3", "RESOLVER.RST.RecipSizeLimit; message too large for this recipient", "exceed-limit", "soft"),
+    ("5.3.4", "message too big", "message-too-big", "soft"),
+    ("5.4.4", "unable to route", "host-unknown", "hard"),
+    ("5.4.7", "delivery time expired", "expired", "soft"),
+    ("5.4.7", "connect to mx.example.net: Connection refused", "expired", "soft"),
+    ("4.4.1", "connect to mx.example.net: Connection timed out", "expired", "soft"),
+    ("4.4.3", "Name service error for name=example.net type=MX: Host not found, try again",
+     "expired", "soft"),
+    ("5.4.6", "mail for example.net loops back to myself", "network-error", "soft"),
+    (None, "Name service error for name=example.net type=MX: Host not found, try again",
+     "network-error", "soft"),
+    ("4.2.2", "over quota", "mailbox-full", "soft"),
+    ("4.7.1", "greylisted, try later", "greylisted", "soft"),
+    ("4.2.1", "The user you are trying to contact is receiving mail at a rate that prevents additional "
+              "messages from being delivered", "rate-limited", "blocked"),
+    ("4.7.28", "Our system has detected an unusual rate of unsolicited mail originating from your IP "
+               "address", "rate-limited", "blocked"),
+    (None, "421 Too many concurrent connections", "too-many-connections", "blocked"),
+    ("5.7.1", "Service unavailable; client host blocked using zen.spamhaus.org", "ip-blocked", "blocked"),
+    ("5.7.25", "The IP address sending this message does not have a PTR record setup", "ip-blocked",
+     "blocked"),
+    ("5.7.26", "DMARC policy", "auth-failure", "blocked"),
+    ("5.7.1", "Unauthenticated email from example.com is not accepted due to domain's DMARC policy",
+     "auth-failure", "blocked"),
+    ("5.7.1", "<x@example.org>: Relay access denied", "system-error", "soft"),
+    ("5.7.1", "No such user here", "user-unknown", "hard"),
+    ("5.7.1", "Message contains a virus", "security-error", "blocked"),
+    ("4.7.0", "TLS required for RCPT domain, closing connection", "security-error", "blocked"),
+    ("5.7.133", "RESOLVER.RST.SenderNotAuthenticatedForGroup; authentication required",
+     "policy-violation", "blocked"),
+    ("5.1.0", "Sender address rejected: Domain not found", "policy-violation", "blocked"),
+    ("5.0.0", "552 mailbox full", "mailbox-full", "soft"),
+    ("5.0.0", "550 High probability of spam", "spam-detected", "blocked"),
+    ("5.0.0", "550 unknown user", "user-unknown", "hard"),
+    ("5.0.0", "retry timeout exceeded", "expired", "soft"),
+    ("5.7.0", "554 5.7.0 Header error (state 18)", "content-error", "blocked"),
+    ("5.1.0", "550 5.1.0 Address rejected", "user-unknown", "hard"),
+    ("5.1.1", "user over quota. (#5.1.1)", "mailbox-full", "soft"),
+    ("5.2.0", "550 5.2.0 requested action aborted", "undefined", "soft"),
+    ("5.0.0", "550 5.0.0 something odd", "undefined", "hard"),
+    ("4.0.0", "450 4.0.0 something odd", "expired", "soft"),
+    ("5.7.0", "554 5.7.0 Reject", "policy-violation", "blocked"),
+    ("5.7.13", "525 5.7.13 User account disabled", "suspended", "soft"),
+    ("5.7.8", "535 5.7.8 Authentication credentials invalid", "security-error", "blocked"),
+    ("5.3.0", "Internal server error", "system-error", "soft"),
+    (None, "Command died with status 1: /usr/bin/procmail", "mailer-error", "soft"),
+    (None, "550 5.1.1 <a@example.org>... User unknown", "user-unknown", "hard"),
+    (None, "552 Requested mail action aborted: exceeded storage allocation", "mailbox-full", "soft"),
+    (None, "554 Transaction failed: rejected for policy reasons", "policy-violation", "blocked"),
+    (None, "550 Requested action not taken", "user-unknown", "hard"),
+    (None, "451 Temporary local problem", "system-error", "soft"),
+    (None, "User x not listed in Domino Directory", "user-unknown", "hard"),
+    (None, "Your IP is listed on a block list", "ip-blocked", "blocked"),
+    (None, "This user doesn't have a example.net account", "user-unknown", "hard"),
+    (None, "554 delivery error: dd Sorry your message to x cannot be delivered. This mailbox is "
+           "disabled (554.30)", "suspended", "soft"),
+])
+def test_judge(status, text, reason, kind):
+    assert judge(status, text) == (reason, kind)
+
+
+def test_every_reason_has_one_kind_in_the_table():
+    assert set(REASONS) == set(KIND_OF) and len(REASONS) == 23
+    assert all(KIND_OF[r] in (None, "hard", "soft", "blocked", "complaint") for r in REASONS)
+    assert [r for r in REASONS if KIND_OF[r] is None] == ["undefined"]
+
+
+@pytest.mark.parametrize("status, transient, kind", [
+    (None, False, "hard"), (None, True, "soft"), ("4.1.1", False, "soft"), ("5.0.0", True, "hard"),
+    ("5.1.9", False, "hard"), ("5.2.0", False, "soft"), ("5.6.9", False, "soft"), ("5.7.99", False, "blocked"),
+])
+def test_undefined_takes_its_kind_from_the_code(status, transient, kind):
+    assert kind_of("undefined", status, transient) == kind
+
+
+def test_judge_without_evidence_is_undefined():
+    assert judge(None, "something odd happened") == ("undefined", "hard")
+    assert judge(None, "something odd happened", transient=True) == ("undefined", "soft")
+
+
+def test_readme_documents_the_table():
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    for reason, kind in KIND_OF.items():
+        assert f"| `{reason}` | {kind or 'by the code'} |" in readme, reason
 
 
 def test_package_exports_the_classifier():
     import reconciler.bounces as package
     assert package.classify is classify and package.Verdict is Verdict and package.Recipient is Recipient
-
-
-def test_kind_for_without_evidence_uses_the_default():
-    assert kind_for(None, "something odd happened") == "hard"
-    assert kind_for(None, "something odd happened", default=None) is None
 
 
 @pytest.mark.parametrize("text, code", [
@@ -224,6 +338,8 @@ def test_arbitrary_bytes_give_a_verdict(raw):
     verdict = _classify(raw)
     assert isinstance(verdict, Verdict)
     assert all(r.kind in ("hard", "soft", "blocked", "complaint") for r in verdict.recipients)
+    assert all(r.reason in REASONS for r in verdict.recipients)
+    assert verdict.reason in (NOT_FAILURES if not verdict.bounce else (None,))
 
 
 _SEEDS = sorted(BY_FILE)
@@ -301,8 +417,10 @@ def test_cli_json_one_line_per_file_in_order():
     assert [line["file"] for line in lines] == paths
     assert [line["bounce"] for line in lines] == [True, False, True]
     assert lines[0]["recipients"][1] == {"address": "grace@example.org", "kind": "soft",
-                                         "status": "5.2.2", "diagnostic": "552 5.2.2 <grace@example.org>: Mailbox full"}
-    assert lines[2]["recipients"][0]["kind"] == "complaint"
+                                         "reason": "mailbox-full", "status": "5.2.2",
+                                         "diagnostic": "552 5.2.2 <grace@example.org>: Mailbox full"}
+    assert lines[1] == {"file": paths[1], "bounce": False, "recipients": [], "reason": "auto-reply"}
+    assert lines[2]["recipients"][0]["kind"] == lines[2]["recipients"][0]["reason"] == "complaint"
     assert lines[2]["recipients"][0]["status"] is None
 
 
@@ -322,9 +440,10 @@ def test_cli_table_lists_recipients():
     result = _runner().invoke(bounces, ["classify", *paths])
     assert result.exit_code == 0
     lines = result.stdout.splitlines()
-    assert lines[0].split() == ["FILE", "BOUNCE", "ADDRESS", "KIND", "STATUS", "DIAGNOSTIC"]
-    assert any("heidi@example.net" in line and "blocked" in line and "5.7.1" in line for line in lines)
-    assert any(line.startswith(paths[1]) and " no " in line for line in lines)
+    assert lines[0].split() == ["FILE", "BOUNCE", "ADDRESS", "KIND", "REASON", "STATUS", "DIAGNOSTIC"]
+    assert any("heidi@example.net" in line and "blocked" in line and "policy-violation" in line
+               and "5.7.1" in line for line in lines)
+    assert any(line.startswith(paths[1]) and " no " in line and "not-a-report" in line for line in lines)
 
 
 def test_cli_reads_standard_input():

@@ -3,15 +3,17 @@ once, SIGKILL in the middle of an apply, force-unlock."""
 from __future__ import annotations
 
 import os
+import queue
 import signal
 import socket
-import time
+import threading
 
 import pytest
 
 import pausing_apply
-from clihelpers import Cli, kill, marketing_account, smtp_account, wait_for_line
+from clihelpers import Cli, in_process, kill, marketing_account, smtp_account, wait_for_line
 from pausing_apply import PAUSE_LINE
+from reconciler.registry.locking import WriteLock
 
 SECRETS = {"SUPPORT_SMTP_PASSWORD": "pw-support-1"}
 
@@ -31,8 +33,31 @@ def _snapshot(cli):
         return reg.meta(), {n: (a.spec, a.fingerprints) for n, a in reg.accounts().items()}
 
 
-def test_second_apply_exits_5_naming_the_holder_and_lock_timeout_waits(cli):
-    holder = pausing_apply.popen(cli, 4, env={"MAILFORM_ACTOR": "first-one"})
+def _release_once_refused(monkeypatch, holder) -> threading.Event:
+    """Release ``holder`` as soon as an apply in this process has been refused the lock
+    (it is waiting for it then); the returned event says it was. A waiter run as a
+    process (MAILFORM_TEST_SUBPROCESS=1) is not seen: the holder goes after a moment."""
+    refused = threading.Event()
+    try_acquire = WriteLock._try_acquire
+
+    def spy(self, *args, **kwargs):
+        ours, held = try_acquire(self, *args, **kwargs)
+        if ours is None:
+            refused.set()
+        return ours, held
+
+    monkeypatch.setattr(WriteLock, "_try_acquire", spy)
+
+    def release() -> None:
+        refused.wait(timeout=30 if in_process() else 1.0)
+        pausing_apply.release(holder)
+
+    threading.Thread(target=release, daemon=True, name="release-holder").start()
+    return refused
+
+
+def test_second_apply_exits_5_naming_the_holder_and_lock_timeout_waits(cli, monkeypatch):
+    holder = pausing_apply.popen(cli, env={"MAILFORM_ACTOR": "first-one"})
     try:
         wait_for_line(holder, PAUSE_LINE)
         locked = cli.apply(env={"MAILFORM_ACTOR": "second"})
@@ -43,10 +68,13 @@ def test_second_apply_exits_5_naming_the_holder_and_lock_timeout_waits(cli):
         # plan is a reader: it neither waits nor fails while an apply runs
         reader = cli.plan("--format", "json")
         assert reader.code == 0, reader
-        started = time.monotonic()
+        assert holder.poll() is None                    # still paused, still holding it
+        refused = _release_once_refused(monkeypatch, holder)
         waited = cli.apply("--lock-timeout", "30")
         assert waited.code == 0, waited
-        assert time.monotonic() - started > 1
+        assert refused.is_set() or not in_process()     # it was refused, then waited
+        if refused.is_set():                            # ... and said that it waits, for whom
+            assert "Waiting for the registry lock held by first-one" in waited.err, waited
         assert holder.wait(timeout=30) == 0
     finally:
         kill(holder)
@@ -55,21 +83,34 @@ def test_second_apply_exits_5_naming_the_holder_and_lock_timeout_waits(cli):
     assert cli.plan("--detailed-exitcode").code == 0
 
 
+def _first_to_exit(procs, timeout: float = 60):
+    """(process, exit code) of whichever of ``procs`` exits first."""
+    exited: queue.Queue = queue.Queue()
+    for proc in procs:
+        threading.Thread(target=lambda p=proc: exited.put((p, p.wait())), daemon=True).start()
+    return exited.get(timeout=timeout)
+
+
 def test_two_processes_applying_at_once_exactly_one_exits_5(cli):
-    procs = [pausing_apply.popen(cli, 3) for _ in range(2)]
+    procs = [pausing_apply.popen(cli) for _ in range(2)]
     try:
-        codes = sorted(p.wait(timeout=60) for p in procs)
+        # the one that takes the lock pauses holding it until released: the other exits 5
+        loser, code = _first_to_exit(procs)
+        assert code == 5, loser.communicate()
+        (winner,) = [p for p in procs if p is not loser]
+        assert winner.poll() is None
+        pausing_apply.release(winner)
+        assert winner.wait(timeout=60) == 0, winner.communicate()
     finally:
         for p in procs:
             kill(p)
-    assert codes == [0, 5]
     meta, accounts = _snapshot(cli)
     assert meta.serial == 2 and set(accounts) == {"support", "news", "promo"}
 
 
 def test_sigkill_in_the_middle_of_an_apply_leaves_the_registry_unchanged(cli):
     before = _snapshot(cli)
-    proc = pausing_apply.popen(cli, 30)
+    proc = pausing_apply.popen(cli)
     try:
         wait_for_line(proc, PAUSE_LINE)
         os.kill(proc.pid, signal.SIGKILL)
@@ -80,7 +121,7 @@ def test_sigkill_in_the_middle_of_an_apply_leaves_the_registry_unchanged(cli):
     with cli.registry() as reg:
         left = reg.current_lock()
     assert left is not None and left.pid == proc.pid      # the dead holder's lock is still there
-    assert cli.run("history").out.count("serial ") == 1
+    assert cli.run("history").out.count(" apply +") == 1
     # ... and is taken over: its holder is dead on this host
     result = cli.apply()
     assert result.code == 0, result

@@ -234,3 +234,45 @@ def test_target_limits_plan_and_apply(cli):
     assert json.loads(rest.out)["summary"] == {"add": 2, "change": 0, "destroy": 0}
     unknown = cli.plan("--target", "nobody")
     assert unknown.code == 1 and "nobody" in unknown.err, unknown
+
+
+# --- issue 10, problem 9 ------------------------------------------------------------------
+
+@pytest.mark.parametrize("extra, named", [
+    (("--var", "x=1"), "--var"), (("--var-file", "v.yaml"), "--var-file"),
+    (("--environment", "production"), "--environment"), (("--target", "news"), "--target"),
+])
+def test_options_that_would_change_a_saved_plan_are_usage_errors(cli, extra, named):
+    cli.write("v.yaml", "x: 1\n")
+    assert cli.run("registry", "init").code == 0
+    assert cli.plan("-o", "x.plan").code == 0
+    result = cli.apply("x.plan", *extra)
+    assert result.code == 64, result
+    assert f"{named} cannot be combined with a saved plan" in result.err
+    assert cli.run("state", "list").out.count("@example.com") == 0
+    from_env = cli.apply("x.plan", env={"MAILFORM_ENVIRONMENT": "ci"})   # not given: fine
+    assert from_env.code == 0, from_env
+
+
+def test_target_takes_the_address_the_plan_prints(cli):
+    planned = cli.plan("--target", "account.news", "--target", "alice", "--format", "json")
+    assert planned.code == 0, planned
+    assert [rc["address"] for rc in json.loads(planned.out)["resource_changes"]] == [
+        "account.alice", "account.news"]
+    applied = cli.apply("--target", "account.news")
+    assert applied.code == 0 and "1 added" in applied.out, applied
+    unknown = cli.plan("--target", "account.nobody")
+    assert unknown.code == 1 and "nobody" in unknown.err, unknown
+
+
+def test_apply_prints_a_line_per_account_written(cli):
+    applied = cli.apply()
+    assert applied.code == 0, applied
+    lines = applied.out.splitlines()
+    done = lines.index("Apply complete! Resources: 3 added, 0 changed, 0 destroyed.")
+    assert lines[done - 4:done] == ["account.alice: created", "account.news: created",
+                                    "account.support: created", ""]
+    cli.write_accounts([smtp_account("support", display_name="Desk"), marketing_account("news")])
+    again = cli.apply()
+    assert "account.support: updated in-place" in again.out
+    assert "account.alice: destroyed" in again.out, again

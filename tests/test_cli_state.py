@@ -57,8 +57,10 @@ def test_state_list_show_and_history(cli):
     assert missing.code == 1 and "nobody" in missing.err
 
     history = cli.run("history")
-    assert history.code == 0 and "serial 1" in history.out and "tester" in history.out
-    assert "+3 ~0 -0" in history.out
+    assert history.code == 0 and history.out.splitlines()[0].split() == [
+        "SERIAL", "TIME", "ACTOR", "WHAT"], history
+    assert history.out.splitlines()[1].split()[0] == "1" and "tester" in history.out
+    assert "apply +3 ~0 -0" in history.out
     entries = json.loads(cli.run("history", "--format", "json").out)
     assert entries[0]["counts"] == {"add": 3, "change": 0, "destroy": 0}
 
@@ -174,3 +176,62 @@ def test_ignored_password_is_kept_when_other_fields_change(cli):
     with cli.registry() as reg:
         assert reg.account("alice").fingerprints["smtp.password"] == before
     assert cli.plan("--detailed-exitcode").code == 0
+
+
+# --- issue 10: registry set refuses what the account could not hold (problem 7) ---------
+
+@pytest.mark.parametrize("assignment, message", [
+    ("smtp.prot=1", "spec.smtp.prot: unknown field 'prot'; did you mean 'port'?"),
+    ("smtp.port=abc", 'spec.smtp.port: must be a whole number, not the string "abc"'),
+    ("smtp.port=465", "spec.smtp.security: security starttls cannot work on port 465"),
+    ("email=not-an-address", "spec.email:"),
+    ("smtp=3", "spec.smtp: must be a mapping"),
+    ("smtp.port.x=1", "smtp.port is not a mapping"),
+    ("news.reply_to.name=x", "unknown field 'news'"),
+])
+def test_registry_set_refuses_an_invalid_edit_naming_the_field(cli, assignment, message):
+    with cli.registry() as reg:
+        before = (reg.meta().serial, reg.account("support").spec)
+    result = cli.run("registry", "set", "support", assignment)
+    assert result.code == 1, result
+    assert message in result.err and "nothing was changed" in result.err, result
+    with cli.registry() as reg:
+        assert (reg.meta().serial, reg.account("support").spec) == before
+    assert cli.plan("--detailed-exitcode").code == 0
+
+
+def test_registry_set_still_takes_valid_edits_and_new_fields(cli):
+    added = cli.run("registry", "set", "support", "from_override.email_detail=mgr")
+    assert added.code == 0 and "adding it" in added.err, added
+    assert cli.run("registry", "set", "support", "smtp.port=2525").code == 0
+    assert cli.run("registry", "set", "support", "smtp.password=anything at all").code == 0
+
+
+# --- history and state show (problem 9) ---------------------------------------------------
+
+def test_history_has_a_header_and_every_write(cli):
+    with cli.registry() as reg:
+        reg.upsert_contacts((f"c{i}@example.org", {}) for i in range(1001))
+    cli.write_accounts(_accounts() + [marketing_account("promo")])
+    assert cli.apply().code == 0
+    assert cli.run("registry", "set", "support", "display_name=Desk").code == 0
+    assert cli.run("accounts", "activate", "promo").code == 0
+    assert cli.run("registry", "rekey").code == 0
+    rows = [line.split(None, 3) for line in cli.run("history").out.splitlines()]
+    assert rows[0] == ["SERIAL", "TIME", "ACTOR", "WHAT"]
+    assert [(r[0], r[3]) for r in rows[1:]] == [
+        ("1", "apply +3 ~0 -0"), ("2", "apply +1 ~0 -0"),
+        ("3", "registry set account.support display_name"),
+        ("4", "accounts activate account.promo"),
+        ("5", "key rotated (4 account(s) re-encrypted)")]
+    entries = json.loads(cli.run("history", "--format", "json").out)
+    assert entries[2]["action"] == "set" and "Desk" not in json.dumps(entries)
+
+
+def test_state_show_shows_activation_as_state_list_does(cli):
+    listed = {a["name"]: a["activation"] for a in
+              json.loads(cli.run("state", "list", "--format", "json").out)}
+    for name in ("alice", "news", "support"):
+        shown = json.loads(cli.run("state", "show", name, "--format", "json").out)
+        assert shown["status"]["activation"] == listed[name] == "active"
+    assert "status:\n  activation: active" in cli.run("state", "show", "support").out

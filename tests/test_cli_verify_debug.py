@@ -176,3 +176,52 @@ def test_debug_nothing_works_exits_1(env, tmp_path, monkeypatch):
     code, out = run(debug, ["news", path, "--timeout", "3"])
     assert code == 1
     assert "No working combination found (login: auth_failed)" in out
+
+
+TEMPLATED = """\
+# {{ environment }}: the growth team's account
+apiVersion: mailform/v1
+kind: EmailAccount
+metadata:
+  name: news
+spec:
+  type: smtp
+  email: alice@mailform.test
+  display_name: "News ({{ environment }})"
+  shared: true
+  smtp:
+    host: localhost
+    port: {{ var.submission_port }}
+    security: {{ var.submission_security }}
+    password: {env: ALICE_PW}
+"""
+
+
+def test_debug_fix_writes_a_templated_value_into_its_var_file(env, tmp_path):
+    from clihelpers import Cli
+    stack = env
+    cli = Cli(tmp_path, env={"MAILFORM_CA_FILE": stack.ca_file,
+                             "ALICE_PW": stack.user_password("alice")})
+    cli.write("manifests/news.yaml", TEMPLATED)
+    vars_text = (f"# staging: keep this comment\nsubmission_port: {stack.ports['smtps']}"
+                 "   # the port\nsubmission_security: starttls  # wrong on purpose\n")
+    cli.write("environments/staging.yaml", vars_text)
+    fixed = cli.run("debug", "news", "--var-file", "environments/staging.yaml", "--fix",
+                    "--timeout", "5", "--environment", "staging")
+    assert fixed.code == 0, fixed
+    assert "--fix: environments/staging.yaml:3: var.submission_security = ssl" in fixed.out
+    assert (cli.dir / "manifests/news.yaml").read_text() == TEMPLATED
+    assert (cli.dir / "environments/staging.yaml").read_text() == vars_text.replace(
+        "submission_security: starttls", "submission_security: ssl")
+    verified = cli.run("verify", "--var-file", "environments/staging.yaml", "--account", "news")
+    assert verified.code == 0, verified
+
+    cli.write("manifests/news.yaml", TEMPLATED.replace("{{ var.submission_security }}",
+                                                       "{{ var.submission_security | lower }}"))
+    cli.write("environments/staging.yaml", vars_text)
+    refused = cli.run("debug", "news", "--var-file", "environments/staging.yaml", "--fix",
+                      "--timeout", "5")
+    assert refused.code == 1, refused
+    assert "manifests/news.yaml:14:15: spec.smtp.security: is the template expression " \
+           "{{ var.submission_security | lower }}, not one template variable" in refused.err
+    assert (cli.dir / "environments/staging.yaml").read_text() == vars_text

@@ -76,3 +76,22 @@ def test_show_unknown_contact_exits_1(tmp_path):
 def test_unreadable_file(tmp_path):
     proc = run(tmp_path, "contacts", "import", str(tmp_path / "missing.csv"))
     assert proc.returncode == 1 and "cannot read" in proc.stderr
+
+
+def test_show_gives_the_reason_and_the_unverified_bounces(tmp_path):
+    from reconciler.registry import open_registry
+    path = tmp_path / "c.csv"
+    path.write_text("email\nann@example.com\n")
+    assert run(tmp_path, "contacts", "import", str(path)).returncode == 0
+    with open_registry(f"sqlite:///{tmp_path}/reg.db") as registry:
+        registry.record_message("news", "imap:INBOX:1", 1, [
+            ("ann@example.com", "soft", "4.2.2", "mailbox full")])
+        registry.record_message("news", "imap:INBOX:1", 2, [], unverified=[
+            ("ann@example.com", "hard", "5.1.1", None, "untagged, and not from a mail system")])
+    shown = json.loads(run(tmp_path, "contacts", "show", "ann@example.com").stdout)
+    assert shown["status"] == "active" and shown["last_bounce"]["reason"] == "mailbox full"
+    assert shown["soft_bounces"][0]["reason"] == "mailbox full"
+    assert shown["unverified_count"] == 1
+    (doubt,) = shown["unverified_bounces"]
+    assert (doubt["kind"], doubt["status"], doubt["account"]) == ("hard", "5.1.1", "news")
+    assert doubt["why"].startswith("untagged") and "reason" not in doubt

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 
 import pytest
@@ -9,7 +10,10 @@ import yaml
 from click.testing import CliRunner
 
 from reconciler.cli.cmd_fmt import fmt
-from reconciler.manifest.fmt import format_file, format_text
+from reconciler.manifest.fmt import format_file, format_template, format_text
+from reconciler.manifest.template import needs_rendering
+
+TAGS = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.DOTALL)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURES = os.path.join(ROOT, "tests", "fixtures")
@@ -139,7 +143,12 @@ def test_every_fixture_same_data_and_idempotent(path):
     if result.status in ("skipped", "error"):
         return
     with open(path, encoding="utf-8") as handle:
-        before = list(yaml.safe_load_all(handle))
+        text = handle.read()
+    if needs_rendering(text):                  # templates: every tag kept, in order
+        assert TAGS.findall(result.text) == TAGS.findall(text)
+        assert format_template(result.text) == result.text
+        return
+    before = list(yaml.safe_load_all(text))
     assert list(yaml.safe_load_all(result.text)) == before
     assert format_text(result.text) == result.text
 
@@ -150,7 +159,7 @@ def test_good_fixtures_are_canonical():
 
 
 def test_examples_rendered_are_canonical():
-    """The examples hold templates (skipped by fmt); once rendered, their layout is canonical."""
+    """The examples hold templates; once rendered, their layout is canonical too."""
     from reconciler.manifest.template import load_var_file, render
     values, _ = load_var_file(os.path.join(ROOT, "environments", "staging.yaml"))
     from reconciler.manifest import find_files
@@ -183,14 +192,16 @@ def test_fmt_rewrites_then_check_passes(tmp_path):
     assert "0 files would be reformatted, 1 unchanged." in err
 
 
-def test_templates_are_skipped_with_a_note(tmp_path):
+def test_templates_that_cannot_be_laid_out_are_skipped_with_the_reason(tmp_path):
     path = tmp_path / "t.yaml"
-    text = "spec:\n    type: {{ var.type }}\nkind: EmailAccount\n"
+    text = ("spec:\n{% if var.x %}\n    type: smtp\n{% else %}\n    type: marketing\n"
+            "{% endif %}\nkind: EmailAccount\n")
     path.write_text(text, encoding="utf-8")
     for args in (["--check"], []):
         code, out, err = invoke(*args, str(tmp_path))
         assert code == 0 and out == ""
-        assert f"skipped {path}: holds template syntax" in err
+        assert f"skipped {path}: a template left as it is" in err
+        assert 'duplicate key "type"' in err and "mfj" not in err, err
         assert path.read_text(encoding="utf-8") == text
 
 
@@ -228,3 +239,111 @@ def test_fmt_does_not_import_ruamel_for_validate():
             "print(any(m.startswith('ruamel') for m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert out.stdout.strip() == "False"
+
+
+# --- templated files (issue 10, problem 8): laid out, every tag kept byte for byte -------
+
+MESSY_TEMPLATE = """\
+# {{ environment }}: the support desk
+spec:
+    smtp:
+        port: {{ var.port }}    # from the var file
+        host: "{{ var.host }}"
+        security: {{ 'ssl' if var.port == 465 else 'starttls' }}
+        password: {env: {{ environment | upper }}_PW}
+    type: smtp
+    email: support@{{ var.domain }}
+    display_name: Support
+    shared: true
+kind: EmailAccount
+metadata:
+    name: {{ var.prefix }}-support
+apiVersion: mailform/v1
+"""
+
+CANONICAL_TEMPLATE = """\
+# {{ environment }}: the support desk
+apiVersion: mailform/v1
+kind: EmailAccount
+metadata:
+  name: {{ var.prefix }}-support
+spec:
+  type: smtp
+  email: support@{{ var.domain }}
+  display_name: Support
+  smtp:
+    host: "{{ var.host }}"
+    port: {{ var.port }}        # from the var file
+    security: {{ 'ssl' if var.port == 465 else 'starttls' }}
+    password: {env: {{ environment | upper }}_PW}
+  shared: true
+"""
+
+BLOCKS = """\
+{% for team in var.teams %}
+---
+kind: EmailAccount
+apiVersion: mailform/v1
+metadata:
+    name: {{ team }}-news
+spec:
+    type: marketing
+{% if environment == "production" %}
+    lifecycle:
+        prevent_destroy: true
+{% endif %}
+    email: {{ team }}@example.com
+    display_name: News
+    shared: true
+{% endfor %}
+"""
+
+
+def test_a_templated_file_is_laid_out_keeping_every_tag(tmp_path):
+    from clihelpers import Cli
+    cli = Cli(tmp_path)
+    path = cli.write("manifests/support.yaml", MESSY_TEMPLATE)
+    checked = cli.run("fmt", "--check")
+    assert checked.code == 1 and checked.out == "would reformat manifests/support.yaml\n"
+    assert cli.run("fmt").code == 0
+    assert path.read_text() == CANONICAL_TEMPLATE
+    assert cli.run("fmt", "--check").code == 0
+    cli.write("v.yaml", "port: 465\nhost: h.example.com\ndomain: example.com\nprefix: eu\n")
+    rendered = cli.run("validate", "--var-file", "v.yaml")
+    assert rendered.code == 0 and "1 account," in rendered.out, rendered
+
+
+def test_statement_tags_keep_the_lines_they_enclose(tmp_path):
+    from clihelpers import Cli
+    cli = Cli(tmp_path)
+    path = cli.write("manifests/teams.yaml", BLOCKS)
+    assert cli.run("fmt").code == 0
+    text = path.read_text()
+    assert TAGS.findall(text) == TAGS.findall(BLOCKS)
+    lines = [line.strip() for line in text.splitlines()]
+    assert lines == [line.strip() for line in BLOCKS.splitlines()]   # same lines, same order
+    assert "    lifecycle:" not in text and "  lifecycle:\n    prevent_destroy: true" in text
+    assert cli.run("fmt", "--check").code == 0
+    cli.write("teams.yaml", "teams: [growth, sales]\n")
+    for environment in ("staging", "production"):
+        valid = cli.run("validate", "--var-file", "teams.yaml", "--environment", environment)
+        assert valid.code == 0 and "2 accounts" in valid.out, valid
+
+
+def test_the_examples_are_formatted_not_skipped():
+    from clihelpers import mailform
+    result = mailform("fmt", "--check", "manifests")
+    assert result.code == 0 and "skipped" not in result.err, result
+
+
+def test_setting_tags_aside_is_linear_on_hostile_templates(tmp_path):
+    import time
+    for text in ("a: " + "{{ " * 40_000, "a: " + "{{ x }}" * 40_000, "{% if x %}\n" * 40_000,
+                 "a: '" + "{# " * 40_000 + "'\n"):
+        path = tmp_path / "t.yaml"
+        path.write_text(text)
+        started = time.monotonic()
+        result = format_file(str(path))
+        assert time.monotonic() - started < 10, text[:20]      # quadratic: minutes
+        assert result.status in ("unchanged", "changed", "skipped")
+        assert path.read_text() == text

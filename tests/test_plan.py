@@ -47,7 +47,7 @@ def test_guards_prevent_destroy_and_thresholds():
     guards = {g.name: g for g in plan.guards}
     assert guards["prevent_destroy"].blocked and "account.events" in guards["prevent_destroy"].detail
     assert not guards["delete_threshold"].blocked          # 2 of 10
-    assert guards["delete_threshold"].detail == "2 of 10 (20%)"
+    assert guards["delete_threshold"].detail == "2 of 10 (20%), limit 30%"
     assert not guards["update_threshold"].blocked
 
 
@@ -60,7 +60,7 @@ def test_update_threshold_blocks_over_30_percent():
     fps = {n: {"smtp.password": fp("same")} for n in desired}
     plan = build_plan(PlanInput(desired, actual, "l", 1, fingerprints=fps))
     guard = {g.name: g for g in plan.guards}["update_threshold"]
-    assert guard.blocked and guard.detail == "4 of 10 (40%)"
+    assert guard.blocked and guard.detail == "4 of 10 (40%), limit 30%"
 
 
 def test_thresholds_need_ten_accounts():

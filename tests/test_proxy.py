@@ -24,6 +24,7 @@ from types import SimpleNamespace
 
 import pytest
 
+import clihelpers
 from reconciler.registry import open_registry
 from reconciler.servers import ServerSettings
 from reconciler.proxy.auth import AccountDirectory, may_log_in
@@ -189,6 +190,36 @@ def test_registry_unavailable_is_a_temporary_failure_not_a_counted_one():
     assert limiter.failures("127.0.0.1") == 0
 
 
+def test_a_message_is_tagged_before_relaying_and_an_unwritable_registry_is_a_451():
+    from reconciler.errors import RegistryError
+    from reconciler.proxy.auth import ProxyAccount
+    from reconciler.proxy.server import ProxyCore
+
+    class Writable(FakeRegistry):
+        sign = staticmethod(lambda purpose, data: "hmac-sha256:" + "ab" * 32)
+
+        def record_sent(self, tag, account, recipients):
+            self.recorded = (account, recipients)
+
+    class ReadOnly(Writable):
+        def record_sent(self, tag, account, recipients):
+            raise RegistryError("the registry is read-only here")
+
+    account = ProxyAccount("ok", "ok@example.com")
+    data = b"From: ok@example.com\r\nSubject: x\r\n\r\nbody\r\n"
+    reg = Writable({})
+    tagged = AccountDirectory(lambda: reg).tag(account, ["A@example.org"], data)
+    assert tagged.startswith(b"Message-ID: <mf1.") and tagged.endswith(data)
+    assert reg.recorded == ("ok", ["A@example.org"])
+    directory = AccountDirectory(lambda: ReadOnly({}))
+    directory.current = lambda name, **options: (account, None)
+    core = ProxyCore(ProxyConfig("127.0.0.1", 0), directory)
+    result = core.relay(account, "ok@example.com", ["a@example.org"], data, False)
+    assert (result.ok, result.stage) == (False, "registry")
+    assert failure_reply(result).startswith("451 4.3.0")
+    core.executor.shutdown()
+
+
 # --------------------------------------------------------------------------- end to end
 
 MANIFEST = """\
@@ -206,8 +237,7 @@ spec:
 
 
 def mailform(args, env, check=True):
-    proc = subprocess.run([sys.executable, "-m", "reconciler", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
+    proc = clihelpers.mailform(*args, env=env, cwd=ROOT)
     if check and proc.returncode != 0:
         raise AssertionError(f"mailform {args} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
     return proc
@@ -259,12 +289,12 @@ def proxy(world):
     """start(**config) → (host, port) of an in-process proxy on a free loopback port."""
     running = []
 
-    def start(ttl=0.0, limits=None, **config):
+    def start(ttl=0.0, limits=None, clock=time.monotonic, **config):
         config.setdefault("allow_plain_auth", True)
         cfg = ProxyConfig("127.0.0.1", 0, limits=limits or LimitSettings(base_delay=0),
                           upstream_timeout=10, hostname="proxy.test",
                           ca_file=world.stack.ca_file, **config)
-        directory = AccountDirectory(lambda: open_registry(world.url), ttl=ttl)
+        directory = AccountDirectory(lambda: open_registry(world.url), ttl=ttl, clock=clock)
         threaded = ThreadedProxy(ProxyServer(cfg, directory))
         running.append((threaded, directory))
         return threaded.start()
@@ -406,7 +436,7 @@ def test_implicit_tls(world, proxy):
 
 @pytest.mark.mailstack
 def test_repeated_failures_are_slowed_then_refused(world, proxy, caplog):
-    address = proxy(limits=LimitSettings(max_failures=3, window=600, base_delay=0.2,
+    address = proxy(limits=LimitSettings(max_failures=3, window=600, base_delay=0.1,
                                          max_delay=5))
     took = []
     with client(address) as smtp:
@@ -417,9 +447,9 @@ def test_repeated_failures_are_slowed_then_refused(world, proxy, caplog):
         start = time.monotonic()
         code, text = auth_plain(smtp, world.email("alice"), world.password("alice"))
         refused_in = time.monotonic() - start
-    assert took[0] >= 0.18 and took[1] >= 0.38 and took[2] >= 0.78     # 0.2, 0.4, 0.8
+    assert took[0] >= 0.09 and took[1] >= 0.19 and took[2] >= 0.39     # 0.1, 0.2, 0.4
     assert code == 454 and b"4.7.0" in text                            # even the right password
-    assert refused_in < 0.5
+    assert refused_in < 0.5                                            # not slowed by 0.8 more
     with client(address) as smtp:                                      # a new connection too
         assert auth_plain(smtp, world.email("alice"), world.password("alice"))[0] == 454
 
@@ -449,12 +479,13 @@ def test_password_changed_in_registry(world, proxy, caplog):
     """A `registry set` takes effect without restart: the old password no longer logs in,
     the new one does, and the upstream refusing it is a 451."""
     caplog.set_level("INFO", logger="mailform.proxy")
-    address = proxy(ttl=0.3)
+    now = [0.0]                                  # the directory's clock, moved by hand
+    address = proxy(ttl=30.0, clock=lambda: now[0])
     with client(address) as smtp:
         assert smtp.login(world.email("carol"), world.password("carol"))[0] == 235
     new = f"changed-{uuid.uuid4().hex}"
     mailform(["registry", "set", "carol", f"smtp.password={new}"], world.env)
-    time.sleep(0.4)
+    now[0] += 31.0                               # the cached copy is now older than the ttl
     with client(address) as smtp:
         assert auth_plain(smtp, world.email("carol"), world.password("carol"))[0] == 535
         assert auth_plain(smtp, world.email("carol"), new)[0] == 235
@@ -464,27 +495,20 @@ def test_password_changed_in_registry(world, proxy, caplog):
     assert_no_secret(world, caplog.text)
 
 
-def _serve_command():
-    """`mailform proxy serve`, or the same through the CLI's main() while the command is
-    not yet registered in reconciler/cli/__init__.py."""
-    probe = subprocess.run([sys.executable, "-m", "reconciler", "proxy", "--help"], cwd=ROOT,
-                           capture_output=True, text=True, timeout=60)
-    if probe.returncode == 0:
-        return [sys.executable, "-m", "reconciler", "proxy", "serve"]
-    code = ("import sys; from reconciler.cli import cli, main; "
-            "from reconciler.cli.cmd_proxy import proxy; cli.add_command(proxy); "
-            "main(['proxy', 'serve', *sys.argv[1:]])")
-    return [sys.executable, "-c", code]
+SERVE = [sys.executable, "-m", "reconciler", "proxy", "serve"]
+
+
+def test_cli_serve_refuses_plain_auth_on_a_non_loopback_listener(tmp_path):
+    env = dict(os.environ, MAILFORM_REGISTRY=f"sqlite:///{tmp_path}/reg.db", NO_COLOR="1")
+    refused = mailform(["proxy", "serve", "--listen", "0.0.0.0:0", "--allow-plain-auth"],
+                       env, check=False)
+    assert refused.returncode == 64 and "loopback" in refused.stderr
+    assert not (tmp_path / "reg.db").exists()
 
 
 @pytest.mark.mailstack
 def test_cli_serve_end_to_end(world):
-    command = _serve_command()
-    refused = subprocess.run([*command, "--listen", "0.0.0.0:0", "--allow-plain-auth"],
-                             cwd=ROOT, env=world.env, capture_output=True, text=True, timeout=60)
-    assert refused.returncode == 64 and "loopback" in refused.stderr
-
-    proc = subprocess.Popen([*command, "--listen", "127.0.0.1:0", "--allow-plain-auth",
+    proc = subprocess.Popen([*SERVE, "--listen", "127.0.0.1:0", "--allow-plain-auth",
                              "--auth-failure-delay", "0"], cwd=ROOT, env=world.env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import clihelpers
+
 ROOT = Path(__file__).resolve().parent.parent
 
 ACCOUNT = """\
@@ -22,8 +24,7 @@ spec:
 def run(tmp_path, *args):
     env = dict(os.environ, MAILFORM_REGISTRY=f"sqlite:///{tmp_path}/reg.db", NO_COLOR="1")
     env.pop("MAILFORM_MASTER_KEY", None)
-    return subprocess.run([sys.executable, "-m", "reconciler", "reconcile", str(tmp_path / "m"),
-                           *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    return clihelpers.mailform("reconcile", str(tmp_path / "m"), *args, env=env, cwd=ROOT)
 
 
 def test_once_reports_then_applies_then_in_sync(tmp_path):
@@ -51,7 +52,7 @@ def test_loop_stops_on_sigterm(tmp_path):
     (tmp_path / "m" / "a.yaml").write_text(ACCOUNT)
     env = dict(os.environ, MAILFORM_REGISTRY=f"sqlite:///{tmp_path}/reg.db", NO_COLOR="1")
     proc = subprocess.Popen([sys.executable, "-m", "reconciler", "reconcile", str(tmp_path / "m"),
-                             "--interval", "0.5", "--auto-apply"], cwd=ROOT, env=env,
+                             "--interval", "0.1", "--auto-apply"], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         first = proc.stdout.readline()

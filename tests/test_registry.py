@@ -149,7 +149,10 @@ def test_set_field_edits_live_spec_only(registry, path, value, expect):
     stored = registry.account("a")
     assert stored.applied == account("a").spec            # what apply wrote
     assert stored.spec == {**account("a").spec, **expect}  # live: drifted
-    assert registry.history()[-1]["serial"] == serial       # not an apply
+    last = registry.history()[-1]                            # an operator's edit, not an apply
+    assert (last["serial"], last["action"], last["account"], last["field"]) == (
+        serial + 1, "set", "a", path)
+    assert "value" not in last
 
 
 def test_set_field_on_a_secret_changes_live_fingerprint_only(registry):

@@ -83,8 +83,7 @@ def test_missing_key_file_is_not_silently_recreated(db_url, tmp_path):
 
 @pytest.mark.parametrize("bad", ["not base64 !!", "c2hvcnQ=", generate_key()[:-8],
                                  generate_key()[:20] + "!" + generate_key()[20:]],
-                         ids=["not-base64", "too-short", "truncated", "bad-character"])  # stable
-                                                                  # ids: pytest-xdist needs them
+                         ids=["not-base64", "too-short", "truncated", "bad-character"])
 def test_malformed_master_key_is_named(db_url, monkeypatch, bad):
     monkeypatch.setenv("MAILFORM_MASTER_KEY", bad)
     with pytest.raises(MalformedKeyError, match="MAILFORM_MASTER_KEY is malformed") as err:

@@ -7,11 +7,12 @@ import socket
 import threading
 import time
 from contextlib import ExitStack
+from datetime import timedelta
 
 import pytest
 
 from reconciler.errors import LockedError, NotFoundError
-from reconciler.registry import open_registry
+from reconciler.registry import locking, open_registry
 from test_registry_support import (account, apply, backend, reg_url, registry,  # noqa: F401
                                    spawn, wait_for_line)
 
@@ -63,28 +64,54 @@ def test_lock_timeout_waits_then_fails(reg_url):
         with first.lock("alice"):
             start = time.monotonic()
             with pytest.raises(LockedError):
-                with second.lock("bob", timeout=0.6):
+                with second.lock("bob", timeout=0.3):
                     pass
-            assert 0.5 <= time.monotonic() - start < 5
+            assert 0.3 <= time.monotonic() - start < 5
 
 
-def test_lock_timeout_gets_the_lock_once_released(reg_url):
+def _refusals(monkeypatch) -> threading.Event:
+    """Set the first time any lock attempt in this process is refused."""
+    refused = threading.Event()
+    try_acquire = locking.WriteLock._try_acquire
+
+    def spy(self, *args, **kwargs):
+        ours, held = try_acquire(self, *args, **kwargs)
+        if ours is None:
+            refused.set()
+        return ours, held
+
+    monkeypatch.setattr(locking.WriteLock, "_try_acquire", spy)
+    return refused
+
+
+def test_lock_timeout_gets_the_lock_once_released(reg_url, monkeypatch):
     with open_registry(reg_url) as first, open_registry(reg_url) as second:
         stack = ExitStack()
         stack.enter_context(first.lock("alice"))
-        threading.Timer(0.3, stack.close).start()
-        with second.lock("bob", timeout=10) as info:
+        refused = _refusals(monkeypatch)
+
+        def release_once_bob_waits():
+            refused.wait(timeout=30)
+            stack.close()
+
+        releaser = threading.Thread(target=release_once_bob_waits, daemon=True)
+        releaser.start()
+        with second.lock("bob", timeout=30) as info:
             assert info.holder == "bob"
+            assert refused.is_set()                # refused first: it waited, then got it
+        releaser.join(timeout=30)
 
 
-def test_expired_lease_is_taken_over(reg_url):
+def test_expired_lease_is_taken_over(reg_url, monkeypatch):
     with open_registry(reg_url) as first, open_registry(reg_url) as second:
         stack = ExitStack()
-        old = stack.enter_context(first.lock("alice", lease_seconds=1.0))
+        old = stack.enter_context(first.lock("alice", lease_seconds=60))
         with pytest.raises(LockedError):
             with second.lock("bob"):
                 pass
-        time.sleep(1.1)
+        # the lock's clock, a minute and a second later: alice's lease has run out
+        real_utcnow = locking.utcnow
+        monkeypatch.setattr(locking, "utcnow", lambda: real_utcnow() + timedelta(seconds=61))
         with second.lock("bob") as new:
             assert new.id != old.id
             stack.close()              # alice's release must not remove bob's lock

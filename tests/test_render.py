@@ -72,3 +72,55 @@ def test_markdown_is_trimmed_under_limit():
     text = render(plan, "markdown")
     assert len(text) < LIMIT
     assert "Output trimmed" in text and "more accounts (trimmed)" in text
+
+
+def moves_plan():
+    """A shared registry: a pure move, a move with a change, a forget, a forced guard and
+    another project's accounts."""
+    import dataclasses
+    mine = {f"keep-{i}": account(f"keep-{i}") for i in range(8)}
+    actual = {n: dataclasses.replace(stored(a), owner="growth") for n, a in mine.items()}
+    actual["promo"] = dataclasses.replace(stored(account("promo", "marketing")), owner="growth")
+    actual["old"] = dataclasses.replace(stored(account("old")), owner="growth")
+    actual["legacy"] = dataclasses.replace(stored(account("legacy")), owner="growth")
+    actual["theirs"] = dataclasses.replace(stored(account("theirs")), owner="billing")
+    desired = dict(mine)
+    desired["promotions"] = account("promotions", "marketing", email="promo@example.com",
+                                    display_name="Promo")
+    desired["renamed"] = account("renamed", email="old@example.com", display_name="Renamed")
+    fps = {n: {"smtp.password": "hmac-sha256:same"} for n in desired if desired[n].spec.smtp}
+    plan = build_plan(PlanInput(desired, actual, "00000000-lineage", 9, "sha256:digest",
+                                fingerprints=fps, ownership="growth",
+                                moves=[("rename-promo", "promo", "promotions"),
+                                       ("rename-old", "old", "renamed")],
+                                removals=[("let-go", "legacy")], max_change_percent=5))
+    return plan.forced()
+
+
+@pytest.mark.parametrize("fmt,name", [("human", "plan_moves.txt"), ("json", "plan_moves.json"),
+                                      ("markdown", "plan_moves.md")])
+def test_golden_moves(fmt, name):
+    check_golden(name, render(moves_plan(), fmt))
+
+
+def test_moves_forgets_and_forced_guards_in_words():
+    text = render(moves_plan(), "human")
+    assert "# account.promo has moved to account.promotions" in text
+    assert "# account.old has moved to account.renamed" in text
+    assert "# account.legacy will be forgotten" in text
+    assert "1 account of the registry managed by another project or by none: left alone." \
+        in text
+    assert "Guard update_threshold passed with --force: 1 of 11 (9%), limit 5%" in text
+    assert "Blocked" not in text
+    assert text.rstrip().splitlines()[-1] == \
+        "Plan: 0 to add, 1 to change, 0 to destroy, 1 to forget."
+    body = json.loads(render(moves_plan(), "json"))
+    assert body["summary"] == {"add": 0, "change": 1, "destroy": 0, "move": 2, "forget": 1}
+    assert body["unmanaged"] == 1
+    moved = {rc["name"]: rc for rc in body["resource_changes"]}
+    assert moved["promotions"]["action"] == "move"
+    assert moved["promotions"]["previous_address"] == "account.promo"
+    assert moved["legacy"]["action"] == "forget"
+    markdown = render(moves_plan(), "markdown")
+    assert "### mailform plan: 0 to add, 1 to change, 0 to destroy, 1 to forget" in markdown
+    assert "`promo` → `promotions`" in markdown and "passed with `--force`" in markdown

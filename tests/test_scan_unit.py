@@ -13,12 +13,15 @@ BOUNCES = Path(__file__).parent / "bounces"
 
 
 def dsn(address: str, status: str = "5.1.1", action: str = "failed") -> bytes:
+    """A report from a mail system quoting the account's message: trusted untagged."""
     return (f"From: MAILER-DAEMON@example.org\r\nTo: news@example.com\r\nSubject: failure\r\n"
             f"MIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; "
             f"boundary=B\r\n\r\n--B\r\nContent-Type: text/plain\r\n\r\nfailed\r\n--B\r\n"
             f"Content-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.org\r\n"
             f"\r\nFinal-Recipient: rfc822; {address}\r\nAction: {action}\r\nStatus: {status}\r\n"
-            f"Diagnostic-Code: smtp; 550 {status} failure\r\n\r\n--B--\r\n").encode()
+            f"Diagnostic-Code: smtp; 550 {status} failure\r\n\r\n--B\r\n"
+            f"Content-Type: text/rfc822-headers\r\n\r\nFrom: news@example.com\r\n"
+            f"To: {address}\r\nSubject: news\r\n\r\n--B--\r\n").encode()
 
 
 ORDINARY = b"From: a@example.com\r\nTo: news@example.com\r\nSubject: hi\r\n\r\nhello\r\n"

@@ -20,7 +20,9 @@ from pydantic import ValidationError
 from reconciler.manifest.template import TemplateFailure, render
 from reconciler.manifest.yamlpos import DuplicateKey, documents
 from reconciler.model import API_VERSION, MODELS, rule_violations
-from reconciler.schema import SCHEMA_FILE, dumps, generate
+from reconciler.project import Project
+from reconciler.schema import (PROJECT_SCHEMA_FILE, SCHEMA_FILE, dumps, dumps_project, files,
+                               generate, generate_project)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURES = os.path.join(ROOT, "tests", "fixtures")
@@ -51,7 +53,9 @@ def test_schema_is_valid_2020_12():
 def test_schema_has_one_branch_per_kind():
     schema = generate()
     refs = sorted(branch["$ref"] for branch in schema["oneOf"])
-    assert refs == ["#/$defs/BouncePolicy", "#/$defs/EmailAccount"]
+    assert refs == ["#/$defs/BouncePolicy", "#/$defs/EmailAccount", "#/$defs/Moved",
+                    "#/$defs/Removed"]
+    assert refs == sorted(f"#/$defs/{kind}" for kind in MODELS)
 
 
 def test_exclusions_are_only_what_json_schema_cannot_say():
@@ -187,11 +191,94 @@ def test_secret_reference_shapes_agree():
         assert schema_verdict(doc) is ok, ref
 
 
-def test_cli_schema_writes_the_committed_file(tmp_path):
+def test_cli_schema_writes_the_committed_files(tmp_path):
     from click.testing import CliRunner
     from reconciler.cli.cmd_validate import schema
     result = CliRunner().invoke(schema, ["--out", str(tmp_path)])
     assert result.exit_code == 0
     assert (tmp_path / SCHEMA_FILE).read_text(encoding="utf-8") == dumps()
+    assert (tmp_path / PROJECT_SCHEMA_FILE).read_text(encoding="utf-8") == dumps_project()
     printed = CliRunner().invoke(schema, [])
     assert printed.output == dumps()
+    assert CliRunner().invoke(schema, ["--project"]).output == dumps_project()
+
+
+# --- Moved and Removed: the models and the schema agree --------------------------------
+
+def _doc(kind: str, spec) -> dict:
+    return {"apiVersion": API_VERSION, "kind": kind, "metadata": {"name": "m"}, "spec": spec}
+
+
+@pytest.mark.parametrize("doc,ok", [
+    (_doc("Moved", {"from": "old", "to": "new"}), True),
+    (_doc("Moved", {"from": "old"}), False),
+    (_doc("Moved", {"from_": "old", "to": "new"}), False),
+    (_doc("Moved", {"from": "Old Name", "to": "new"}), False),
+    (_doc("Moved", {"from": "old", "to": "new", "extra": 1}), False),
+    (_doc("Removed", {"name": "gone"}), True),
+    (_doc("Removed", {}), False),
+    (_doc("Removed", {"name": 3}), False),
+    (_doc("Removed", "gone"), False),
+])
+def test_moved_and_removed_agree(doc, ok):
+    assert model_verdict(doc) is ok
+    assert schema_verdict(doc) is ok
+
+
+# --- the project file's schema ------------------------------------------------------------
+
+PROJECT_COMMITTED = os.path.join(ROOT, "schemas", PROJECT_SCHEMA_FILE)
+PROJECT_VALIDATOR = Draft202012Validator(generate_project())
+
+
+def test_committed_project_schema_equals_generator():
+    with open(PROJECT_COMMITTED, encoding="utf-8") as handle:
+        assert handle.read() == dumps_project(), "run `mailform schema --out schemas`"
+    Draft202012Validator.check_schema(generate_project())
+    assert set(files()) == {SCHEMA_FILE, PROJECT_SCHEMA_FILE}
+
+
+def _project(**spec) -> dict:
+    return {"apiVersion": API_VERSION, "kind": "Project", "metadata": {"name": "growth"},
+            "spec": spec}
+
+
+FULL_PROJECT = _project(
+    manifests=["manifests", "more"], default_environment="staging",
+    environments={"staging": {"registry": "sqlite:///.mailform/staging.db",
+                              "var_files": ["environments/staging.yaml"],
+                              "guards": {"max_destroy_percent": 50, "max_change_percent": 12.5}},
+                  "production": {"registry": {"env": "PROD_REGISTRY"}}},
+    ownership={"name": "growth"})
+
+
+@pytest.mark.parametrize("doc,ok", [
+    (FULL_PROJECT, True),
+    (_project(), True),
+    ({"apiVersion": API_VERSION, "kind": "Project", "metadata": {"name": "p"}}, True),
+    ({**_project(), "kind": "EmailAccount"}, False),
+    (_project(manifests=[]), False),
+    (_project(manifests="manifests"), False),
+    (_project(environments={"staging": {"registry": {"env": "A", "file": "x"}}}), False),
+    (_project(environments={"staging": {"registry": {"vault": "x"}}}), False),
+    (_project(environments={"staging": {"registry": ""}}), False),
+    (_project(environments={"s": {"guards": {"max_destroy_percent": 101}}}), False),
+    (_project(environments={"s": {"guards": {"max_destroy_percent": -1}}}), False),
+    (_project(environments={"s": {"guards": {"max_destroy_percent": "30"}}}), False),
+    (_project(environments={"s": {"guards": {"max_destroy_percent": True}}}), False),
+    (_project(environments={"s": {"guards": {"max_delete_percent": 30}}}), False),
+    (_project(environments={"s": {"var_files": "one.yaml"}}), False),
+    (_project(environments={"bad name": {}}), False),
+    (_project(ownership={"name": "Not Valid"}), False),
+    (_project(ownership={}), False),
+    (_project(colour="red"), False),
+])
+def test_project_models_and_schema_agree(doc, ok):
+    try:
+        Project.model_validate(doc)
+        model = True
+    except ValidationError:
+        model = False
+    schema = PROJECT_VALIDATOR.is_valid(doc)
+    assert model is ok, doc
+    assert schema is ok, doc

@@ -46,6 +46,7 @@ def test_a_unique_secret_appears_nowhere(tmp_path):
     run("validate")
     for fmt in ("human", "json", "markdown"):
         run("plan", "--format", fmt)
+    run("registry", "init")                 # a saved plan is signed with the registry's key
     run("plan", "-o", "plan.json")
     outputs.append((cli.dir / "plan.json").read_text())
     # a stale plan: the secret changed since; the error names the variable, not a value

@@ -75,7 +75,7 @@ def silent(conn, number, stop):
 def dribbler(conn, number, stop):
     while not stop.is_set():
         conn.sendall(b"220-still greeting\r\n")
-        time.sleep(0.2)
+        stop.wait(0.1)              # a line well within every read's timeout
 
 
 def busy_then_ok(conn, number, stop):
@@ -216,17 +216,17 @@ def test_nothing_listening():
 @pytest.mark.parametrize("security", ["none", "starttls", "ssl"])
 def test_silent_server_times_out_on_time(fake, security):
     server = fake(silent)
-    res = check(ServerSettings("smtp", "127.0.0.1", server.port, security, secret="x"), timeout=1.5)
+    res = check(ServerSettings("smtp", "127.0.0.1", server.port, security, secret="x"), timeout=0.4)
     assert res.code == "timeout"
-    assert res.elapsed < 1.5 + 1.5
+    assert res.elapsed < 0.4 + 1.5
 
 
 def test_dribbling_server_cannot_stretch_the_deadline(fake):
     server = fake(dribbler)
     started = time.monotonic()
-    res = check(ServerSettings("smtp", "127.0.0.1", server.port, "none", secret="x"), timeout=1.0)
+    res = check(ServerSettings("smtp", "127.0.0.1", server.port, "none", secret="x"), timeout=0.5)
     assert res.code == "timeout"
-    assert time.monotonic() - started < 1.0 + 1.5
+    assert time.monotonic() - started < 0.5 + 1.5
 
 
 def test_busy_greeting_is_retried_once(fake):
@@ -276,11 +276,11 @@ def test_run_checks_keeps_input_order_and_reports_progress(mailstack, fake):
     items = [CheckItem(smtp(mailstack, "smtps", "ssl"), account="a"),
              CheckItem(ServerSettings("smtp", "127.0.0.1", server.port, "none", secret="x"),
                        account="tarpit"),
-             CheckItem(smtp(mailstack, "submission", "starttls", secret="bad"), account="b")]
+             CheckItem(smtp(mailstack, "smtp_noauth", "starttls"), account="b")]  # fails fast
     seen = []
-    out = run_checks(items, concurrency=3, timeout=1.5,
+    out = run_checks(items, concurrency=3, timeout=0.5,
                      progress=lambda done, total, res: seen.append((done, total, res.account)))
-    assert [r.code for r in out] == ["ok", "timeout", "auth_failed"]
+    assert [r.code for r in out] == ["ok", "timeout", "auth_unsupported"]
     assert [r.account for r in out] == ["a", "tarpit", "b"]
     assert [s[:2] for s in seen] == [(1, 3), (2, 3), (3, 3)]
     assert seen[-1][2] == "tarpit"  # the slow one finishes last
@@ -291,9 +291,9 @@ def test_run_checks_bounds_a_crowd_of_tarpits(fake):
     items = [ServerSettings("smtp", "127.0.0.1", server.port, "none", secret="x")
              for _ in range(20)]
     started = time.monotonic()
-    out = run_checks(items, concurrency=10, timeout=1.0)
+    out = run_checks(items, concurrency=10, timeout=0.4)
     assert {r.code for r in out} == {"timeout"}
-    assert time.monotonic() - started < 2 * 1.0 + 1.5
+    assert time.monotonic() - started < 2 * 0.4 + 1.5          # one at a time: 20 × 0.4
 
 
 @pytest.mark.parametrize("line,expected", [

@@ -2,12 +2,12 @@
 and `apply` refuses every change when one created account fails its checks."""
 import json
 import os
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
 import pytest
+
+import clihelpers
 
 pytestmark = pytest.mark.mailstack
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,15 +26,21 @@ spec:
 
 
 def run(env, *args):
-    return subprocess.run([sys.executable, "-m", "reconciler", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
+    return clihelpers.mailform(*args, env=env, cwd=ROOT)
 
 
-@pytest.fixture
-def setup(mailstack, tmp_path):
+@pytest.fixture(scope="module")
+def mailbox(mailstack):
+    """A mailbox user of this module's own (the tests only log in with it)."""
     local = "st" + uuid.uuid4().hex[:8]
     password = "pw-" + uuid.uuid4().hex
     mailstack.add_user(local, password)
+    return local, password
+
+
+@pytest.fixture
+def setup(mailstack, mailbox, tmp_path):
+    local, password = mailbox
     manifests = tmp_path / "m"
     manifests.mkdir()
     env = dict(os.environ, GOOD_PW=password, MAILFORM_CA_FILE=mailstack.ca_file, NO_COLOR="1",

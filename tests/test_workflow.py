@@ -58,7 +58,9 @@ def test_apply_runs_verify_then_approval_then_writes(project):
         outcome = apply(registry, ApplyRequest(loaded=load(_inputs(project))), AutoApprove(),
                         _ok_checks, events.append)
         assert outcome.status is Status.APPLIED and outcome.result.added == 2
-        assert [e.kind for e in events] == ["planned", "verified", "writing"]
+        assert [e.kind for e in events] == ["planned", "verified", "wrote", "wrote", "writing"]
+        assert {(e.address, e.action) for e in events if e.kind == "wrote"} == {
+            ("account.news", "create"), ("account.support", "create")}
         assert registry.account("support").status["verification"]["smtp"]["code"] == "ok"
         again = apply(registry, ApplyRequest(loaded=load(_inputs(project))), AutoApprove(), None)
         assert again.status is Status.NO_CHANGES

@@ -18,7 +18,8 @@ import re
 
 from . import dsn, text
 from .mime import Part, decode_words, read_message
-from .patterns import ENHANCED, basic_code, kind_for
+from .patterns import ENHANCED, basic_code
+from .reasons import given_up, judge, kind_of, reason_for
 from .verdict import Recipient, Verdict, clean_address, dedupe
 
 __all__ = ["Recipient", "Verdict", "classify"]
@@ -34,7 +35,7 @@ def classify(raw: bytes) -> Verdict:
     try:
         return _classify(raw)
     except Exception as exc:  # the contract is "never raises": a bug must not stop a scan
-        return Verdict(False, (), "ordinary", f"unreadable: {type(exc).__name__}")
+        return Verdict(False, (), "ordinary", note=f"unreadable: {type(exc).__name__}")
 
 
 def _classify(raw: bytes) -> Verdict:
@@ -97,10 +98,11 @@ def _rejection_notice(root: Part, mdn: Part | None) -> Verdict | None:
     address = clean_address(fields.get("original-recipient")) or clean_address(fields.get("final-recipient"))
     if address is None:
         return None
-    reason = text.cut_original(body)
-    kind = kind_for(None, reason, "hard")
-    status = next((m.group(0) for m in ENHANCED.finditer(reason) if m.group(1) in "45"), None)
-    return Verdict(True, (Recipient(address, kind, status, text.one_line_reason(reason)),), "heuristic")
+    told = text.cut_original(body)
+    status = next((m.group(0) for m in ENHANCED.finditer(told) if m.group(1) in "45"), None)
+    reason, kind = judge(status, told)
+    return Verdict(True, (Recipient(address, kind, status, text.one_line_reason(told), reason),),
+                   "heuristic")
 
 
 def _wrapped_report(root: Part) -> tuple[Part, Part] | None:
@@ -121,9 +123,9 @@ def _wrapped_report(root: Part) -> tuple[Part, Part] | None:
 
 
 def _explained(root: Part, verdict: Verdict) -> Verdict:
-    """Recipients whose report gives no diagnostic and only a generic status (x.0.0 or
-    none) take the reason the human-readable part gives next to their address."""
-    vague = [r for r in verdict.recipients if not r.diagnostic and _generic_status(r.status)]
+    """Recipients whose report gives no diagnostic take the words the human-readable part
+    gives next to their address (the status stays the report's, unless it has none)."""
+    vague = [r for r in verdict.recipients if not r.diagnostic]
     if not vague:
         return verdict
     body = text.readable_text(root)
@@ -133,15 +135,12 @@ def _explained(root: Part, verdict: Verdict) -> Verdict:
     for recipient in verdict.recipients:
         found = told.get(recipient.address)
         if recipient in vague and found is not None and found.diagnostic:
-            kind = kind_for(recipient.status, found.diagnostic, None) or recipient.kind
-            recipient = Recipient(recipient.address, kind, recipient.status or found.status,
-                                  found.diagnostic)
+            status = recipient.status or found.status
+            reason = given_up(reason_for(status, found.diagnostic) or recipient.reason, status)
+            recipient = Recipient(recipient.address, kind_of(reason, status), status,
+                                  found.diagnostic, reason)
         better.append(recipient)
-    return Verdict(verdict.bounce, tuple(better), verdict.kind_of_message, verdict.reason)
-
-
-def _generic_status(status: str | None) -> bool:
-    return status is None or status.endswith(".0.0")
+    return Verdict(verdict.bounce, tuple(better), verdict.kind_of_message, verdict.note)
 
 
 def _mislabelled_dsn(root: Part) -> Part | None:
@@ -173,15 +172,32 @@ def _from_text(root: Part) -> Verdict:
             return Verdict(False, (), "delayed")
     if failed or signature:
         return _text_bounce(root, body, "heuristic")
+    daemon = text.is_daemon_sender(root)
+    if _is_success(subject, low, daemon):
+        return Verdict(False, (), "delivered")
     if _is_challenge(root, subject, low):
         return Verdict(False, (), "challenge")
-    daemon = text.is_daemon_sender(root)
     bounce_subject = bool(text.BOUNCE_SUBJECT.search(subject))
     if _is_autoreply(root, subject) and not (daemon or bounce_subject):
         return Verdict(False, (), "autoreply")
     if _weak_evidence(root, daemon, bounce_subject, low):
         return _text_bounce(root, body, "heuristic")
     return Verdict(False, (), "ordinary")
+
+
+# A success notice without a delivery-status part (some servers send DSN SUCCESS as text).
+_SUCCESS = re.compile(r"\(success\)|\bsuccessful(?:ly)? (?:mail )?deliver|successfully (?:delivered|relayed)"
+                      r"|(?:has been|was) delivered to the following|^(?:delivered|relayed): "
+                      r"|delivery to the following recipients? (?:was )?(?:successful|succeeded|complete)", re.M)
+
+
+def _is_success(subject: str, low: str, daemon: bool) -> bool:
+    """A mail system's success notice: its subject says so, or its text does and names no
+    failure (a shop's "successfully delivered" parcel is ordinary mail)."""
+    if not daemon:
+        return False
+    return bool(_SUCCESS.search(subject)) or (bool(_SUCCESS.search(low, 0, 4096))
+                                              and not text.GENERIC_FAILURE.search(low))
 
 
 def _weak_evidence(root: Part, daemon: bool, bounce_subject: bool, low: str) -> bool:
@@ -200,15 +216,15 @@ def _text_bounce(root: Part, body: str, how: str) -> Verdict:
     listing = dsn.list_addresses(root)
     excluded = _own_addresses(root) | dsn.original_senders(root) | listing
     preferred = [a for a in dsn.original_recipients(root) if a not in listing]
-    default = text.default_kind(body)
-    found = text.recipients_from_text(body, excluded - set(failed), failed or None, preferred, default)
+    transient = text.is_transient(body)
+    found = text.recipients_from_text(body, excluded - set(failed), failed or None, preferred, transient)
     if not found and not failed:  # delivery headers of the report may name the recipient
         excluded = _own_addresses(root, _SENDER_HEADERS) | dsn.original_senders(root) | listing
-        found = text.recipients_from_text(body, excluded, None, preferred, default)
+        found = text.recipients_from_text(body, excluded, None, preferred, transient)
     if not found and not failed:
-        found = _local_recipients(root, body, default)
+        found = _local_recipients(root, body, transient)
     if not found and len(preferred) == 1:
-        found = [Recipient(preferred[0], kind_for(None, body, default) or default)]
+        found = [text.told(preferred[0], body, transient)]
     return Verdict(True, dedupe(found), how)
 
 
@@ -216,7 +232,7 @@ _SENDER_HEADERS = ("from", "to", "cc", "sender", "reply-to", "return-path")
 _OWN_HEADERS = _SENDER_HEADERS + ("delivered-to", "x-original-to", "envelope-to")
 
 
-def _local_recipients(root: Part, body: str, default: str) -> list[Recipient]:
+def _local_recipients(root: Part, body: str, transient: bool) -> list[Recipient]:
     """Bare user names a mail system lists as failed, qualified with its own domain
     (only when a mailer-daemon or postmaster of that domain wrote the report)."""
     sender = clean_address(root.header("from"))
@@ -227,7 +243,7 @@ def _local_recipients(root: Part, body: str, default: str) -> list[Recipient]:
     for local in text.listed_local_parts(body):
         address = clean_address(f"{local}@{domain}")
         if address:
-            found.append(Recipient(address, kind_for(None, body, default) or default))
+            found.append(text.told(address, body, transient))
     return found
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 import re
 
 from .mime import Part, parse_headers
-from .patterns import ENHANCED, kind_for, parse_code
+from .patterns import ENHANCED, parse_code
+from .reasons import judge
 from .verdict import Recipient, Verdict, clean_address, dedupe, one_line
 
 DSN_TYPES = ("message/delivery-status", "message/global-delivery-status")
@@ -69,7 +70,7 @@ def looks_like_dsn_text(text: str) -> bool:
 
 def read_dsn(text: str, fallback: list[str]) -> Verdict | None:
     """A delivery-status body → verdict; None when it names no recipient we can use."""
-    failed, actions = [], set()
+    failed, actions, nameless = [], set(), None
     for block in _recipient_blocks(text):
         action = _action(block)
         actions.add(action)
@@ -81,10 +82,11 @@ def read_dsn(text: str, fallback: list[str]) -> Verdict | None:
             address = fallback[0]
         if address:
             failed.append(_failed_recipient(address, block))
+        nameless = nameless or block
     if failed:
         return Verdict(True, dedupe(failed), "dsn")
     if "failed" in actions:
-        return Verdict(True, tuple(Recipient(a, "hard") for a in fallback), "dsn",
+        return Verdict(True, tuple(_failed_recipient(a, nameless) for a in fallback), "dsn",
                        "failed recipients without a usable address")
     if "delayed" in actions:
         return Verdict(False, (), "delayed")
@@ -106,8 +108,8 @@ def _action(block: dict[str, str]) -> str:
 def _failed_recipient(address: str, block: dict[str, str]) -> Recipient:
     diagnostic = _DIAG_TYPE.sub("", block.get("diagnostic-code", "")) or None
     status = _best_status(block.get("status"), diagnostic)
-    kind = kind_for(status, diagnostic)
-    return Recipient(address, kind, status, one_line(diagnostic))
+    reason, kind = judge(status, diagnostic)
+    return Recipient(address, kind, status, one_line(diagnostic), reason)
 
 
 def _best_status(status_field: str | None, diagnostic: str | None) -> str | None:
@@ -144,7 +146,7 @@ def read_arf(root: Part, report: Part) -> Verdict:
         address = clean_address(candidate)
         if address:
             diagnostic = f"feedback-type: {feedback_type}"
-            return Verdict(True, (Recipient(address, "complaint", None, diagnostic),), "arf")
+            return Verdict(True, (Recipient(address, "complaint", None, diagnostic, "complaint"),), "arf")
     return Verdict(True, (), "arf", "complaint without a recipient address")
 
 

@@ -6,17 +6,23 @@ that it was processed are written to the registry in one transaction, so a
 server that fails midway leaves the registry consistent with what was
 processed and the next scan picks up the rest. Bounces are deleted from the
 server when ``delete_bounces``; other mail is left untouched.
+
+A bounce counts only as far as it can be trusted (``authenticity``): for the recipients
+of the tagged message it returns, or, untagged, when it comes from a mail system and
+quotes this account's message (unless ``inbox.trust_untagged`` is false). The rest is
+recorded as unverified: counted in the report apart, never changing a contact.
 """
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 from ..policy import effective_bounce_policy
 from ..errors import NotFoundError
 from ..servers import ServerSettings, servers_of
+from .authenticity import Trust, decide, find_tags, genuine, origin_of
 from .classify import classify
 from .mailbox import MailboxError, numeric_sort, open_mailbox
 
@@ -33,6 +39,7 @@ class ScanReport:
     deleted: int = 0
     other: int = 0
     remaining: int = 0
+    unverified: int = 0
     error: Optional[str] = None
     seconds: float = 0.0
 
@@ -45,7 +52,7 @@ class ScanReport:
                 "scanned": self.scanned, "bounces": dict(self.bounces),
                 "newly_faulty": list(self.newly_faulty), "unknown": list(self.unknown),
                 "deleted": self.deleted, "other": self.other, "remaining": self.remaining,
-                "error": self.error, "seconds": round(self.seconds, 3)}
+                "unverified": self.unverified, "error": self.error, "seconds": round(self.seconds, 3)}
 
     def to_status(self) -> dict:
         body = self.to_dict()
@@ -53,19 +60,58 @@ class ScanReport:
         return body
 
 
+@dataclass(frozen=True)
+class BounceJudge:
+    """Decides, per message, which bounces of one account's inbox count."""
+
+    registry: Any
+    email: str
+    trust_untagged: bool = True
+
+    @classmethod
+    def for_account(cls, registry, name: str) -> "BounceJudge":
+        """The account's address and ``inbox.trust_untagged`` as the registry holds them."""
+        stored = registry.account(name)
+        spec = stored.spec if stored is not None else {}
+        inbox = spec.get("inbox") or {}
+        return cls(registry, spec.get("email") or "", inbox.get("trust_untagged", True))
+
+    def __call__(self, raw: bytes) -> Trust:
+        found = find_tags(raw)
+        records = [self.registry.sent_message(t.id) for t in genuine(found, self.registry.sign)]
+        sent = [r["recipients"] for r in records if r]
+        origin = None if sent or not self.trust_untagged else origin_of(raw)
+        return decide(sent, origin, self.email, self.trust_untagged, len(found))
+
+
+def _sorted_out(verdict, trust: Trust) -> tuple[list, list]:
+    """The verdict's recipients: (address, kind, status, reason) that count, and
+    (address, kind, status, reason, why) that are unverified."""
+    counted, doubted = [], []
+    for r in verdict.recipients:
+        row = (r.address, r.kind, r.status, getattr(r, "reason", None))
+        if trust.counts(r.address):
+            counted.append(row)
+        else:
+            doubted.append((*row, trust.doubt()))
+    return counted, doubted
+
+
 def _process(registry, report: ScanReport, mailbox, uid: str, policy: dict,
-             classifier: Callable) -> bool:
+             classifier: Callable, judge: Callable) -> bool:
     """Classify one message and record it; True when it is a bounce."""
-    verdict = classifier(mailbox.fetch(uid))
-    recipients = [(r.address, r.kind, r.status) for r in verdict.recipients] if verdict.bounce else []
+    raw = mailbox.fetch(uid)
+    verdict = classifier(raw)
+    counted, doubted = _sorted_out(verdict, judge(raw)) if verdict.bounce else ([], [])
     outcomes = registry.record_message(
-        report.account, mailbox.key, uid, recipients,
-        soft_limit=policy["soft_bounce_limit"], window_days=policy["soft_bounce_window_days"])
+        report.account, mailbox.key, uid, counted, soft_limit=policy["soft_bounce_limit"],
+        window_days=policy["soft_bounce_window_days"], unverified=doubted)
     report.scanned += 1
     if not verdict.bounce:
         report.other += 1
         return False
-    for (address, kind, _), (before, after) in zip(recipients, outcomes):
+    report.unverified += len(doubted)
+    for (address, kind, *_), (before, after) in zip(counted, outcomes):
         report.bounces[kind] = report.bounces.get(kind, 0) + 1
         if kind == "blocked":
             continue
@@ -78,9 +124,12 @@ def _process(registry, report: ScanReport, mailbox, uid: str, policy: dict,
 
 def scan_account(registry, name: str, settings: ServerSettings, batch_size: int,
                  delete_bounces: bool, policy: Optional[dict] = None,
-                 classifier: Callable = classify) -> ScanReport:
-    """Scan one account's inbox; the report is also stored as the account's status."""
+                 classifier: Callable = classify, judge: Optional[Callable] = None
+                 ) -> ScanReport:
+    """Scan one account's inbox; the report is also stored as the account's status.
+    ``judge`` (raw message → ``Trust``): by default the account's ``BounceJudge``."""
     policy = effective_bounce_policy(policy)
+    judge = judge or BounceJudge.for_account(registry, name)
     report, started = ScanReport(name), time.monotonic()
     mailbox = None
     try:
@@ -90,7 +139,8 @@ def scan_account(registry, name: str, settings: ServerSettings, batch_size: int,
         report.remaining = max(0, len(pending) - batch_size)
         bounced = []
         for uid in pending[:batch_size]:
-            if _process(registry, report, mailbox, uid, policy, classifier) and delete_bounces:
+            if _process(registry, report, mailbox, uid, policy, classifier, judge) \
+                    and delete_bounces:
                 bounced.append(uid)
         if bounced:
             mailbox.delete(bounced)
@@ -114,7 +164,7 @@ def scan_account(registry, name: str, settings: ServerSettings, batch_size: int,
 def _store_status(registry, name: str, report: ScanReport) -> None:
     stored = registry.account(name)
     totals = dict((stored.status.get("bounce_totals") if stored else None) or {})
-    for kind, count in report.bounces.items():
+    for kind, count in [*report.bounces.items(), ("unverified", report.unverified)]:
         totals[kind] = totals.get(kind, 0) + count
     registry.set_status(name, {"last_scan": report.to_status(), "bounce_totals": totals})
 

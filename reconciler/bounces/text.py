@@ -8,7 +8,8 @@ import re
 from typing import Iterator
 
 from .mime import Part
-from .patterns import ENHANCED, FAILURE_CODE, TEMPORARY, basic_code, kind_for
+from .patterns import ENHANCED, FAILURE_CODE, TEMPORARY, basic_code
+from .reasons import given_up, judge, kind_of, pseudo_status, reason_for
 from .verdict import Recipient, clean_address, one_line
 
 _IM = re.I | re.M
@@ -184,7 +185,7 @@ def is_daemon_sender(root: Part) -> bool:
 
 
 def recipients_from_text(text: str, excluded: set[str], only: list[str] | None,
-                         preferred: list[str], default: str) -> list[Recipient]:
+                         preferred: list[str], transient: bool) -> list[Recipient]:
     """Failed recipients named in a bounce text, each with the words around it.
 
     Addresses listed under a "the following recipients failed:" heading win over
@@ -194,7 +195,7 @@ def recipients_from_text(text: str, excluded: set[str], only: list[str] | None,
     """
     occurrences = _occurrences(text, excluded, only)
     if not occurrences:
-        return [Recipient(a, kind_for(None, text, default) or default) for a in (only or [])]
+        return [told(a, text, transient) for a in (only or [])]
     listed = listed_recipients(text)
     narrowed = [(a, s) for a, s in occurrences if a in listed]
     if not narrowed:
@@ -209,10 +210,10 @@ def recipients_from_text(text: str, excluded: set[str], only: list[str] | None,
     deferred = {a for a, w in joined.items() if _only_deferred(w)}
     if deferred and len(deferred) < len(joined):  # a mixed report: the deferred ones did not fail
         joined = {a: w for a, w in joined.items() if a not in deferred}
-    found = [_recipient(a, w, text, default) for a, w in joined.items()]
+    found = [_recipient(a, w, text, transient) for a, w in joined.items()]
     for address in only or []:
         if address not in windows:
-            found.append(Recipient(address, kind_for(None, text, default) or default))
+            found.append(told(address, text, transient))
     return found
 
 
@@ -350,10 +351,27 @@ def _only_deferred(window: str) -> bool:
     return bool(_DEFERRED.search(low)) and not FINAL.search(low) and not FAILURE_CODE.search(low)
 
 
-def _recipient(address: str, window: str, whole: str, default: str) -> Recipient:
+def _recipient(address: str, window: str, whole: str, transient: bool) -> Recipient:
+    """The failure the words around an address describe; where they name no reason, the
+    words of the whole report do."""
     status = next((m.group(0) for m in ENHANCED.finditer(window) if m.group(1) in "45"), None)
-    kind = kind_for(status, window, None) or kind_for(None, whole, None) or default
-    return Recipient(address, kind, status, one_line(_diagnostic_line(window)))
+    reason = reason_for(status, window)
+    if reason in (None, "undefined"):
+        reason = _named(reason_for(None, whole)) or reason or "undefined"
+    reason = given_up(reason, status)
+    code = status or pseudo_status(window) or pseudo_status(whole)
+    return Recipient(address, kind_of(reason, code, transient), status,
+                     one_line(_diagnostic_line(window)), reason)
+
+
+def told(address: str, text: str, transient: bool) -> Recipient:
+    """A recipient known to have failed, with the reason the whole text gives."""
+    reason, kind = judge(None, text, transient)
+    return Recipient(address, kind, None, None, reason)
+
+
+def _named(reason: str | None) -> str | None:
+    return None if reason == "undefined" else reason
 
 
 def one_line_reason(window: str) -> str | None:
@@ -372,7 +390,7 @@ def _diagnostic_line(window: str) -> str:
     return " ".join(lines[:3])
 
 
-def default_kind(text: str) -> str:
-    """Kind of a failure whose words name no cause: temporary if it says so, else hard."""
+def is_transient(text: str) -> bool:
+    """Whether a failure whose words name no cause says it was temporary."""
     low = text.lower()
-    return "soft" if TEMPORARY.search(low) and not PERMANENT.search(low) else "hard"
+    return bool(TEMPORARY.search(low)) and not PERMANENT.search(low)

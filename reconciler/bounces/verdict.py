@@ -48,14 +48,22 @@ def _is_address(text: str) -> bool:
 
 @dataclass(frozen=True)
 class Recipient:
+    """One failed recipient: ``reason`` is one of reasons.REASONS, ``kind`` follows from it."""
+
     address: str
     kind: str
     status: str | None = None
     diagnostic: str | None = None
+    reason: str = "undefined"
 
     def to_json_dict(self) -> dict:
-        return {"address": self.address, "kind": self.kind,
+        return {"address": self.address, "kind": self.kind, "reason": self.reason,
                 "status": self.status, "diagnostic": self.diagnostic}
+
+
+# Why a message that is not a failure is not one (its kind_of_message → the reported reason).
+_NOT_FAILURE = {"autoreply": "auto-reply", "delivered": "delivered", "delayed": "delayed",
+                "challenge": "challenge"}
 
 
 @dataclass(frozen=True)
@@ -65,17 +73,28 @@ class Verdict:
     ``kind_of_message`` says how it was recognised: ``dsn`` (RFC 3464 report),
     ``arf`` (RFC 5965 feedback report), ``heuristic`` (a non-standard bounce
     text), or why it is not a bounce: ``delayed``, ``delivered``, ``mdn``,
-    ``autoreply``, ``challenge``, ``ordinary``.
+    ``autoreply``, ``challenge``, ``ordinary``. ``note`` is a free-text remark.
     """
 
     bounce: bool
     recipients: tuple[Recipient, ...] = ()
     kind_of_message: str = "ordinary"
-    reason: str | None = field(default=None, compare=False)
+    note: str | None = field(default=None, compare=False)
+
+    @property
+    def reason(self) -> str | None:
+        """For a message that is not a failure: auto-reply, delivered, delayed, challenge or
+        not-a-report (reasons.NOT_FAILURES); None for a bounce (its recipients have reasons)."""
+        if self.bounce:
+            return None
+        return _NOT_FAILURE.get(self.kind_of_message, "not-a-report")
 
     def to_json_dict(self, file: str) -> dict:
-        return {"file": file, "bounce": self.bounce,
+        data = {"file": file, "bounce": self.bounce,
                 "recipients": [r.to_json_dict() for r in self.recipients]}
+        if not self.bounce:
+            data["reason"] = self.reason
+        return data
 
 
 def dedupe(recipients) -> tuple[Recipient, ...]:

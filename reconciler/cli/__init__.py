@@ -63,7 +63,9 @@ def cli():
 def main(argv=None) -> None:
     """Entry point: maps errors to SPEC §3 exit codes, never shows a traceback."""
     try:
-        code = cli.main(args=argv, prog_name="mailform", standalone_mode=False)
+        from .argv import normalise
+        args = normalise(cli, sys.argv[1:] if argv is None else argv)
+        code = cli.main(args=args, prog_name="mailform", standalone_mode=False)
     except click.exceptions.UsageError as exc:
         exc.show()
         code = USAGE_EXIT

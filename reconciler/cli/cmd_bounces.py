@@ -26,9 +26,12 @@ def classify_cmd(ctx: click.Context, files: tuple[str, ...], as_json: bool) -> N
     """Classify each raw message FILE (RFC 5322; '-' reads standard input).
 
     Prints per file, in order, whether it is a bounce and each failed
-    recipient's address, kind (hard, soft, blocked, complaint), status code
-    and diagnostic. An unreadable file is reported on stderr and the others
-    are still classified; the exit code is then 1.
+    recipient's address, kind (hard, soft, blocked, complaint), reason
+    (user-unknown, mailbox-full, ip-blocked, ...), status code and diagnostic;
+    for a message that is not a failure, what it is instead (auto-reply,
+    delivered, delayed, challenge, not-a-report). An unreadable file is
+    reported on stderr and the others are still classified; the exit code is
+    then 1.
     """
     failed = False
     rows: list[tuple[str, Verdict]] = []
@@ -59,17 +62,18 @@ def _read(path: str) -> bytes:
 
 
 def _print_table(rows: list[tuple[str, Verdict]]) -> None:
-    lines = [("FILE", "BOUNCE", "ADDRESS", "KIND", "STATUS", "DIAGNOSTIC")]
+    lines = [("FILE", "BOUNCE", "ADDRESS", "KIND", "REASON", "STATUS", "DIAGNOSTIC")]
     for path, verdict in rows:
         if not verdict.recipients:
             label = "yes" if verdict.bounce else "no"
-            lines.append((path, label, "-", f"({verdict.kind_of_message})", "-", verdict.reason or ""))
+            lines.append((path, label, "-", "-", verdict.reason or f"({verdict.kind_of_message})", "-",
+                          verdict.note or ""))
         for recipient in verdict.recipients:
-            lines.append((path, "yes", recipient.address, recipient.kind, recipient.status or "-",
-                          _short(recipient.diagnostic)))
-    widths = [max(len(line[i]) for line in lines) for i in range(5)]
+            lines.append((path, "yes", recipient.address, recipient.kind, recipient.reason,
+                          recipient.status or "-", _short(recipient.diagnostic)))
+    widths = [max(len(line[i]) for line in lines) for i in range(6)]
     for line in lines:
-        cells = [cell.ljust(width) for cell, width in zip(line, widths)] + [line[5]]
+        cells = [cell.ljust(width) for cell, width in zip(line, widths)] + [line[6]]
         click.echo("  ".join(cells).rstrip())
 
 

@@ -12,6 +12,8 @@ from ..errors import MailformError, NotFoundError
 from ..registry import open_registry
 from .options import format_option, registry_option
 
+UNVERIFIED_SHOWN = 20   # the newest; the count covers them all
+
 
 @click.group()
 def contacts():
@@ -70,10 +72,14 @@ def contacts_list(status, registry_url, fmt):
 @click.argument("email")
 @registry_option
 def contacts_show(email, registry_url):
-    """One contact: details, status and bounce history."""
+    """One contact: details, status and bounce history (with the classifier's reason), and
+    the bounces naming it that were not believed (unverified: they never change it)."""
     with open_registry(registry_url) as registry:
         row = registry.contact(email)
+        unverified = registry.unverified_bounces(email) if row is not None else []
     if row is None:
         raise NotFoundError(f"no contact {email}")
+    row = {**row, "unverified_count": len(unverified),
+           "unverified_bounces": unverified[:UNVERIFIED_SHOWN]}
     click.echo(json.dumps(row, indent=2, default=str))
     return 0

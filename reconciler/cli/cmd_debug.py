@@ -51,7 +51,7 @@ def debug(name, paths, var_files, var_pairs, environment, fix, timeout, fmt):
         for role, rep in reports.items():
             _print_report(role, rep)
     if fix:
-        _apply_fix(account, reports)
+        _apply_fix(account, reports, var_files, var_pairs)
     return 0 if all(rep.ok for rep in reports.values()) else 1
 
 
@@ -96,15 +96,18 @@ def _print_report(role: str, rep) -> None:
     click.echo("")
 
 
-def _apply_fix(account, reports) -> None:
+def _apply_fix(account, reports, var_files, var_pairs) -> None:
     changes = {role: rep.proposal for role, rep in reports.items() if rep.changed}
     if not changes:
         click.echo("--fix: nothing to change.")
         return
     if account.source is None:
         raise MailformError(f"--fix: account {account.name} has no source file")
-    path = account.source[0]
-    fix_port_security(path, account.name, {role: (p.port, p.security)
-                                           for role, p in changes.items()})
-    for role, p in changes.items():
-        click.echo(f"--fix: {path}: spec.{role}: port {p.port}, security {p.security}")
+    written = fix_port_security(account.source[0], account.name,
+                                {role: (p.port, p.security) for role, p in changes.items()},
+                                var_files, var_pairs)
+    for item in written:
+        click.echo(f"--fix: {item.file}:{item.line}: {item.field} = {item.value}")
+    if any(item.field.startswith("var.") for item in written):
+        click.echo("--fix: a var file changed: every manifest that uses those variables "
+                   "gets the new value (run `mailform plan` to see them all).")

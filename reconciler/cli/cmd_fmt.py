@@ -14,8 +14,10 @@ from .output import plural, print_problems
 def fmt(paths, var_files, var_pairs, environment, check):
     """Canonical indentation and key order; comments and quoting kept.
 
-    Files holding template syntax ({{ }}, {% %}) are skipped: they are not YAML
-    until rendered. The template options are accepted and ignored.
+    Templated files keep every {{ }}, {% %} and {# #} byte for byte; where {% %}
+    tags enclose YAML lines, the lines keep their order. A template whose YAML
+    cannot be read with its tags set aside is skipped with the reason. The
+    template options are accepted and ignored.
     """
     from ..manifest import find_files
     from ..manifest.fmt import format_file

@@ -23,6 +23,8 @@ def _human(report) -> str:
             f"blocked {b['blocked']} complaint {b['complaint']}, "
             f"{plural(len(report.newly_faulty), 'contact')} newly faulty, "
             f"{len(report.unknown)} unknown address(es), deleted {report.deleted}")
+    if report.unverified:
+        line += f", {report.unverified} unverified (not counted: `contacts show` lists them)"
     if report.remaining:
         line += f"; {report.remaining} more waiting for the next scan"
     return line

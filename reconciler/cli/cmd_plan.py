@@ -16,18 +16,25 @@ from ..registry import open_registry
 from ..render import render
 from ..render.json_out import render_plan_file
 from ..workflow.run import ApplyRequest, Event, Status
-from .options import (format_option, inputs_of, lock_timeout_option, manifest_options,
-                      no_color_option, registry_option, target_option)
+from .options import (environments_declared, format_option, guard_options, inputs_of,
+                      lock_timeout_option, manifest_options, no_color_option,
+                      registry_chosen_by_runner, registry_option, target_option)
 from .output import print_problems, use_color
+from .reading import open_for_reading
 
 EXIT_CHANGES = 2
 
 
-def _print_plan(plan: Plan, fmt: str, no_color: bool) -> None:
-    click.echo(render(plan, fmt, color=use_color(no_color)), nl=False)
-    for guard in plan.blocked_guards:
-        click.echo(f"Error: blocked by safety guard {guard.name}: {guard.detail} "
-                   "(--force to proceed anyway)", err=True)
+def _print_plan(plan: Plan, fmt: str, no_color: bool, force: bool = False) -> None:
+    shown = plan.forced() if force else plan
+    click.echo(render(shown, fmt, color=use_color(no_color)), nl=False)
+    for guard in shown.guards:
+        if guard.blocked:
+            click.echo(f"Error: blocked by safety guard {guard.name}: {guard.detail} "
+                       "(--force to proceed anyway)", err=True)
+        elif guard.forced:
+            click.echo(f"Warning: safety guard {guard.name} ({guard.detail}) passed with "
+                       "--force", err=True)
 
 
 def _load(inputs: Inputs, registry_url: str) -> Loaded:
@@ -37,7 +44,7 @@ def _load(inputs: Inputs, registry_url: str) -> Loaded:
     gc.freeze()
     print_problems([], desired.warnings)
     return Loaded(desired, resolve_all(desired.accounts.values(),
-                                       desired.secret_policy(registry_url)))
+                                       desired.secret_policy(registry_url)), inputs)
 
 
 def _open_for_saving(registry_url: str):
@@ -47,6 +54,10 @@ def _open_for_saving(registry_url: str):
                             "is signed with the registry's key: create it first with "
                             "`mailform registry init` (same --registry / MAILFORM_REGISTRY)")
     return open_registry(registry_url)
+
+
+def _open_for_planning(registry_url: str):
+    return open_for_reading(registry_url, "planning against an empty one")
 
 
 @click.command()
@@ -64,19 +75,23 @@ def _open_for_saving(registry_url: str):
                    "only to servers an account has applied.")
 @target_option
 @click.option("--force", is_flag=True, help="Report safety guards without failing on them.")
+@guard_options
 @no_color_option
 def plan(paths, var_files, var_pairs, environment, registry_url, fmt, out_file,
          detailed_exitcode, run_verify, allow_hosts, targets, force, no_color):
     """Show what apply would change in the registry."""
+    if out_file:
+        _check_writable(out_file)
     loaded = _load(inputs_of(paths, var_files, var_pairs, environment), registry_url)
-    opener = _open_for_saving if out_file else open_registry
+    opener = _open_for_saving if out_file else _open_for_planning
     failed: list[str] = []
     with opener(registry_url) as registry:
         the_plan = run.make_plan(registry, loaded, targets)
         if run_verify:
-            failed = run.verify_plan(registry, the_plan, loaded.secrets.values, allow_hosts)
+            failed = run.verify_plan(registry, the_plan, loaded.secrets.values, allow_hosts,
+                                     trust_registry=registry_chosen_by_runner())
         saved = render_plan_file(the_plan, run.plan_signer(registry)) if out_file else None
-    _print_plan(the_plan, fmt, no_color)
+    _print_plan(the_plan, fmt, no_color, force)
     if out_file:
         _save(out_file, saved, fmt)
     if the_plan.blocked_guards and not force:
@@ -86,9 +101,21 @@ def plan(paths, var_files, var_pairs, environment, registry_url, fmt, out_file,
     return EXIT_CHANGES if detailed_exitcode and the_plan.has_changes else 0
 
 
+def _check_writable(out_file: str) -> None:
+    """Before any work: the folder of ``plan -o FILE`` is there."""
+    folder = os.path.dirname(out_file) or "."
+    if not os.path.isdir(folder):
+        raise MailformError(f"cannot save the plan to {out_file}: the folder {folder} does "
+                            "not exist")
+
+
 def _save(out_file: str, text: str, fmt: str) -> None:
-    with open(out_file, "w", encoding="utf-8") as handle:
-        handle.write(text)
+    try:
+        with open(out_file, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    except OSError as exc:
+        raise MailformError(f"cannot save the plan to {out_file}: "
+                            f"{exc.strerror or type(exc).__name__}") from None
     if fmt == "human":
         click.echo(f"\nSaved the plan to {out_file}. To apply it: mailform apply {out_file}")
 
@@ -118,9 +145,20 @@ class _Prompt:
         return click.prompt("  Enter a value", default="", show_default=False).strip() == "yes"
 
 
-def _progress(no_color: bool, event: Event) -> None:
+_WRITTEN = {"create": "created", "update": "updated in-place", "delete": "destroyed",
+            "replace": "replaced", "move": "moved", "forget": "forgotten"}
+
+
+def _progress(no_color: bool, force: bool, event: Event) -> None:
     if event.kind == "planned":
-        _print_plan(event.plan, "human", no_color)
+        _print_plan(event.plan, "human", no_color, force)
+    elif event.kind == "wrote":
+        click.echo(f"{event.address}: {_WRITTEN.get(event.action, event.action)}")
+    elif event.kind == "waiting":
+        held = event.result or {}
+        click.echo(f"Waiting for the registry lock held by {held.get('holder')} on "
+                   f"{held.get('host')} (pid {held.get('pid')}) since {held.get('started')} "
+                   f"(--lock-timeout)...", err=True)
     elif event.kind == "verify_skipped":
         click.echo("Skipping connectivity checks (--skip-verify).", err=True)
     elif event.kind == "verified":
@@ -155,12 +193,27 @@ def _exit_code(outcome: run.ApplyOutcome, no_color: bool) -> int:
     return 0
 
 
+def _refuse_plan_file_options(targets, var_files, var_pairs, environment) -> None:
+    """A saved plan is applied as it was made: options that would change it are refused."""
+    given = [name for name, value in (("--target", targets), ("--var-file", var_files),
+                                      ("--var", var_pairs)) if value]
+    ctx = click.get_current_context()
+    if ctx.get_parameter_source("environment") is click.core.ParameterSource.COMMANDLINE \
+            and not environments_declared():     # with a project file, it picks the registry
+        given.append("--environment")
+    if given:
+        raise click.UsageError(f"{', '.join(given)} cannot be combined with a saved plan, "
+                               "which is applied exactly as it was made: pass them to "
+                               "`mailform plan -o FILE` instead")
+
+
 @click.command()
 @manifest_options
 @registry_option
 @click.option("--auto-approve", is_flag=True, help="Apply without asking for 'yes'.")
 @click.option("--skip-verify", is_flag=True, help="Apply without checking connectivity first.")
 @click.option("--force", is_flag=True, help="Pass the safety guards.")
+@guard_options
 @target_option
 @lock_timeout_option
 @no_color_option
@@ -168,16 +221,17 @@ def apply(paths, var_files, var_pairs, environment, registry_url, auto_approve, 
           force, targets, lock_timeout, no_color):
     """Make the registry match the manifests (or a saved plan file)."""
     from_file = _is_plan_file(paths)
-    if from_file and targets:
-        raise click.UsageError("--target cannot be combined with a saved plan: "
-                               "make the plan with --target instead")
+    if from_file:
+        _refuse_plan_file_options(targets, var_files, var_pairs, environment)
     inputs = inputs_of(paths, var_files, var_pairs, environment)
     request = ApplyRequest(
         loaded=None if from_file else _load(inputs, registry_url),
         plan_file=paths[0] if from_file else None, targets=tuple(targets), force=force,
         lock_timeout=lock_timeout)
-    with open_registry(registry_url) as registry:
+    opened = run.open_for_saved_plan(registry_url, paths[0]) if from_file else \
+        open_registry(registry_url)
+    with opened as registry:
         outcome = run.apply(registry, request, _Prompt(auto_approve),
                                  None if skip_verify else checks.check_plan,
-                                 functools.partial(_progress, no_color))
+                                 functools.partial(_progress, no_color, force))
     return _exit_code(outcome, no_color)

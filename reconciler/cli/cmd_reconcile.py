@@ -10,7 +10,7 @@ import click
 from ..apply import actor
 from ..workflow.checks import check_plan
 from ..workflow.reconcile import Loop, PassOptions, PassResult, run_pass
-from .options import format_option, inputs_of, manifest_options, registry_option
+from .options import format_option, guard_options, inputs_of, manifest_options, registry_option
 
 
 class _Stop:
@@ -44,6 +44,7 @@ def _report(outcome: PassResult, fmt: str) -> None:
 @click.option("--once", is_flag=True, help="One pass, then exit with its code.")
 @click.option("--skip-verify", is_flag=True, help="Apply without connectivity checks.")
 @click.option("--force", is_flag=True, help="Pass the safety guards when applying.")
+@guard_options
 @click.option("--detailed-exitcode", "detailed", is_flag=True,
               help="With --once: exit 2 when changes are pending.")
 @format_option("human", "json")

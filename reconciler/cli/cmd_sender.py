@@ -1,4 +1,4 @@
-"""`mailform sender preview`: what a contact would see."""
+"""`mailform sender preview`: what a contact would see, and why."""
 from __future__ import annotations
 
 import json
@@ -11,6 +11,16 @@ from ..registry import open_registry
 from .options import format_option, registry_option
 
 
+def _parse_details(ctx, param, values) -> dict:
+    out = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"'{item}' is not of the form KEY=VALUE", ctx, param)
+        out[key.strip()] = value
+    return out
+
+
 @click.group()
 def sender():
     """The sender identity contacts see."""
@@ -18,28 +28,40 @@ def sender():
 
 @sender.command("preview")
 @click.argument("name")
-@click.option("--contact", "contact_email", required=True, metavar="EMAIL",
-              help="The contact whose details fill the account's from_override.")
+@click.option("--contact", "contact_email", metavar="EMAIL",
+              help="The stored contact whose details fill the account's from_override.")
+@click.option("--details", "details", multiple=True, callback=_parse_details,
+              metavar="KEY=VALUE",
+              help="A contact detail to try (repeatable); wins over the stored contact's.")
 @registry_option
 @format_option("human", "json")
-def sender_preview(name, contact_email, registry_url, fmt):
-    """The From and Reply-To the contact would see for account NAME."""
-    with open_registry(registry_url) as registry:
+def sender_preview(name, contact_email, details, registry_url, fmt):
+    """The From and Reply-To a contact would see for account NAME, with the reasons."""
+    with open_registry(registry_url, create=False) as registry:
         account = registry.account(name)
-        contact = registry.contact(contact_email)
+        contact = registry.contact(contact_email) if contact_email else None
     if account is None:
         raise NotFoundError(f"no account '{name}' in the registry")
-    if contact is None:
-        click.echo(f"Note: {contact_email} is not a contact; showing the account's own sender.",
-                   err=True)
-    result = sender_for(account.spec, (contact or {}).get("details"))
+    if contact_email and contact is None:
+        click.echo(f"Note: {contact_email} is not a contact"
+                   + ("; using the --details given." if details else
+                      "; showing the account's own sender."), err=True)
+    result = sender_for(account.spec, {**((contact or {}).get("details") or {}), **details})
+    _print(result, fmt)
+    return 0
+
+
+def _print(result, fmt: str) -> None:
     if fmt == "json":
         click.echo(json.dumps({"from": result.from_header(), "reply_to": result.reply_to_header(),
                                "from_email": result.from_email, "from_name": result.from_name,
                                "reply_to_email": result.reply_to_email,
                                "reply_to_name": result.reply_to_name,
-                               "overridden": result.overridden}, indent=2))
-    else:
-        click.echo(f"From:     {result.from_header()}")
-        click.echo(f"Reply-To: {result.reply_to_header()}")
-    return 0
+                               "overridden": result.overridden,
+                               "reasons": list(result.reasons)}, indent=2))
+        return
+    click.echo(f"From:     {result.from_header()}")
+    click.echo(f"Reply-To: {result.reply_to_header()}")
+    click.echo("")
+    for reason in result.reasons:
+        click.echo(f"  {reason}")

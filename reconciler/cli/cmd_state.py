@@ -7,9 +7,11 @@ import click
 import yaml
 
 from ..apply import actor
-from ..errors import NotFoundError
+from ..errors import MailformError, NotFoundError
 from ..diff import flatten
+from ..manifest.registry_edit import edit_problems
 from .options import format_option, lock_timeout_option, registry_option
+from .reading import open_for_reading
 from ..registry import open_registry, registry_exists
 
 
@@ -18,6 +20,12 @@ def _check_summary(status: dict) -> str:
     if not checks:
         return "-"
     return ",".join(f"{server}:{result.get('code', '?')}" for server, result in sorted(checks.items()))
+
+
+def _status(account) -> dict:
+    """An account's status as state list and state show both show it: activation is
+    `active` unless the registry holds another value."""
+    return {"activation": "active", **account.status}
 
 
 def _scan_summary(status: dict) -> str:
@@ -35,10 +43,10 @@ def state():
 @format_option("human", "json")
 def state_list(registry_url, fmt):
     """Every account with its status."""
-    with open_registry(registry_url) as registry:
+    with open_for_reading(registry_url) as registry:
         accounts = registry.accounts()
     rows = [{"name": a.name, "type": a.type, "email": a.spec.get("email"),
-             "activation": a.status.get("activation", "active"),
+             "activation": _status(a)["activation"],
              "verification": a.status.get("verification"), "last_scan": a.status.get("last_scan")}
             for a in accounts.values()]
     if fmt == "json":
@@ -61,13 +69,13 @@ def state_list(registry_url, fmt):
 @format_option("human", "json")
 def state_show(name, registry_url, fmt):
     """One account: its live settings (secrets hidden) and status."""
-    with open_registry(registry_url) as registry:
+    with open_for_reading(registry_url) as registry:
         account = registry.account(name)
     if account is None:
         raise NotFoundError(f"no account '{name}' in the registry")
     secrets = {path: "(sensitive value)" for path in account.fingerprints}
     body = {"name": account.name, "type": account.type, "spec": account.spec,
-            "secrets": secrets, "status": account.status}
+            "secrets": secrets, "status": _status(account)}
     if fmt == "json":
         click.echo(json.dumps(body, indent=2, default=str))
     else:
@@ -131,10 +139,11 @@ def registry_set(name, assignment, registry_url):
     if not sep or not path:
         raise click.BadParameter(f"'{assignment}' is not of the form PATH=VALUE")
     value = raw if path.endswith("password") else yaml.safe_load(raw) if raw else ""
-    with open_registry(registry_url) as registry:
+    with open_registry(registry_url, create=False) as registry:
         account = registry.account(name)
         if account is None:
             raise NotFoundError(f"no account '{name}' in the registry")
+        _refuse_invalid(account, path, value)
         if not path.endswith("password") and path not in flatten(account.spec) \
                 and not path.startswith("labels."):
             click.echo(f"Warning: {path} is not a field of account {name} yet; adding it.",
@@ -143,6 +152,14 @@ def registry_set(name, assignment, registry_url):
     shown = "(sensitive value)" if path.endswith("password") else json.dumps(value)
     click.echo(f"account.{name}: {path} = {shown} (registry serial {serial})")
     return 0
+
+
+def _refuse_invalid(account, path: str, value) -> None:
+    problems = edit_problems(account.name, account.type, account.spec, account.fingerprints,
+                             path, value)
+    if problems:
+        raise MailformError(f"refusing to set {path} on account {account.name} (nothing was "
+                            "changed): " + "; ".join(problems))
 
 
 @click.group()
@@ -155,7 +172,7 @@ def accounts():
 @registry_option
 def accounts_activate(name, registry_url):
     """Activate a marketing account that waits for activation."""
-    with open_registry(registry_url) as registry:
+    with open_registry(registry_url, create=False) as registry:
         serial = registry.activate(name)
     click.echo(f"account.{name} is active (registry serial {serial})")
     return 0
@@ -165,25 +182,39 @@ def accounts_activate(name, registry_url):
 @registry_option
 @format_option("human", "json")
 def history(registry_url, fmt):
-    """Every apply: serial, time, actor, counts."""
-    with open_registry(registry_url) as registry:
+    """Every write: applies (counts), operator edits, activations, re-keys."""
+    with open_for_reading(registry_url) as registry:
         entries = registry.history()
     if fmt == "json":
         click.echo(json.dumps(entries, indent=2, default=str))
         return 0
     if not entries:
         click.echo("No applies yet.")
-    for entry in entries:
-        click.echo(f"serial {entry.get('serial')}  {entry.get('time')}  {entry.get('actor')}  "
-                   f"{_what(entry)}")
+        return 0
+    table = [("SERIAL", "TIME", "ACTOR", "WHAT")] + [
+        (str(e.get("serial")), str(e.get("time")), str(e.get("actor")), _what(e))
+        for e in entries]
+    widths = [max(len(row[i]) for row in table) for i in range(3)]
+    for row in table:
+        click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths)) + "  " + row[3])
     return 0
 
 
+_ACTIONS = {
+    "rekey": lambda e: f"key rotated ({e.get('accounts', 0)} account(s) re-encrypted)",
+    "set": lambda e: f"registry set account.{e.get('account')} {e.get('field')}",
+    "activate": lambda e: f"accounts activate account.{e.get('account')}",
+}
+
+
 def _what(entry: dict) -> str:
-    if entry.get("action") == "rekey":
-        return f"key rotated ({entry.get('accounts', 0)} account(s) re-encrypted)"
+    action = entry.get("action")
+    if action:
+        described = _ACTIONS.get(action)
+        return described(entry) if described else f"{action} {entry.get('account') or ''}".strip()
     counts = entry.get("counts") or {}
-    return f"+{counts.get('add', 0)} ~{counts.get('change', 0)} -{counts.get('destroy', 0)}"
+    return (f"apply +{counts.get('add', 0)} ~{counts.get('change', 0)} "
+            f"-{counts.get('destroy', 0)}")
 
 
 @click.command("force-unlock")
@@ -191,7 +222,10 @@ def _what(entry: dict) -> str:
 @registry_option
 def force_unlock(lock_id, registry_url):
     """Remove a lock left behind by a process that is gone."""
-    with open_registry(registry_url) as registry:
+    with open_registry(registry_url, create=False) as registry:
         registry.force_unlock(lock_id)
     click.echo(f"Lock {lock_id} removed by {actor()}.")
     return 0
+
+
+from . import cmd_state_moves  # noqa: E402,F401  (state mv, state rm: added to the group)

@@ -40,17 +40,21 @@ def validate(paths, var_files, var_pairs, environment, fmt):
 
 @click.command()
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
-              help="Write schemas/mailform.v1.json into DIR instead of printing it.")
-def schema(out_dir):
-    """Write the JSON Schema of a manifest document."""
-    from ..schema import SCHEMA_FILE, dumps
-    text = dumps()
+              help="Write mailform.v1.json and mailform-project.v1.json into DIR instead of "
+                   "printing one.")
+@click.option("--project", "project_file", is_flag=True,
+              help="Print the project file's schema (mailform.yaml) instead of a manifest's.")
+def schema(out_dir, project_file):
+    """Write the JSON Schemas of a manifest document and of the project file."""
+    from ..schema import PROJECT_SCHEMA_FILE, SCHEMA_FILE, files
+    texts = files()
     if out_dir is None:
-        click.echo(text, nl=False)
+        click.echo(texts[PROJECT_SCHEMA_FILE if project_file else SCHEMA_FILE], nl=False)
         return 0
     os.makedirs(out_dir, exist_ok=True)
-    path = os.path.join(out_dir, SCHEMA_FILE)
-    with open(path, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    click.echo(f"wrote {path}")
+    for name, text in texts.items():
+        path = os.path.join(out_dir, name)
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        click.echo(f"wrote {path}")
     return 0

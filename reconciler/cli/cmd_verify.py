@@ -4,10 +4,11 @@ from __future__ import annotations
 import json
 import os
 import sys
+from dataclasses import replace
 
 import click
 
-from ..errors import MailformError, SecretError
+from ..errors import MailformError, RegistryError, SecretError
 from ..manifest import account_secrets
 from ..verify.accounts import check_items
 from ..registry import open_registry, registry_exists
@@ -57,6 +58,7 @@ def verify(paths, var_files, var_pairs, environment, accounts, send_test, concur
             secret_errors.append(str(exc))
             continue
         items += check_items(account, secrets, send_test)
+    items = _tag_test_messages(registry_url, items)
     results = run_checks(items, concurrency, timeout, progress=_progress(len(items), fmt),
                          transcript=show_transcript)
     if show_transcript and fmt == "human":
@@ -79,6 +81,23 @@ def _record(registry_url, desired_accounts, items, results) -> None:
     if registry_exists(registry_url):
         with open_registry(registry_url) as registry:
             record_checks(registry, desired_accounts, by_account(items, results))
+
+
+def _tag_test_messages(registry_url, items) -> list:
+    """--send-test messages carry a bounce tag recorded in the registry (SECURITY.md), when
+    there is one; without it (verify never creates one) or unwritable, they go untagged."""
+    if not any(item.send_test_to for item in items) or not registry_exists(registry_url):
+        return items
+    from ..bounces.tags import new_message_id
+    try:
+        with open_registry(registry_url) as registry:
+            return [replace(item, message_id=new_message_id(
+                        registry, item.account, item.endpoint.mail_from or
+                        item.endpoint.username or "", [item.send_test_to]))
+                    if item.send_test_to else item for item in items]
+    except RegistryError as exc:
+        click.echo(f"Warning: the test messages are not tagged: {exc}", err=True)
+        return items
 
 
 def _split_send_test(paths: tuple, send_test: str | None) -> tuple[tuple, str | None]:

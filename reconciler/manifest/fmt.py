@@ -8,8 +8,13 @@ ruamel.yaml's round-trip mode keeps comments, quoting and flow style.
 A file is cut into documents at its marker lines (``---``, ``...``,
 directives), which are kept verbatim, and each document is formatted on its
 own: ruamel would otherwise drop a comment above the first ``---`` and write
-empty documents as ``null``. Files holding Jinja template syntax are not YAML
-until rendered: they are skipped.
+empty documents as ``null``.
+
+Files holding Jinja template syntax are laid out with every tag set aside and put
+back byte for byte (``jinja_mask``); where statement tags enclose YAML lines, the
+lines keep their order. A template whose YAML cannot be read with its tags set
+aside (say, the same key on both sides of an ``{% else %}``), or whose layout would
+move its tags, is skipped with the reason.
 """
 from __future__ import annotations
 
@@ -20,6 +25,7 @@ from typing import Any, Iterator, Optional
 
 from ..errors import Problem
 from ..model import canonical_key_order
+from .jinja_mask import MaskError, mask, restore
 from .template import needs_rendering
 
 _MARKER = re.compile(r"^(---|\.\.\.)(\s|$)|^%")
@@ -115,7 +121,7 @@ def _canonical_order(doc: Any) -> None:
             _reorder(settings.get("password"), order["password"])
 
 
-def _format_body(body: str, first_line: int) -> str:
+def _format_body(body: str, first_line: int, reorder: bool = True) -> str:
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
     if all(_BLANK_OR_COMMENT.match(line) for line in body.splitlines()):
         return body
@@ -123,7 +129,8 @@ def _format_body(body: str, first_line: int) -> str:
         doc = _yaml().load(body)
         if not isinstance(doc, (dict, list)):
             return body  # a lone scalar is no manifest; nothing to lay out
-        _canonical_order(doc)
+        if reorder:
+            _canonical_order(doc)
         out = io.StringIO()
         _yaml(root_sequence=isinstance(doc, list)).dump(doc, out)
     except MarkedYAMLError as exc:
@@ -136,10 +143,27 @@ def _format_body(body: str, first_line: int) -> str:
     return out.getvalue()
 
 
-def format_text(text: str) -> str:
-    """The canonical layout of ``text`` (YAML without template syntax). Raises FmtError."""
-    return "".join(piece if marker else _format_body(piece, start)
+def format_text(text: str, reorder: bool = True) -> str:
+    """The canonical layout of ``text`` (YAML without template syntax; without ``reorder``
+    the keys keep their order). Raises FmtError."""
+    return "".join(piece if marker else _format_body(piece, start, reorder)
                    for start, marker, piece in _segments(text))
+
+
+def format_template(text: str) -> str:
+    """The layout of a templated file, every Jinja tag kept byte for byte. Raises
+    FmtError (its YAML cannot be read with the tags set aside) or MaskError."""
+    masked = mask(text)
+    try:
+        return restore(masked, format_text(masked.text, reorder=masked.may_reorder))
+    except FmtError as exc:
+        raise FmtError(exc.line, exc.column, masked.unmask(exc.message)) from None
+
+
+def _not_laid_out(exc: Exception) -> str:
+    where = f" at line {exc.line}, column {exc.column}" if isinstance(exc, FmtError) else ""
+    reason = exc.message if isinstance(exc, FmtError) else str(exc)
+    return f"a template left as it is: with its tags set aside, {reason}{where}"
 
 
 def format_file(path: str, write: bool = False) -> FmtResult:
@@ -153,12 +177,12 @@ def format_file(path: str, write: bool = False) -> FmtResult:
     except UnicodeDecodeError as exc:
         line = raw[:exc.start].count(b"\n") + 1
         return FmtResult(path, "error", problem=Problem(path, line, 1, "", "file is not valid UTF-8 text"))
-    if needs_rendering(text):
-        return FmtResult(path, "skipped", note="holds template syntax ({{, {% or {#); "
-                                               "not YAML until rendered")
+    templated = needs_rendering(text)
     try:
-        formatted = format_text(text)
-    except FmtError as exc:
+        formatted = format_template(text) if templated else format_text(text)
+    except (FmtError, MaskError) as exc:
+        if templated:
+            return FmtResult(path, "skipped", note=_not_laid_out(exc))
         return FmtResult(path, "error", problem=Problem(path, exc.line, exc.column, "", exc.message))
     if formatted == text:
         return FmtResult(path, "unchanged", text=formatted)

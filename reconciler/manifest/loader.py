@@ -13,13 +13,14 @@ from pydantic import ValidationError
 
 from ..errors import ManifestError, MailformError, Problem
 from ..model import (API_VERSION, KINDS, MODELS, NAME_PATTERN, BouncePolicy, EmailAccount,
-                     _submodel,
+                     Moved, Removed, _submodel,
                      rule_violations, warnings_for)
 from .secrets import SecretPolicy, manifests_root, read_regular
 from .template import TemplateFailure, render
 from .yamlpos import MAX_FILE_BYTES, Document, DuplicateKey, documents, syntax_problem
 
 SUFFIXES = (".yaml", ".yml")
+PROJECT_FILES = ("mailform.yaml", "mailform.yml")    # project.PROJECT_FILES, never a manifest
 
 
 @dataclass
@@ -28,6 +29,8 @@ class Desired:
 
     accounts: dict[str, EmailAccount] = field(default_factory=dict)
     policy: Optional[BouncePolicy] = None
+    moves: list[Moved] = field(default_factory=list)        # renames (kind Moved)
+    removals: list[Removed] = field(default_factory=list)   # let go (kind Removed)
     warnings: list[Problem] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
     digest: str = ""
@@ -41,8 +44,11 @@ class Desired:
                                      registry_url=registry_url, environ=environ)
 
 
-def find_files(paths: Iterable[str]) -> list[str]:
-    """Every *.yaml / *.yml below the paths, recursive and sorted; files given are taken as is."""
+def find_files(paths: Iterable[str], skip: Iterable[str] = ()) -> list[str]:
+    """Every *.yaml / *.yml below the paths, recursive and sorted; files given are taken as is.
+    Found below a folder, the project file (mailform.yaml) and the files in ``skip`` (var
+    files) are not manifests."""
+    skipped = {os.path.realpath(f) for f in skip}
     found: list[str] = []
     for path in paths:
         if os.path.isfile(path):
@@ -52,7 +58,9 @@ def find_files(paths: Iterable[str]) -> list[str]:
             for dirpath, dirnames, filenames in os.walk(path):
                 dirnames[:] = [d for d in dirnames if not d.startswith(".")]
                 batch += [os.path.normpath(os.path.join(dirpath, f)) for f in filenames
-                          if f.endswith(SUFFIXES)]
+                          if f.endswith(SUFFIXES) and f not in PROJECT_FILES
+                          and not (skipped and os.path.realpath(os.path.join(dirpath, f))
+                                   in skipped)]
             found += sorted(batch)
         else:
             raise MailformError(f"{path}: no such file or directory")
@@ -69,8 +77,26 @@ PATTERN_HINTS = {
 }
 
 
+_TYPE_NAMES = {"int_type": "a whole number", "int_parsing": "a whole number",
+               "bool_type": "true or false", "bool_parsing": "true or false"}
+
+
+def _wrong_type(kind: str, value: Any) -> str:
+    """`port: "587"`: a quoted number is a string in YAML; say so, and how to write it."""
+    wanted = _TYPE_NAMES[kind]
+    if isinstance(value, str):
+        plain = yaml.safe_load(value) if len(value) < 40 and "\n" not in value else None
+        if wanted == "a whole number" and isinstance(plain, int) and not isinstance(plain, bool) \
+                or wanted == "true or false" and isinstance(plain, bool):
+            return f"must be {wanted}, not the string \"{value}\": write it without quotes"
+        return f"must be {wanted}, not the string \"{value[:40]}\""
+    return f"must be {wanted}, not {type(value).__name__ if value is not None else 'empty'}"
+
+
 def _message(err: dict) -> str:
     kind, msg = err["type"], err["msg"]
+    if kind in _TYPE_NAMES and "input" in err:
+        return _wrong_type(kind, err["input"])
     if kind == "extra_forbidden":
         return f"unknown field '{err['loc'][-1]}'"
     if kind == "missing":
@@ -130,7 +156,7 @@ class _FileCheck:
         try:
             obj = model.model_validate(data)
         except ValidationError as exc:
-            for err in exc.errors(include_url=False, include_input=False):
+            for err in exc.errors(include_url=False, include_input=True):
                 extra = err["type"] == "extra_forbidden"
                 suffix = _suggest(err, doc) if extra else ""
                 self.problem(doc, tuple(err["loc"]), _message(err) + suffix, key=extra)
@@ -171,6 +197,10 @@ class _FileCheck:
             self.desired.accounts[obj.name] = obj
             for loc, message in warnings_for(obj):
                 self.problem(doc, loc, message, severity="warning")
+        elif isinstance(obj, Moved):
+            self.desired.moves.append(obj)
+        elif isinstance(obj, Removed):
+            self.desired.removals.append(obj)
         elif self.desired.policy is not None:
             self.problem(doc, ("kind",), "only one BouncePolicy may be declared")
         else:
@@ -217,7 +247,7 @@ def _load_file(filename: str, context: dict, check: _FileCheck, digest,
         for doc in documents(text):
             check.document(doc)
     except yaml.MarkedYAMLError as exc:
-        check.problems.append(syntax_problem(filename, exc))
+        check.problems.append(syntax_problem(filename, exc, text))
     except yaml.YAMLError as exc:
         check.problems.append(Problem(filename, 1, 1, "", f"YAML error: {exc}"))
     except DuplicateKey as exc:
@@ -229,8 +259,31 @@ def _load_file(filename: str, context: dict, check: _FileCheck, digest,
         check.problems.append(Problem(filename, 1, 1, "", "YAML nesting is too deep"))
 
 
+def document_problems(data: Any) -> list[Problem]:
+    """What validation reports for one document given as plain data (positions are those
+    of its YAML dump): e.g. a registry record after an operator's edit."""
+    problems: list[Problem] = []
+    check = _FileCheck("", Desired(), problems, {})
+    for doc in documents(yaml.safe_dump(data, sort_keys=False)):
+        check.document(doc)
+    return problems
+
+
+def _check_paths(paths: list[str]) -> None:
+    """PATHS that are not there, or files given by name that are not manifests: problems
+    without a position (there is no line to point at)."""
+    problems = [Problem(p, 0, 0, "", "no such file or directory") for p in paths
+                if not os.path.exists(p)]
+    problems += [Problem(p, 0, 0, "", "not a manifest file: manifests are *.yaml or *.yml "
+                         "files") for p in paths
+                 if os.path.isfile(p) and not p.endswith(SUFFIXES)]
+    if problems:
+        raise ManifestError(problems)
+
+
 def load(paths: Iterable[str], variables: Optional[dict] = None,
-         environment: str = "default", template_limits: Any = None) -> Desired:
+         environment: str = "default", template_limits: Any = None,
+         skip: Iterable[str] = ()) -> Desired:
     """Render, parse and validate every manifest below ``paths``.
 
     ``template_limits`` (a ``sandbox.TemplateLimits``) overrides the documented bounds
@@ -238,16 +291,13 @@ def load(paths: Iterable[str], variables: Optional[dict] = None,
     and line.
     """
     paths = list(paths)
-    missing = [Problem(p, 1, 1, "", "no such file or directory") for p in paths
-               if not os.path.exists(p)]
-    if missing:
-        raise ManifestError(missing)
-    files = find_files(paths)
+    _check_paths(paths)
+    files = find_files(paths, skip)
     desired = Desired(files=files, root=manifests_root(paths))
     problems: list[Problem] = []
     if not files:
-        raise ManifestError([Problem(p, 1, 1, "", "no manifest files (*.yaml, *.yml) found here")
-                             for p in paths])
+        raise ManifestError([Problem(p, 0, 0, "", "no manifest files (*.yaml, *.yml) found in "
+                                     "this folder or below it") for p in paths])
     context = {"var": variables or {}, "environment": environment}
     names: dict = {}
     digest = hashlib.sha256()

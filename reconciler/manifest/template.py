@@ -57,15 +57,82 @@ def _render(text: str, filename: str, context: dict[str, Any], budget: Any) -> s
         template = _ENV.template_class.from_code(_ENV, code, _ENV.make_globals(None), None)
         return _bounded_output(template.generate(**context), budget)
     except jinja2.TemplateSyntaxError as exc:
-        raise TemplateFailure(Problem(filename, exc.lineno or 1, 1, "",
-                                      f"template syntax error: {exc.message}")) from None
+        raise TemplateFailure(_syntax_problem(exc, filename, text)) from None
     except jinja2.UndefinedError as exc:
         line = _template_line(exc, filename)
-        raise TemplateFailure(Problem(filename, line, 1, "",
-                                      f"template error: {_undefined_message(exc)}")) from None
+        message, name = _undefined_message(exc)
+        raise TemplateFailure(Problem(filename, line, _name_column(text, line, name), "",
+                                      f"template error: {message}")) from None
     except Exception as exc:  # sandbox violations and limits, errors raised inside expressions
-        raise TemplateFailure(Problem(filename, _template_line(exc, filename), 1, "",
+        line = _template_line(exc, filename)
+        raise TemplateFailure(Problem(filename, line, _opener_column(text, line), "",
                                       f"template error: {_describe(exc)}")) from None
+
+
+_OFFSET = re.compile(r"unexpected char (.+) at (\d+)", re.DOTALL)
+_OPENER = re.compile(r"\{[{%#]")
+_CLOSERS = {"{{": "}}", "{%": "%}", "{#": "#}"}
+
+
+def _syntax_problem(exc: Any, filename: str, text: str) -> Problem:
+    """A Jinja syntax error at line:column: the lexer's character offset turned into
+    them, else the line's unclosed (or first) tag."""
+    message, line = exc.message or "invalid template", exc.lineno or 1
+    found = _OFFSET.fullmatch(message)
+    if found:
+        line, column = _line_column(text, int(found.group(2)))
+        message = f"unexpected character {found.group(1)}"
+    else:
+        column = _opener_column(text, line)
+    return Problem(filename, line, column, "", f"template syntax error: {message}")
+
+
+def _lines(text: str) -> list[str]:
+    """The template's lines as Jinja counts them (any newline convention)."""
+    return re.split(r"\r\n|\r|\n", text)
+
+
+def _line_column(text: str, offset: int) -> tuple[int, int]:
+    """1-based line and column of a character offset into the template Jinja lexed."""
+    before = "\n".join(_lines(text))[:offset]
+    return before.count("\n") + 1, offset - (before.rfind("\n") + 1) + 1
+
+
+def _row(text: str, line: int) -> str:
+    lines = _lines(text)
+    return lines[line - 1] if 0 < line <= len(lines) else ""
+
+
+def _opener_column(text: str, line: int) -> int:
+    """The column of the first tag on ``line`` left open on that line, else of its first
+    tag, else 1."""
+    row = _row(text, line)
+    last_closer = {closer: row.rfind(closer) for closer in _CLOSERS.values()}
+    first = None
+    for match in _OPENER.finditer(row):
+        start = match.start()
+        first = start if first is None else first
+        if last_closer[_CLOSERS[match.group(0)]] < start + 2:
+            return start + 1
+    return first + 1 if first is not None else 1
+
+
+def _name_column(text: str, line: int, name: str) -> int:
+    """The column of ``name`` (``var.x``, ``var['x']`` or a bare name) inside a tag on
+    ``line``, else of the line's first open tag. One pass over the line."""
+    row = _row(text, line)
+    if name:
+        key = re.escape(name.removeprefix("var."))
+        wanted = (rf"\bvar\s*(?:\.\s*{key}\b|\[\s*['\"]{key}['\"])" if name.startswith("var.")
+                  else rf"(?<![.\w]){key}\b")
+        inside = False
+        for token in re.finditer(rf"(?P<open>\{{[{{%])|(?P<close>\}}\}}|%\}})|(?P<name>{wanted})",
+                                 row):
+            if token.group("open") or token.group("close"):
+                inside = bool(token.group("open"))
+            elif inside:
+                return token.start() + 1
+    return _opener_column(text, line)
 
 
 def _bounded_output(chunks: Any, budget: Any) -> str:
@@ -96,16 +163,18 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _undefined_message(exc: Any) -> str:
+def _undefined_message(exc: Any) -> tuple[str, str]:
+    """The message of an undefined-variable error, and the name it is about ("" unknown)."""
     text = exc.message or "undefined value"
-    match = re.match(r"'dict object' has no attribute '([^']+)'", text)
+    match = re.match(r"'dict object' has no (?:attribute|element) '([^']+)'", text)
     if match:
         return (f"undefined variable var.{match.group(1)} "
-                "(set it with --var-file FILE or --var KEY=VALUE)")
+                "(set it with --var-file FILE or --var KEY=VALUE)", f"var.{match.group(1)}")
     match = re.match(r"'([^']+)' is undefined", text)
     if match:
-        return f"'{match.group(1)}' is undefined (templates see `var` and `environment`)"
-    return text
+        return (f"'{match.group(1)}' is undefined (templates see `var` and `environment`)",
+                match.group(1))
+    return text, ""
 
 
 def _template_line(exc: BaseException, filename: str) -> int:
@@ -143,7 +212,7 @@ def load_var_file(path: str) -> tuple[dict[str, Any], list[Problem]]:
     try:
         docs = list(documents(text))
     except yaml.MarkedYAMLError as exc:
-        return {}, [syntax_problem(path, exc)]
+        return {}, [syntax_problem(path, exc, text)]
     except yaml.YAMLError as exc:
         return {}, [Problem(path, 1, 1, "", f"YAML error: {exc}")]
     except DuplicateKey as exc:

@@ -95,18 +95,31 @@ class YAMLLimit(yaml.MarkedYAMLError):
         super().__init__(problem=problem, problem_mark=node.start_mark)
 
 
-def syntax_problem(filename: str, exc: yaml.MarkedYAMLError) -> Problem:
-    """A YAML syntax error as a Problem, at the problem's position, naming its context."""
+TAB_MESSAGE = ("YAML syntax error: a tab character; YAML indents with spaces only "
+               "(replace the tab with spaces)")
+
+
+def syntax_problem(filename: str, exc: yaml.MarkedYAMLError, text: str = "") -> Problem:
+    """A YAML syntax error as a Problem, at the problem's position, naming its context
+    (``text``, when given, lets a tab be named as the culprit)."""
     mark = exc.problem_mark or exc.context_mark
     line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
     if isinstance(exc, YAMLLimit):
         return Problem(filename, line, col, "", str(exc.problem))
+    if mark is not None and _char_at(text, mark.line, mark.column) == "\t":
+        return Problem(filename, line, col, "", TAB_MESSAGE)
     message = f"YAML syntax error: {exc.problem or exc.context}"
     context = exc.context_mark
     if exc.problem and exc.context and context is not None and context is not mark:
         message += (f" ({exc.context} that starts at line {context.line + 1}, "
                     f"column {context.column + 1})")
     return Problem(filename, line, col, "", message)
+
+
+def _char_at(text: str, line: int, column: int) -> str:
+    lines = text.split("\n", line + 1)
+    row = lines[line] if line < len(lines) else ""
+    return row[column] if column < len(row) else ""
 
 
 @dataclass
@@ -120,7 +133,8 @@ class Document:
     def position(self, loc: tuple, key: bool = False) -> tuple[int, int]:
         """1-based (line, column) of ``loc``; the deepest existing part when it is missing.
 
-        With ``key=True`` the key's own position is returned (for unknown fields).
+        With ``key=True`` the key's own position is returned (for unknown fields); so it is
+        for a block (a mapping or list) as a whole: its key, not its first line inside.
         """
         node, key_node = self.root, None
         for part in loc:
@@ -129,7 +143,8 @@ class Document:
                 target = key_node or node
                 return target.start_mark.line + 1, target.start_mark.column + 1
             key_node, node = child
-        target = key_node if (key and key_node is not None) else node
+        block = isinstance(node, (yaml.MappingNode, yaml.SequenceNode)) and not node.flow_style
+        target = key_node if ((key or block) and key_node is not None) else node
         return target.start_mark.line + 1, target.start_mark.column + 1
 
 

@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Mapping, Optional
 
+from ..bounces.tags import tag_raw
 from ..servers import ServerSettings, servers_of
 
 SMTP_PASSWORD = "smtp.password"
@@ -146,6 +147,17 @@ class AccountDirectory:
                 raise
         upstream = servers_of(account.spec, secrets, **options)["smtp"]
         return ProxyAccount(account.name, account.spec["email"]), upstream
+
+    def tag(self, account: ProxyAccount, recipients: list[str], data: bytes) -> bytes:
+        """The message with its bounce tag, recorded in the registry (``bounces.tags``):
+        the Message-ID when it has none, else an ``X-Mailform-Tag`` header. Raises when
+        the registry cannot be written (the relay is then a temporary failure)."""
+        with self._lock:
+            try:
+                return tag_raw(self._reg(), account.name, account.email, recipients, data)
+            except Exception:
+                self._drop()   # reopened on the next relay (a lost connection, a re-key)
+                raise
 
     def close(self) -> None:
         with self._lock:

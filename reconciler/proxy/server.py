@@ -3,7 +3,7 @@
 A client logs in with an account's email and SMTP password (AUTH PLAIN or
 LOGIN), sends as that account (MAIL FROM must be the account's email, else
 553), and each message is relayed through the account's own upstream server
-(``relay.py``). The client hears 250 only when the upstream accepted the
+(``relay.py``), tagged first so that its bounces can be trusted. The client hears 250 only when the upstream accepted the
 message; any upstream failure is a 451, so the client keeps the message.
 
 AUTH is offered and accepted only on an encrypted connection (after STARTTLS,
@@ -144,10 +144,13 @@ class ProxyCore:
 
     def relay(self, account: ProxyAccount, sender: str, recipients: list[str],
               data: bytes, eightbit: bool) -> RelayResult:
-        """Runs in a worker thread: fresh settings from the registry, then the upstream."""
+        """Runs in a worker thread: fresh settings from the registry, the message tagged
+        and recorded there (``bounces.tags``), then the upstream."""
         try:
             current, upstream = self.directory.current(
                 account.name, timeout=self.config.upstream_timeout, ca_file=self.config.ca_file)
+            if current is not None:
+                data = self.directory.tag(current, recipients, data)
         except ServerSettingsError as exc:
             return RelayResult(False, "account", None, str(exc))
         except Exception as exc:  # noqa: BLE001 - the registry is down: temporary

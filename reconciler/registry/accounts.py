@@ -19,7 +19,7 @@ from .common import deep_merge, dumps, iso, loads, set_path, utcnow
 from .crypto import KeyRing
 from .store import SQLStore
 
-_COLUMNS = "name, type, spec, applied, fingerprints, applied_fingerprints, status"
+_COLUMNS = "name, type, spec, applied, fingerprints, applied_fingerprints, status, owner"
 SAME_AS_LIVE = ""
 _KEEP_APPLIED = "CASE WHEN applied = '' THEN spec ELSE applied END"
 _KEEP_APPLIED_FPS = ("CASE WHEN applied_fingerprints = '' THEN fingerprints "
@@ -71,6 +71,25 @@ class AccountBook:
         cur.execute(self._store.q(_UPSERT), (
             write.name, write.type, spec, SAME_AS_LIVE, fps, SAME_AS_LIVE,
             self._keys.encrypt(write.secrets, write.name), dumps(status), now, now))
+        if write.owner is not None:
+            self.set_owner(cur, write.name, write.owner)
+
+    def set_owner(self, cur: Any, name: str, owner: Optional[str]) -> None:
+        """The project managing the account (policy.RELEASED: none; None: unrecorded)."""
+        cur.execute(self._store.q("UPDATE accounts SET owner = ? WHERE name = ?"), (owner, name))
+        if cur.rowcount == 0:
+            raise NotFoundError(f"account {name} is not in the registry")
+
+    def rename(self, cur: Any, old: str, new: str) -> None:
+        """A move: the row keeps everything but its name; the secrets, encrypted with the
+        name as associated data, are encrypted again under the new one."""
+        (blob,) = self._load_row(cur, old, "secrets")
+        cur.execute(self._store.q("SELECT 1 FROM accounts WHERE name = ?"), (new,))
+        if cur.fetchone() is not None:
+            raise RegistryError(f"cannot move account {old} to {new}: {new} already exists")
+        secrets = self._keys.encrypt(self._keys.decrypt(blob, old), new)
+        cur.execute(self._store.q("UPDATE accounts SET name = ?, secrets = ?, updated = ? "
+                                  "WHERE name = ?"), (new, secrets, iso(utcnow()), old))
 
     def _checked_fingerprints(self, write: AccountWrite) -> dict[str, str]:
         """The given fingerprints, completed from the secrets; a wrong one is refused."""
@@ -143,16 +162,16 @@ def _accounts(rows: list[tuple]) -> list[StoredAccount]:
     """Decode all JSON columns with one ``json.loads`` (the per-call overhead dominates
     at 100,000 accounts); an applied value equal to the live one is decoded once."""
     parts = []
-    for _name, _type, spec, applied, fps, applied_fps, status in rows:
+    for _name, _type, spec, applied, fps, applied_fps, status, _owner in rows:
         parts.append(f"[{spec},{'0' if applied in (SAME_AS_LIVE, spec) else applied},{fps},"
                      f"{'0' if applied_fps in (SAME_AS_LIVE, fps) else applied_fps},{status}]")
     decoded = loads("[" + ",".join(parts) + "]")
     out = []
-    for (name, type_, *_), (spec, applied, fps, applied_fps, status) in zip(rows, decoded):
+    for (name, type_, *_, owner), (spec, applied, fps, applied_fps, status) in zip(rows, decoded):
         out.append(StoredAccount(
             name=name, type=type_, spec=spec, applied=spec if applied == 0 else applied,
             fingerprints=fps, applied_fingerprints=fps if applied_fps == 0 else applied_fps,
-            status=status))
+            status=status, owner=owner))
     return out
 
 

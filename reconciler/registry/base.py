@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ContextManager, Iterable, Optional, Protocol
 
-from ..policy import DEFAULT_SOFT_BOUNCE_LIMIT, DEFAULT_SOFT_BOUNCE_WINDOW_DAYS
+from ..policy import DEFAULT_SOFT_BOUNCE_LIMIT, DEFAULT_SOFT_BOUNCE_WINDOW_DAYS, RELEASED
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,11 @@ class StoredAccount:
     status: dict = field(default_factory=dict)
     # status keys: activation ("active" | "pending_activation"),
     # verification ({"smtp": {...result...}, "inbox": {...}}), last_scan ({...})
+    owner: Optional[str] = None     # the project managing it (ownership.name): policy.RELEASED
+
+    @property
+    def released(self) -> bool:
+        return self.owner == RELEASED
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,7 @@ class AccountWrite:
     secrets: dict[str, str]          # secret path -> clear value (encrypted by the registry)
     fingerprints: dict[str, str]
     status: dict = field(default_factory=dict)   # merged into the existing status
+    owner: Optional[str] = None      # recorded when given; None keeps the stored owner
 
 
 class Transaction(Protocol):
@@ -75,6 +81,10 @@ class Transaction(Protocol):
 
     def put_account(self, write: AccountWrite) -> None: ...
     def delete_account(self, name: str) -> None: ...
+    def move_account(self, old: str, new: str) -> None:
+        """Rename, keeping status, secrets, owner and processed messages."""
+    def set_owner(self, name: str, owner: Optional[str]) -> None:
+        """The project managing the account (``RELEASED``: none; None: unrecorded)."""
     def merge_status(self, name: str, status: dict) -> None: ...
     def put_setting(self, key: str, value: Any) -> None:
         """A registry-wide setting, e.g. ``bounce_policy``."""
@@ -125,11 +135,21 @@ class Registry(Protocol):
     def contact(self, email: str) -> Optional[dict]: ...
     def processed_uids(self, account: str, mailbox: str) -> set[str]: ...
     def record_message(self, account: str, mailbox: str, uid: Any,
-                       recipients: Iterable[tuple[str, str, Optional[str]]],
-                       soft_limit: int = DEFAULT_SOFT_BOUNCE_LIMIT,
-                       window_days: int = DEFAULT_SOFT_BOUNCE_WINDOW_DAYS, when: Any = None
+                       recipients: Iterable[tuple], soft_limit: int = DEFAULT_SOFT_BOUNCE_LIMIT,
+                       window_days: int = DEFAULT_SOFT_BOUNCE_WINDOW_DAYS, when: Any = None,
+                       unverified: Iterable[tuple] = ()
                        ) -> list[tuple[Optional[str], Optional[str]]]:
-        """One scanned message, atomically: its bounces counted (``policy.count_bounce``)
-        and the message remembered; per recipient, the contact's (status before, after)."""
+        """One scanned message, atomically: its bounces ((address, kind, status[, reason]))
+        counted (``policy.count_bounce``), its unverified ones ((address, kind, status,
+        reason, why)) kept apart for contacts, and the message remembered; per counted
+        recipient, the contact's (status before, after)."""
+    def unverified_bounces(self, email: str) -> list[dict]:
+        """A contact's unverified bounces, newest first (they never change its status)."""
+
+    # tagged messages sent (``bounces.tags``), by tag id
+    def record_sent(self, tag: str, account: str, recipients: Iterable[str],
+                    when: Any = None) -> None: ...
+    def sent_message(self, tag: str) -> Optional[dict]:
+        """{tag, account, recipients, sent_at}, or None (unknown, or pruned)."""
 
     def close(self) -> None: ...

@@ -1,4 +1,5 @@
-"""The registry's history: its lineage and serial, and one entry per apply.
+"""The registry's history: its lineage and serial, and one entry per write (apply,
+operator edit, activation, re-key).
 
 Every write that changes what plan compares (an apply, an operator's edit, an
 activation) bumps the serial, so a saved plan can tell that the registry moved

@@ -3,12 +3,17 @@
 Emails are keys, stripped and lower-cased. ``upsert`` merges the new details
 into the old ones. A bounce is counted by the pure rule in ``policy`` (SPEC §6);
 this part only loads a contact's soft-bounce history, stores the outcome and
-remembers the last bounce. A bounce for an address that is not a contact invents
-nothing. A scanned message's bounces and the fact that it was processed are
-written in one transaction, so a scan that fails midway loses or repeats nothing.
+remembers the last bounce (with the classifier's ``reason`` when it gives one, in
+the same JSON). A bounce for an address that is not a contact invents nothing. A
+report the scanner does not believe (SECURITY.md, "Bounces that can be trusted") is
+kept apart in ``unverified_bounces`` for contacts, never changing their status, for
+``UNVERIFIED_RETENTION_DAYS``. A scanned message's bounces and the fact that it was
+processed are written in one transaction, so a scan that fails midway loses or repeats
+nothing.
 """
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any, Iterable, Optional
 
 from ..policy import (DEFAULT_SOFT_BOUNCE_LIMIT, DEFAULT_SOFT_BOUNCE_WINDOW_DAYS, Bounce,
@@ -17,6 +22,8 @@ from .common import as_moment, dumps, iso, loads, utcnow
 from .store import SQLStore
 
 _CONTACT_COLUMNS = "email, details, status, soft_bounces, last_bounce, updated"
+_DOUBT_COLUMNS = "email, account, mailbox, uid, received_at, kind, status, reason, why"
+UNVERIFIED_RETENTION_DAYS = 90
 _CHUNK = 500
 
 Outcome = tuple[Optional[str], Optional[str]]     # a contact's status (before, after)
@@ -87,42 +94,72 @@ class ContactLedger:
             return self._count(cur, email, bounce, soft_limit, window_days)[1]
 
     def _count(self, cur: Any, email: str, bounce: Bounce, limit: int,
-               window_days: int) -> Outcome:
+               window_days: int, reason: Optional[str] = None) -> Outcome:
         key = normalise_email(email)
         cur.execute(self._store.q("SELECT status, soft_bounces FROM contacts WHERE email = ?"),
                     (key,))
         row = cur.fetchone()
         if row is None:
             return None, None
-        before = row[0]
-        outcome = count_bounce(_soft_bounces(row[1]), bounce, limit, window_days)
+        before, stored = row[0], loads(row[1])
+        outcome = count_bounce(_soft_bounces(stored), bounce, limit, window_days)
         if not outcome.counts:
             return before, before
         after = "faulty" if outcome.faulty else before
-        last = {"time": iso(bounce.time), "kind": bounce.kind, "status": bounce.status,
-                "account": bounce.account}
+        last = _with_reason({"time": iso(bounce.time), "kind": bounce.kind,
+                             "status": bounce.status, "account": bounce.account}, reason)
+        reasons = {**_reasons(stored), _soft_key(last): reason}
         cur.execute(self._store.q("UPDATE contacts SET status = ?, soft_bounces = ?, "
                                   "last_bounce = ?, updated = ? WHERE email = ?"),
-                    (after, _dump_soft(outcome.soft_bounces), dumps(last), iso(utcnow()), key))
+                    (after, _dump_soft(outcome.soft_bounces, reasons), dumps(last),
+                     iso(utcnow()), key))
         return before, after
 
     def record_message(self, account: str, mailbox: str, uid: Any,
-                       recipients: Iterable[tuple[str, str, Optional[str]]],
-                       soft_limit: int = DEFAULT_SOFT_BOUNCE_LIMIT,
-                       window_days: int = DEFAULT_SOFT_BOUNCE_WINDOW_DAYS, when: Any = None
-                       ) -> list[Outcome]:
-        """One scanned message, atomically: its bounces counted and the message remembered.
+                       recipients: Iterable[tuple], soft_limit: int = DEFAULT_SOFT_BOUNCE_LIMIT,
+                       window_days: int = DEFAULT_SOFT_BOUNCE_WINDOW_DAYS, when: Any = None,
+                       unverified: Iterable[tuple] = ()) -> list[Outcome]:
+        """One scanned message, atomically: its bounces counted, its unverified ones kept
+        apart, and the message remembered.
 
-        Returns, per recipient (address, kind, status), the contact's (status before,
-        status after); (None, None) for an address that is not a contact.
+        ``recipients``: (address, kind, status[, reason]) that count; returns, per
+        recipient, the contact's (status before, status after), (None, None) for an
+        address that is not a contact. ``unverified``: (address, kind, status, reason,
+        why) of a report not to be believed (SECURITY.md): recorded for contacts only,
+        never changing their status.
         """
         moment = as_moment(when)
         with self._store.write() as cur:
             out = [self._count(cur, email, Bounce(kind, moment, status, account),
-                               soft_limit, window_days)
-                   for email, kind, status in recipients]
+                               soft_limit, window_days, *rest[:1])
+                   for email, kind, status, *rest in recipients]
+            self._doubt(cur, (account, mailbox, str(uid), iso(moment)), list(unverified))
             self.mark_processed(account, mailbox, [uid])
         return out
+
+    # -- unverified bounces --------------------------------------------------------
+    def _doubt(self, cur: Any, where: tuple, rows: list[tuple]) -> None:
+        q = self._store.q
+        for email, kind, status, reason, why in rows:
+            key = normalise_email(email)
+            cur.execute(q("SELECT 1 FROM contacts WHERE email = ?"), (key,))
+            if cur.fetchone() is not None:
+                cur.execute(q(f"INSERT INTO unverified_bounces ({_DOUBT_COLUMNS}) VALUES "
+                              "(?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (account, mailbox, uid, "
+                              "email) DO NOTHING"), (key, *where, kind, status, reason, why))
+        if rows:
+            cur.execute(q("DELETE FROM unverified_bounces WHERE received_at < ?"),
+                        (iso(utcnow() - timedelta(days=UNVERIFIED_RETENTION_DAYS)),))
+
+    def unverified(self, email: str) -> list[dict]:
+        """A contact's unverified bounces of the last ``UNVERIFIED_RETENTION_DAYS``,
+        newest first."""
+        rows = self._store.read(f"SELECT {_DOUBT_COLUMNS} FROM unverified_bounces WHERE "
+                                "email = ? ORDER BY received_at DESC, uid DESC",
+                                (normalise_email(email),))
+        names = [n.strip() for n in _DOUBT_COLUMNS.split(",")]
+        return [{k: v for k, v in zip(names, row) if k != "email" and v is not None}
+                for row in rows]
 
     # -- processed messages --------------------------------------------------------
     def is_processed(self, account: str, mailbox: str, uid: Any) -> bool:
@@ -147,8 +184,14 @@ class ContactLedger:
 
     def forget_account(self, cur: Any, account: str) -> None:
         """A deleted account's processed messages go with it (inside the caller's transaction)."""
-        cur.execute(self._store.q("DELETE FROM processed_messages WHERE account = ?"),
-                    (account,))
+        for table in ("processed_messages", "unverified_bounces"):
+            cur.execute(self._store.q(f"DELETE FROM {table} WHERE account = ?"), (account,))
+
+    def rename_account(self, cur: Any, old: str, new: str) -> None:
+        """A moved account keeps its processed messages (inside the caller's transaction)."""
+        for table in ("processed_messages", "unverified_bounces"):
+            cur.execute(self._store.q(f"UPDATE {table} SET account = ? WHERE account = ?"),
+                        (new, old))
 
 
 def _contact(row: tuple) -> dict:
@@ -157,11 +200,24 @@ def _contact(row: tuple) -> dict:
             "soft_bounces": loads(soft), "last_bounce": loads(last), "updated": updated}
 
 
-def _soft_bounces(column: Any) -> list[SoftBounce]:
+def _soft_bounces(stored: Any) -> list[SoftBounce]:
     return [SoftBounce(as_moment(b["time"]), b.get("status"), b.get("account", ""))
-            for b in loads(column)]
+            for b in stored or []]
 
 
-def _dump_soft(bounces: Iterable[SoftBounce]) -> str:
-    return dumps([{"time": iso(b.time), "status": b.status, "account": b.account}
-                  for b in bounces])
+def _soft_key(bounce: dict) -> tuple:
+    return iso(as_moment(bounce["time"])), bounce.get("status"), bounce.get("account", "")
+
+
+def _reasons(stored: Any) -> dict:
+    """The classifier's reasons kept with the soft bounces (by time, status, account)."""
+    return {_soft_key(b): b["reason"] for b in stored or [] if b.get("reason")}
+
+
+def _with_reason(bounce: dict, reason: Optional[str]) -> dict:
+    return {**bounce, "reason": reason} if reason else bounce
+
+
+def _dump_soft(bounces: Iterable[SoftBounce], reasons: dict) -> str:
+    rows = [{"time": iso(b.time), "status": b.status, "account": b.account} for b in bounces]
+    return dumps([_with_reason(row, reasons.get(_soft_key(row))) for row in rows])

@@ -69,6 +69,32 @@ MIGRATIONS: tuple[Migration, ...] = (
             PRIMARY KEY (account, mailbox, uid))""",
         "CREATE INDEX contacts_by_status ON contacts (status, email)",
     )),
+    Migration(3, "tagged messages sent; unverified bounces", (
+        """CREATE TABLE sent_messages (
+            tag TEXT PRIMARY KEY,
+            account TEXT NOT NULL,
+            recipients TEXT NOT NULL,
+            sent_at TEXT NOT NULL)""",
+        "CREATE INDEX sent_messages_by_time ON sent_messages (sent_at)",
+        """CREATE TABLE unverified_bounces (
+            email TEXT NOT NULL,
+            account TEXT NOT NULL,
+            mailbox TEXT NOT NULL,
+            uid TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            status TEXT,
+            reason TEXT,
+            why TEXT NOT NULL,
+            received_at TEXT NOT NULL,
+            PRIMARY KEY (account, mailbox, uid, email))""",
+        "CREATE INDEX unverified_bounces_by_email ON unverified_bounces (email, received_at)",
+        "CREATE INDEX unverified_bounces_by_time ON unverified_bounces (received_at)",
+    )),
+    Migration(4, "the project managing each account (ownership.name)", (
+        # NULL: no project recorded (made before ownership, or by a project without one);
+        # '' (policy.RELEASED): let go by `state rm` / a Removed document
+        "ALTER TABLE accounts ADD COLUMN owner TEXT",
+    )),
 )
 
 LATEST = MIGRATIONS[-1].version

@@ -5,6 +5,7 @@
 * ``account_book`` (``AccountBook``): accounts, their secrets and status, settings;
 * ``write_lock`` (``WriteLock``): the lock apply holds;
 * ``ledger`` (``ContactLedger``): contacts, bounces, processed messages;
+* ``sent_log`` (``SentLog``): tagged messages sent, for trusting their bounces;
 * ``history_log`` (``HistoryLog``): lineage, serial and the history of applies.
 
 Each part receives the store explicitly and knows no other part. The registry
@@ -30,6 +31,7 @@ from .base import AccountWrite, LockInfo, Rekeyed, RegistryMeta, StoredAccount
 from .crypto import KeyRing
 from .history import HistoryLog
 from .ledger import ContactLedger, Outcome
+from .sent import SentLog
 from .locking import WriteLock
 from .opening import open_schema
 from .rotation import plan_rotation
@@ -52,6 +54,7 @@ class SQLRegistry:
         self.account_book = AccountBook(self.store, self.keys)
         self.write_lock = WriteLock(self.store)
         self.ledger = ContactLedger(self.store)
+        self.sent_log = SentLog(self.store)
         self.history_log = HistoryLog(self.store)
 
     def close(self) -> None:
@@ -127,16 +130,17 @@ class SQLRegistry:
                                 "opened it; nothing was written: run the command again")
 
     def set_field(self, name: str, path: str, value: Any) -> int:
-        """Out-of-band edit of the live spec (or a secret); bumps serial, returns it."""
+        """Out-of-band edit of the live spec (or a secret); bumps serial (a history entry
+        naming the field, never the value), returns it."""
         with self.store.write() as cur:
             self._check_key(cur)
             self.account_book.set_field(cur, name, path, value)
-            return self.history_log.bump_serial(cur)
+            return self.history_log.add(cur, {"action": "set", "account": name, "field": path})
 
     def activate(self, name: str) -> int:
         with self.store.write() as cur:
             self.account_book.activate(cur, name)
-            return self.history_log.bump_serial(cur)
+            return self.history_log.add(cur, {"action": "activate", "account": name})
 
     def set_status(self, name: str, status: dict) -> None:
         """Merge runtime status (verification, scan) without bumping serial."""
@@ -184,12 +188,25 @@ class SQLRegistry:
                                          window_days)
 
     def record_message(self, account: str, mailbox: str, uid: Any,
-                       recipients: Iterable[tuple[str, str, Optional[str]]],
-                       soft_limit: int = DEFAULT_SOFT_BOUNCE_LIMIT,
-                       window_days: int = DEFAULT_SOFT_BOUNCE_WINDOW_DAYS, when: Any = None
-                       ) -> list[Outcome]:
+                       recipients: Iterable[tuple], soft_limit: int = DEFAULT_SOFT_BOUNCE_LIMIT,
+                       window_days: int = DEFAULT_SOFT_BOUNCE_WINDOW_DAYS, when: Any = None,
+                       unverified: Iterable[tuple] = ()) -> list[Outcome]:
         return self.ledger.record_message(account, mailbox, uid, recipients, soft_limit,
-                                          window_days, when)
+                                          window_days, when, unverified)
+
+    def unverified_bounces(self, email: str) -> list[dict]:
+        return self.ledger.unverified(email)
+
+    def record_sent(self, tag: str, account: str, recipients: Iterable[str],
+                    when: Any = None) -> None:
+        """A tagged message; its tag was signed with this object's key, so after another
+        process re-keyed the registry it is refused (WrongKeyError), like other writes."""
+        with self.store.write() as cur:
+            self._check_key(cur)
+            self.sent_log.record(tag, account, recipients, when)
+
+    def sent_message(self, tag: str) -> Optional[dict]:
+        return self.sent_log.get(tag)
 
     def is_processed(self, account: str, mailbox: str, uid: Any) -> bool:
         return self.ledger.is_processed(account, mailbox, uid)
@@ -222,6 +239,16 @@ class SQLTransaction:
         cur = self._cursor()
         self._registry.account_book.delete(cur, name)
         self._registry.ledger.forget_account(cur, name)
+        self._registry.sent_log.forget_account(cur, name)
+
+    def move_account(self, old: str, new: str) -> None:
+        cur = self._cursor()
+        self._registry.account_book.rename(cur, old, new)
+        self._registry.ledger.rename_account(cur, old, new)
+        self._registry.sent_log.rename_account(cur, old, new)
+
+    def set_owner(self, name: str, owner: Optional[str]) -> None:
+        self._registry.account_book.set_owner(self._cursor(), name, owner)
 
     def merge_status(self, name: str, status: dict) -> None:
         self._registry.account_book.merge_status(self._cursor(), name, status)

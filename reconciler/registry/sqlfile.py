@@ -63,7 +63,8 @@ def _is_read_only_error(exc: sqlite3.Error) -> bool:
 
 
 def _connect_read_write(path: Path) -> sqlite3.Connection:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        make_folder(path.parent)
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
                            timeout=BUSY_TIMEOUT_MS / 1000)
     try:
@@ -75,6 +76,20 @@ def _connect_read_write(path: Path) -> sqlite3.Connection:
         conn.close()
         raise RegistryError(f"cannot put the registry {path} in WAL mode (got {mode})")
     return conn
+
+
+def make_folder(folder: Path) -> None:
+    """The folder of a new registry; one mailform creates (or the usual ``.mailform``)
+    gets a ``.gitignore`` of ``*``: the database and its key never belong in git."""
+    created = not folder.exists()
+    folder.mkdir(parents=True, exist_ok=True)
+    ignore = folder / ".gitignore"
+    if (created or folder.name == ".mailform") and not ignore.exists():
+        try:
+            ignore.write_text("# made by mailform: the registry and its key stay out of git\n*\n",
+                              encoding="utf-8")
+        except OSError:
+            pass                  # a folder we may write the database into, but not this
 
 
 def _connect_read_only(path: Path, reason: str) -> sqlite3.Connection:

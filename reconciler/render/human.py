@@ -6,8 +6,10 @@ from .style import style
 from .values import change_text, show
 
 HEADLINES = {"create": "will be created", "update": "will be updated in-place",
-             "delete": "will be destroyed", "replace": "must be replaced"}
-SYMBOLS = {"create": "+", "update": "~", "delete": "-", "replace": "-/+"}
+             "delete": "will be destroyed", "replace": "must be replaced",
+             "forget": "will be forgotten"}
+SYMBOLS = {"create": "+", "update": "~", "delete": "-", "replace": "-/+", "move": "~"}
+FORGET_NOTE = "  # (it stays in the registry, unchanged; mailform no longer manages it)"
 COLORS = {"+": "green", "~": "yellow", "-": "red", "-/+": "magenta"}
 RULE = "─" * 77
 
@@ -37,24 +39,61 @@ def _fields(out: _Out, rc: ResourceChange) -> None:
             symbol, text = change_text(change)
             forces = "  # forces replacement" if rc.action == "replace" and change.path == "type" else ""
             out.add(f"      {out.sym(symbol)} {text}{forces}")
-    if rc.unchanged and rc.action == "update":
+    if rc.action == "move" and not rc.changes:
+        out.add("        # (unchanged apart from its name)")
+    if rc.unchanged and rc.action in ("update", "move"):
         noun = "field" if rc.unchanged == 1 else "fields"
         out.add(f"        # ({rc.unchanged} unchanged {noun} hidden)")
 
 
+def _headline(rc: ResourceChange) -> str:
+    if rc.action == "move":
+        return f"  # {rc.previous_address} has moved to {rc.address}"
+    return f"  # {rc.address} {HEADLINES[rc.action]}"
+
+
 def _resource(out: _Out, rc: ResourceChange) -> None:
-    out.add(out.bold(f"  # {rc.address} {HEADLINES[rc.action]}"))
+    out.add(out.bold(_headline(rc)))
     for note in rc.notes:
         out.add(f"  # note: {note}")
+    if rc.action == "forget":
+        out.add(FORGET_NOTE)
+        out.add("")
+        return
     if rc.verification:
         for server, result in sorted(rc.verification.items()):
             out.add(f"  # verify {server}: {result.get('summary') or result.get('code')}".rstrip())
     symbol = SYMBOLS[rc.action]
     pad = "" if symbol == "-/+" else "  "
-    out.add(f"{pad}{out.sym(symbol)} {rc.resource} \"{rc.name}\" {{")
+    mark = out.sym(symbol) if rc.changes or rc.action != "move" else " "
+    out.add(f"{pad}{mark} {rc.resource} \"{rc.name}\" {{")
     _fields(out, rc)
     out.add("    }")
     out.add("")
+
+
+def summary_line(summary: dict) -> str:
+    """`Plan: X to add, Y to change, Z to destroy.`, with `, N to forget` when N > 0."""
+    forget = f", {summary['forget']} to forget" if summary.get("forget") else ""
+    return (f"{summary['add']} to add, {summary['change']} to change, "
+            f"{summary['destroy']} to destroy{forget}.")
+
+
+def _guards(out: _Out, plan: Plan) -> None:
+    for guard in plan.guards:
+        if guard.blocked:
+            label = style("Blocked", fg="red", bold=True) if out.color else "Blocked"
+            out.add(f"{label} by guard {guard.name}: {guard.detail}")
+        elif guard.forced:
+            out.add(f"Guard {guard.name} passed with --force: {guard.detail}")
+    if any(g.blocked or g.forced for g in plan.guards):
+        out.add("")
+
+
+def unmanaged_line(count: int) -> str:
+    noun = "account" if count == 1 else "accounts"
+    return (f"{count} {noun} of the registry managed by another project or by none: "
+            "left alone.")
 
 
 def _drift(out: _Out, plan: Plan) -> None:
@@ -79,6 +118,9 @@ def _drift(out: _Out, plan: Plan) -> None:
 
 def render_human(plan: Plan, color: bool = False) -> str:
     out = _Out(color)
+    if plan.unmanaged:
+        out.add(unmanaged_line(plan.unmanaged))
+        out.add("")
     if plan.drift:
         _drift(out, plan)
     if not plan.has_changes:
@@ -89,13 +131,6 @@ def render_human(plan: Plan, color: bool = False) -> str:
     out.add("")
     for rc in plan.resource_changes:
         _resource(out, rc)
-    for guard in plan.guards:
-        if guard.blocked:
-            label = style("Blocked", fg="red", bold=True) if color else "Blocked"
-            out.add(f"{label} by guard {guard.name}: {guard.detail}")
-    if plan.blocked_guards:
-        out.add("")
-    s = plan.summary
-    out.add(out.bold("Plan:") + f" {s['add']} to add, {s['change']} to change, "
-            f"{s['destroy']} to destroy.")
+    _guards(out, plan)
+    out.add(out.bold("Plan:") + " " + summary_line(plan.summary))
     return "\n".join(out.lines) + "\n"

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 from ..plan import Plan, ResourceChange
+from .human import summary_line, unmanaged_line
 from .values import change_text, show
 
 LIMIT = 65_000
 RESERVE = 600
 ICONS = {"create": "➕ create", "update": "🔄 update", "delete": "🗑️ delete",
-         "replace": "♻️ replace"}
+         "replace": "♻️ replace", "move": "🚚 move", "forget": "👋 forget"}
 
 
 def _details(rc: ResourceChange) -> str:
@@ -20,23 +21,47 @@ def _details(rc: ResourceChange) -> str:
         else:
             symbol, text = change_text(change)
             lines.append(f"{'!' if symbol == '~' else symbol} {text}")
-    notes = "".join(f"\n> **Note:** {n}\n" for n in rc.notes)
+    notes = "".join(f"\n> **Note:** {n}\n" for n in rc.notes + _action_notes(rc))
     body = "\n".join(lines).replace("```", "ʼʼʼ")
+    block = f"```diff\n{body}\n```\n\n" if lines else ""
     return (f"<details><summary><code>{rc.address}</code> — {rc.action}</summary>\n{notes}\n"
-            f"```diff\n{body}\n```\n\n</details>\n")
+            f"{block}</details>\n")
+
+
+def _action_notes(rc: ResourceChange) -> list[str]:
+    if rc.action == "move":
+        return [f"`{rc.previous_address}` has moved to `{rc.address}`"]
+    if rc.action == "forget":
+        return ["it stays in the registry, unchanged; mailform no longer manages it"]
+    return []
+
+
+def _guard_lines(plan: Plan) -> list[str]:
+    out = []
+    blocked, forced = plan.blocked_guards, [g for g in plan.guards if g.forced]
+    if blocked:
+        out += ["> [!WARNING]", "> Blocked by safety guards (apply needs `--force`):"]
+        out += [f"> - **{g.name}**: {g.detail}" for g in blocked]
+        out.append("")
+    if forced:
+        out += ["> [!CAUTION]", "> Safety guards passed with `--force`:"]
+        out += [f"> - **{g.name}**: {g.detail}" for g in forced]
+        out.append("")
+    return out
 
 
 def _header(plan: Plan) -> list[str]:
-    s = plan.summary
-    out = [f"### mailform plan: {s['add']} to add, {s['change']} to change, "
-           f"{s['destroy']} to destroy", ""]
+    out = [f"### mailform plan: {summary_line(plan.summary).rstrip('.')}", ""]
+    if plan.unmanaged:
+        out += [unmanaged_line(plan.unmanaged), ""]
     if not plan.has_changes:
         out += ["No changes. The registry matches the manifests.", ""]
     else:
         out += ["| Action | Account | Fields changed |", "| --- | --- | --- |"]
         size = 0
         for index, rc in enumerate(plan.resource_changes):
-            row = f"| {ICONS[rc.action]} | `{rc.name}` | {len(rc.changes)} |"
+            name = f"`{rc.previous}` → `{rc.name}`" if rc.previous else f"`{rc.name}`"
+            row = f"| {ICONS[rc.action]} | {name} | {len(rc.changes)} |"
             size += len(row) + 1
             if size > LIMIT // 2:
                 rest = len(plan.resource_changes) - index
@@ -44,11 +69,7 @@ def _header(plan: Plan) -> list[str]:
                 break
             out.append(row)
         out.append("")
-    blocked = plan.blocked_guards
-    if blocked:
-        out += ["> [!WARNING]", "> Blocked by safety guards (apply needs `--force`):"]
-        out += [f"> - **{g.name}**: {g.detail}" for g in blocked]
-        out.append("")
+    out += _guard_lines(plan)
     if plan.drift:
         out.append(f"**Drift:** {len(plan.drift)} account(s) changed outside of mailform; "
                    "this plan undoes it.")

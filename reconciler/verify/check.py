@@ -19,7 +19,7 @@ MAX_ATTEMPTS = 2
 
 def check(endpoint: ServerSettings, timeout: float = 10.0, send_test_to: str | None = None,
           account_name: str | None = None, *, mode: str = "login",
-          transcript: bool = False) -> r.CheckResult:
+          transcript: bool = False, message_id: str | None = None) -> r.CheckResult:
     """Check one server.  Never raises for server behaviour; never exceeds `timeout`
     by more than a few tens of milliseconds.
 
@@ -30,7 +30,8 @@ def check(endpoint: ServerSettings, timeout: float = 10.0, send_test_to: str | N
     address and stop before DATA.
 
     transcript=True keeps the protocol dialogue in `CheckResult.transcript`,
-    with everything sent while authenticating redacted.
+    with everything sent while authenticating redacted. `message_id` (SMTP): the test
+    message's Message-ID (a tagged one), instead of a generated one.
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}")
@@ -43,7 +44,8 @@ def check(endpoint: ServerSettings, timeout: float = 10.0, send_test_to: str | N
         if lines:
             lines.append(f"-- attempt {number} --")
         att = Attempt(endpoint, deadline, number, lines)
-        failure, extras = _attempt(endpoint, att, mode, send_test_to, account_name)
+        failure, extras = _attempt(endpoint, att, mode, send_test_to, account_name,
+                                   message_id)
         if failure is None or not _should_retry(failure, att, number):
             break
         time.sleep(min(RETRY_PAUSE, att.remaining()))
@@ -54,9 +56,10 @@ def check(endpoint: ServerSettings, timeout: float = 10.0, send_test_to: str | N
     return res
 
 
-def _attempt(endpoint, att, mode, send_test_to, account_name):
+def _attempt(endpoint, att, mode, send_test_to, account_name, message_id=None):
     try:
-        extras = PROBES[endpoint.kind](endpoint, att, mode, send_test_to, account_name)
+        tagged = {"message_id": message_id} if message_id else {}
+        extras = PROBES[endpoint.kind](endpoint, att, mode, send_test_to, account_name, **tagged)
         return None, extras
     except Exception as exc:  # noqa: BLE001 - every failure becomes a result code
         return classify(exc, att), {}

@@ -22,6 +22,7 @@ class CheckItem:
     send_test_to: str | None = None
     role: str = ""  # free label for callers, e.g. "smtp" or "inbox"
     mode: str = "login"  # check.MODES: "probe" sends no credentials
+    message_id: str | None = None  # the test message's (tagged) Message-ID, SMTP only
 
 
 Progress = Callable[[int, int, r.CheckResult], None]
@@ -54,7 +55,7 @@ def run_checks(items: Iterable[CheckItem | ServerSettings], concurrency: int = D
 def _one(item: CheckItem, timeout: float, transcript: bool) -> r.CheckResult:
     try:
         return check(item.endpoint, timeout, item.send_test_to, item.account,
-                     mode=item.mode, transcript=transcript)
+                     mode=item.mode, transcript=transcript, message_id=item.message_id)
     except Exception as exc:  # noqa: BLE001 - one broken check must not sink the run
         ep = item.endpoint
         return r.CheckResult(code=r.PROTOCOL_ERROR, stage="internal", kind=ep.kind, host=ep.host,

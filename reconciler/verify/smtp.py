@@ -57,8 +57,9 @@ def _helo_name(sock) -> str:
 
 
 def probe(ep: ServerSettings, att: Attempt, mode: str, send_test_to: str | None,
-          account_name: str | None) -> dict:
-    """Run the SMTP dialogue; raises ProbeFailure; returns extras (message_id)."""
+          account_name: str | None, message_id: str | None = None) -> dict:
+    """Run the SMTP dialogue; raises ProbeFailure; returns extras (message_id: the test
+    message's, ``message_id`` when the caller gave one)."""
     client = _SMTPSSL(att) if ep.security == "ssl" else _SMTP(att)
     try:
         _greet(client, ep, att)
@@ -73,7 +74,8 @@ def probe(ep: ServerSettings, att: Attempt, mode: str, send_test_to: str | None,
             _envelope(client, ep, att, ep.mail_from or ep.username or "")
             client.rset()
         elif mode == "login" and send_test_to:
-            extras["message_id"] = _send_test(client, ep, att, send_test_to, account_name)
+            extras["message_id"] = _send_test(client, ep, att, send_test_to, account_name,
+                                              message_id)
         att.stage = "done"
         _quietly(client.quit)
         return extras
@@ -186,11 +188,11 @@ def _envelope_hint(text: str | None, ep: ServerSettings) -> str | None:
 
 
 def _send_test(client: smtplib.SMTP, ep: ServerSettings, att: Attempt, rcpt: str,
-               account_name: str | None) -> str:
+               account_name: str | None, message_id: str | None = None) -> str:
     _envelope(client, ep, att, rcpt)
     att.stage = "data"
     sender = ep.mail_from or ep.username or ""
-    msg, message_id = build_test_message(account_name or sender, sender, rcpt)
+    msg, message_id = build_test_message(account_name or sender, sender, rcpt, message_id)
     try:
         code, reply = client.data(msg.as_bytes())
     except smtplib.SMTPDataError as exc:
@@ -202,12 +204,15 @@ def _send_test(client: smtplib.SMTP, ep: ServerSettings, att: Attempt, rcpt: str
     return message_id
 
 
-def build_test_message(account_name: str, sender: str, rcpt: str) -> tuple[EmailMessage, str]:
-    """The --send-test message: Subject and Message-ID carry the account and a unique id."""
+def build_test_message(account_name: str, sender: str, rcpt: str,
+                       message_id: str | None = None) -> tuple[EmailMessage, str]:
+    """The --send-test message: Subject and Message-ID carry the account and a unique id.
+    ``message_id``: a tagged one (the caller's, from the registry), so that a bounce of
+    the test message is trusted like the proxy's (SECURITY.md)."""
     unique = uuid.uuid4().hex[:16]
     domain = sender.rpartition("@")[2] or "mailform.invalid"
     safe_name = "".join(c if c.isalnum() or c in "-_." else "-" for c in account_name)
-    message_id = f"<mailform-test.{safe_name}.{unique}@{domain}>"
+    message_id = message_id or f"<mailform-test.{safe_name}.{unique}@{domain}>"
     msg = EmailMessage()
     msg["From"] = sender
     msg["To"] = rcpt

@@ -10,6 +10,7 @@ from ..errors import MailformError, ManifestError, SecretError
 from ..manifest import Desired, load as load_manifests, load_var_file, resolve
 from ..manifest.secrets import SecretPolicy
 from ..model import EmailAccount, SecretRef
+from ..project import Limits
 
 DEFAULT_PATHS = ("manifests",)
 SHOWN_ERRORS = 50
@@ -17,12 +18,18 @@ SHOWN_ERRORS = 50
 
 @dataclass(frozen=True)
 class Inputs:
-    """What a user points mailform at: manifest paths and template variables."""
+    """What a user points mailform at: manifest paths and template variables, and what
+    the project file adds (``settings.Settings.inputs``): files under the manifest paths
+    that are not manifests (``skip``: the project file, var files), the project's
+    ownership and the guards' limits."""
 
     paths: Sequence[str] = ()
     var_files: Sequence[str] = ()
     var_pairs: Sequence[tuple[str, str]] = ()
     environment: str = "default"
+    skip: Sequence[str] = ()
+    ownership: Optional[str] = None
+    limits: Limits = Limits()
 
 
 @dataclass
@@ -37,6 +44,17 @@ class Loaded:
 
     desired: Desired
     secrets: Resolved
+    inputs: Inputs = Inputs()
+
+    def plan_options(self) -> dict:
+        """What the planner takes beyond manifests and registry (``planner.PlanInput``):
+        ownership, moves, removals and the guards' limits."""
+        desired, inputs = self.desired, self.inputs
+        return {"ownership": inputs.ownership,
+                "moves": [(m.metadata.name, m.spec.from_, m.spec.to) for m in desired.moves],
+                "removals": [(r.metadata.name, r.spec.name) for r in desired.removals],
+                "max_destroy_percent": inputs.limits.max_destroy_percent,
+                "max_change_percent": inputs.limits.max_change_percent}
 
 
 class SecretsUnresolved(MailformError):
@@ -60,7 +78,9 @@ def load_desired(inputs: Inputs) -> Desired:
     variables.update(dict(inputs.var_pairs))
     if problems:
         raise ManifestError(problems)
-    return load_manifests(inputs.paths or DEFAULT_PATHS, variables, inputs.environment)
+    skip = tuple(inputs.skip) + tuple(inputs.var_files)
+    return load_manifests(inputs.paths or DEFAULT_PATHS, variables, inputs.environment,
+                          skip=skip)
 
 
 def load(inputs: Inputs, registry_url: Optional[str] = None) -> Loaded:
@@ -68,7 +88,7 @@ def load(inputs: Inputs, registry_url: Optional[str] = None) -> Loaded:
     the runner's secret policy for the registry at ``registry_url`` (SECURITY.md)."""
     desired = load_desired(inputs)
     return Loaded(desired, resolve_all(desired.accounts.values(),
-                                       desired.secret_policy(registry_url)))
+                                       desired.secret_policy(registry_url)), inputs)
 
 
 @functools.lru_cache(maxsize=4096)

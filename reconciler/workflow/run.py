@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import socket
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Callable, Iterable, Mapping, Optional, Protocol
@@ -12,12 +13,16 @@ from ..apply import ApplyResult, actor, apply_plan, check_fresh, secrets_of_save
 from ..errors import MailformError, StalePlanError
 from ..plan import Plan, Signer, from_file_dict
 from ..planner import PlanInput, build_plan
+from ..registry import RegistryMissing, open_registry
 from ..registry.base import Registry
+from ..registry.common import utcnow
+from ..registry.locking import can_take_over
 from .checks import Checks, check_plan, failures, probed_only
 from .destinations import Destinations, allowed_hosts
 from .inputs import Loaded, resolve_ref, saved_plan_policy
 
 PLAN_SIGNING = "plan file"
+ACCOUNT_ADDRESS = "account."
 PROBED_NOTE = ("verified without logging in ({roles}): credentials go only to servers this "
                "account has applied, or to hosts allowed with --verify-allow-host / "
                "MAILFORM_VERIFY_ALLOW_HOSTS; `apply` checks the login")
@@ -28,6 +33,7 @@ def make_plan(registry: Registry, loaded: Loaded, targets: Optional[Iterable[str
     """The plan from the manifests to this registry (read now, not cached)."""
     desired, secrets = loaded.desired, loaded.secrets
     actual = registry.accounts()
+    targets = target_names(targets)
     if targets:
         unknown = sorted(set(targets) - set(desired.accounts) - set(actual))
         if unknown:
@@ -41,7 +47,13 @@ def make_plan(registry: Registry, loaded: Loaded, targets: Optional[Iterable[str
         manifest_digest=desired.digest, fingerprints=fps, secret_refs=secrets.refs,
         contact_count=registry.contact_count(), targets=targets,
         policy=desired.policy.spec.model_dump() if desired.policy else None,
-        actual_policy=registry.get_setting("bounce_policy")))
+        actual_policy=registry.get_setting("bounce_policy"), **loaded.plan_options()))
+
+
+def target_names(targets: Optional[Iterable[str]]) -> list[str]:
+    """``--target`` values as account names: ``NAME`` or the address a plan prints,
+    ``account.NAME``."""
+    return [t.removeprefix(ACCOUNT_ADDRESS) for t in targets or ()]
 
 
 def plan_signer(registry: Registry) -> Signer:
@@ -61,6 +73,23 @@ def read_saved_plan(path: str, registry: Registry) -> Plan:
         raise StalePlanError("the registry was re-keyed since this plan was made; "
                              "run plan again")
     return from_file_dict(body, plan_signer(registry), lineage)
+
+
+def open_for_saved_plan(url: str, path: str) -> Registry:
+    """The registry a saved plan is applied to. A saved plan is made against a registry
+    that exists, so a missing one is not the plan's: stale (exit 4), and nothing created."""
+    try:
+        return open_registry(url, create=False)
+    except RegistryMissing as exc:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                lineage = (json.load(handle).get("registry") or {}).get("lineage")
+        except (OSError, ValueError, AttributeError):
+            lineage = None
+        made = f" (lineage {lineage})" if lineage else ""
+        raise StalePlanError(f"the plan was made for an existing registry{made}, but {exc}; "
+                             "nothing was created — check --registry / MAILFORM_REGISTRY"
+                             ) from None
 
 
 def _made_before_rekey(body: object, lineage: str, rekeyed_serial: int) -> bool:
@@ -85,11 +114,14 @@ def annotate(plan: Plan, checks: Checks) -> None:
 
 
 def verify_plan(registry: Registry, plan: Plan, secrets: Mapping[str, Mapping[str, str]],
-                allow_hosts: Iterable[str] = ()) -> list[str]:
+                allow_hosts: Iterable[str] = (), trust_registry: bool = True) -> list[str]:
     """`plan --verify` on manifests nobody has reviewed: credentials only to the servers
     each account has applied, or to the runner's allowed hosts (see destinations.py);
-    results and notes into the plan. Returns the failed checks."""
-    destinations = Destinations.from_registry(registry.accounts(), allowed_hosts(allow_hosts))
+    results and notes into the plan. Returns the failed checks. ``trust_registry`` False
+    (a registry named by the project file, which the pull request may have changed): its
+    applied servers are not trusted, only the allowed hosts."""
+    applied = registry.accounts() if trust_registry else {}
+    destinations = Destinations.from_registry(applied, allowed_hosts(allow_hosts))
     found = check_plan(plan, secrets, destinations=destinations)
     annotate(plan, found)
     return failures(found)
@@ -108,8 +140,10 @@ class Status(StrEnum):
 
 @dataclass(frozen=True)
 class Event:
-    """Progress, for the caller to print: ``planned`` (plan), ``verify_skipped``,
-    ``verified`` (account, role, result), ``writing`` (serial, inside the transaction)."""
+    """Progress, for the caller to print: ``waiting`` (result: the lock's holder, before
+    waiting up to the lock timeout), ``planned`` (plan), ``verify_skipped``, ``verified``
+    (account, role, result), ``wrote`` (address, action: one resource written, inside the
+    transaction), ``writing`` (serial, inside the transaction, before the commit)."""
 
     kind: str
     plan: Optional[Plan] = None
@@ -117,6 +151,8 @@ class Event:
     role: str = ""
     result: Optional[dict] = None
     serial: int = 0
+    address: str = ""
+    action: str = ""
 
 
 class Approval(Protocol):
@@ -167,6 +203,7 @@ def apply(registry: Registry, request: ApplyRequest, approval: Approval,
     """Plan (or check a saved plan) and apply it, all under the registry lock: guards,
     approval, verification of every written account, then one transaction."""
     saved = read_saved_plan(request.plan_file, registry) if request.plan_file else None
+    _say_if_waiting(registry, request.lock_timeout, on_event)
     with registry.lock(holder=request.holder, timeout=request.lock_timeout) as held:
         plan, secrets = _plan_under_lock(registry, request, saved)
         on_event(Event("planned", plan=plan))
@@ -180,8 +217,19 @@ def apply(registry: Registry, request: ApplyRequest, approval: Approval,
             return ApplyOutcome(Status.CANCELLED, plan)
         result = apply_plan(registry, plan, secrets, who=request.holder, statuses=statuses,
                             lock_id=held.id,
-                            before_commit=lambda serial: on_event(Event("writing", serial=serial)))
+                            before_commit=lambda serial: on_event(Event("writing", serial=serial)),
+                            on_write=lambda rc: on_event(Event("wrote", address=rc.address,
+                                                               action=str(rc.action))))
     return ApplyOutcome(Status.APPLIED, plan, result)
+
+
+def _say_if_waiting(registry: Registry, timeout: float, on_event) -> None:
+    """Before waiting for a lock someone else holds: who holds it (no wait, no event)."""
+    if timeout <= 0:
+        return
+    held = registry.current_lock()
+    if held is not None and not can_take_over(held, utcnow(), socket.gethostname()):
+        on_event(Event("waiting", result=held.as_dict()))
 
 
 def _plan_under_lock(registry: Registry, request: ApplyRequest, saved: Optional[Plan]):

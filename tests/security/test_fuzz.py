@@ -47,7 +47,7 @@ MAIL_PIECES = st.sampled_from([
 def _classify_anything(raw: bytes) -> None:
     verdict = classify(raw)
     assert isinstance(verdict, Verdict)
-    assert verdict.reason is None or not verdict.reason.startswith("unreadable"), verdict.reason
+    assert verdict.note is None or not verdict.note.startswith("unreadable"), verdict.note
 
 
 def test_classify_fuzzed_under_limits():

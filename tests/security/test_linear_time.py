@@ -15,8 +15,8 @@ import time
 import pytest
 
 from boundhelpers import in_child
-from reconciler.bounces import dsn, mime, patterns, text
-from reconciler.bounces.classify import classify
+from reconciler.bounces import dsn, mime, patterns, reasons, text, wordings
+from reconciler.bounces.classify import _SUCCESS, classify
 
 CAP = 2.0   # seconds per message; a linear run of these sizes takes ~0.1 s
 
@@ -74,12 +74,17 @@ SEARCHED = {**{p: 16_384 for p in (text.BOUNCE_SUBJECT, text.AUTOREPLY_SUBJECT)}
             **{p: 60_000 for p in (
                 text.SIGNATURES, text.DELAY, text.PERMANENT, text.FINAL, text.GENERIC_FAILURE,
                 text.DAEMON_NAME, text.CHALLENGE, text.CUT, text.ADDRESS, patterns.ENHANCED,
-                patterns.FAILURE_CODE, patterns.BASIC, patterns.MAILBOX_FULL, patterns.BLOCKED,
-                patterns.HARD, patterns.TEMPORARY, dsn._DSN_SHAPE, dsn._LIST_ADDRESS,
-                mime._FIELD_LINES, mime._NOT_HEADER, mime._PARAM, mime._BLOCK_OPEN)}}
+                patterns.FAILURE_CODE, patterns.BASIC, patterns.TEMPORARY, dsn._DSN_SHAPE,
+                dsn._LIST_ADDRESS, mime._FIELD_LINES, mime._NOT_HEADER, mime._PARAM, mime._BLOCK_OPEN)},
+            # the reasons' words (reasons.py searches diagnostics and whole report texts with them)
+            **{p: 60_000 for _, p in wordings.STRONG + wordings.WEAK}, wordings._ANY_STRONG: 60_000,
+            _SUCCESS: 60_000}
 PREFIXES = ["", "x@", "-", " ", "a@b.c"]
 PIECES = ["a", "0", " ", "\t", "\n", "-", "=", "_", ".", "@", ":", ";", "<", "(", '"', "a.", "a@",
-          "@a", "a-", ". ", "5.1", "=a", "\n "]
+          "@a", "a-", ". ", "5.1", "=a", "\n ",
+          # the words the reasons' phrases start with and run through (wordings.py)
+          "account ", "mailbox ", "user ", "address ", "recipient ", "domain ", "host ", "ip ", "mail from ",
+          "sender ", "message ", "exceed ", "too many ", "does not ", "rejected ", "a ", "a a "]
 
 
 def _pump(pattern: re.Pattern, length: int) -> float:
@@ -99,3 +104,23 @@ def test_no_searched_pattern_is_super_linear(pattern):
     status, took = in_child(_pump, pattern, SEARCHED[pattern], seconds=60)
     assert status == "ok", took
     assert took < 1.0, f"{took:.2f} s for one search of {SEARCHED[pattern]:,} characters"
+
+
+# strong_reason stops at every place a phrase starts: texts made of nothing but phrases of the
+# last rules are its worst case (every place is tested against the rules before them).
+PHRASES = ["policy ", "header error ", "spam ", "user unknown ", "rejected ", "quota ", "account is disabled ",
+           "timed out ", "mail from command "]
+
+
+def _reason_of(phrase: str) -> float:
+    text = phrase * (60_000 // len(phrase))
+    started = time.perf_counter()
+    reasons.reason_for(None, text)
+    return time.perf_counter() - started
+
+
+@pytest.mark.parametrize("phrase", PHRASES)
+def test_a_text_of_one_repeated_phrase_is_judged_in_linear_time(phrase):
+    status, took = in_child(_reason_of, phrase)
+    assert status == "ok", took
+    assert took < CAP, f"{took:.2f} s for 60,000 characters of {phrase!r}"

@@ -5,6 +5,8 @@ bounds, ``('a' * 10**8) * 100`` took 24 GB and nested ``range(100000)`` loops ra
 minutes)."""
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from boundhelpers import in_child, mailform_limited, no_traceback
@@ -112,7 +114,7 @@ def test_the_documented_defaults():
 ])
 def test_the_sandbox_still_refuses(source):
     message = _render(HEAD + source + "\n")
-    assert message.startswith("f.yaml:3:1: template"), message
+    assert re.match(r"f\.yaml:3:\d+: template", message), message
 
 
 def test_ordinary_templates_render_as_before():
