@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 from .model import DEFAULT_BOUNCE_POLICY
 
@@ -113,3 +113,14 @@ def manages(ownership: Optional[str], owner: Optional[str]) -> bool:
     if owner == RELEASED:
         return False
     return ownership is None or owner == ownership
+
+
+# --- tags of the mail mailform sends (SECURITY.md, "Bounces that can be trusted") -----------
+# The registry (which re-keys them) and the scanner (which checks them) share this rule.
+TAG_PURPOSE = "bounce tag"
+TAG_MAC_LENGTH = 32               # hex digits: 128 bits of HMAC-SHA256
+
+
+def tag_mac(tag_id: str, sign: Callable[[str, bytes], str]) -> str:
+    """A tag's MAC under the key behind ``sign`` (``registry.sign`` / ``KeyRing.sign``)."""
+    return sign(TAG_PURPOSE, tag_id.encode("ascii")).partition(":")[2][:TAG_MAC_LENGTH]

@@ -23,19 +23,18 @@ from __future__ import annotations
 import hmac
 import re
 from dataclasses import dataclass
-from typing import Callable, Iterable, Optional, Sequence
+from typing import Callable, Iterable, Mapping, Optional, Sequence
 
+from ..policy import TAG_MAC_LENGTH, tag_mac as policy_tag_mac
 from .dsn import field_blocks, original_headers, split_list
 from .mime import MAX_BYTES, Part, read_message
 from .verdict import clean_address
 
 TAG_PREFIX = "mf1."
-TAG_PURPOSE = "bounce tag"
 TAG_HEADER = "X-Mailform-Tag"
 ID_LENGTH = 26                # base32 of 16 random bytes, lower case, no padding
-MAC_LENGTH = 32               # hex digits: 128 bits of HMAC-SHA256
 MAX_CANDIDATES = 64           # tag-shaped strings verified per message
-_TAG = re.compile(r"mf1\.([a-z2-7]{26})\.([0-9a-f]{32})")   # only ever .match()ed: fixed length
+_TAG = re.compile(rf"mf1\.([a-z2-7]{{{ID_LENGTH}}})\.([0-9a-f]{{{TAG_MAC_LENGTH}}})")  # .match() only
 _NULL_PATHS = ("", "<>", "<#@[]>", "<mailer-daemon>")
 _DAEMONS = ("mailer-daemon", "postmaster")
 _REPORT_TYPES = ("message/delivery-status", "message/global-delivery-status",
@@ -56,7 +55,7 @@ class Tag:
 
 
 def tag_mac(tag_id: str, sign: Signer) -> str:
-    return sign(TAG_PURPOSE, tag_id.encode("ascii")).partition(":")[2][:MAC_LENGTH]
+    return policy_tag_mac(tag_id, sign)
 
 
 def make_tag(tag_id: str, sign: Signer) -> Tag:
@@ -90,9 +89,15 @@ def _scan(text: str, found: dict[str, Tag]) -> None:
 
 
 def genuine(tags: Iterable[Tag], sign: Signer) -> list[Tag]:
-    """The tags made with this registry's key (a forged one, or one signed before
-    `registry rekey`, is not)."""
+    """The tags made with this registry's current key (one signed before `registry rekey`
+    is checked against its sent record's earlier MACs instead: ``signed_before``)."""
     return [t for t in tags if hmac.compare_digest(t.mac, tag_mac(t.id, sign))]
+
+
+def signed_before(tag: Tag, record: Optional[Mapping]) -> bool:
+    """A tag made under an earlier key: its MAC is one the re-key kept on its record."""
+    return record is not None and any(hmac.compare_digest(tag.mac, str(mac))
+                                      for mac in record.get("prior_macs") or ())
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from typing import Any, Callable, Optional
 from ..policy import effective_bounce_policy
 from ..errors import NotFoundError
 from ..servers import ServerSettings, servers_of
-from .authenticity import Trust, decide, find_tags, genuine, origin_of
+from .authenticity import Trust, decide, find_tags, genuine, origin_of, signed_before
 from .classify import classify
 from .mailbox import MailboxError, numeric_sort, open_mailbox
 
@@ -78,7 +78,11 @@ class BounceJudge:
 
     def __call__(self, raw: bytes) -> Trust:
         found = find_tags(raw)
-        records = [self.registry.sent_message(t.id) for t in genuine(found, self.registry.sign)]
+        current = genuine(found, self.registry.sign)
+        records = [self.registry.sent_message(t.id) for t in current]
+        records += [record for t in found if t not in current
+                    for record in [self.registry.sent_message(t.id)]
+                    if signed_before(t, record)]          # mail sent before a re-key
         sent = [r["recipients"] for r in records if r]
         origin = None if sent or not self.trust_untagged else origin_of(raw)
         return decide(sent, origin, self.email, self.trust_untagged, len(found))

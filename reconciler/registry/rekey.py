@@ -21,6 +21,7 @@ from .base import Rekeyed
 from .common import dumps, loads
 from .crypto import KeyRing
 from .rotation import Rotation
+from .sent import SentLog
 from .store import SQLStore
 
 REKEYED_SERIAL = "rekeyed_serial"
@@ -42,6 +43,7 @@ def rekey(store: SQLStore, old: KeyRing, rotation: Rotation, holder: str,
         with store.write() as cur:
             guard(cur)
             count = reencrypt(cur, store, old, rotation.keys)
+            SentLog(store).carry_tags(cur, old.sign)
             serial = add_history(cur, {"actor": holder, "action": "rekey", "accounts": count})
             _set_meta(cur, store, {"key_check": rotation.keys.check_value(),
                                    REKEYED_SERIAL: str(serial)})

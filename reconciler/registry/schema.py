@@ -95,6 +95,10 @@ MIGRATIONS: tuple[Migration, ...] = (
         # '' (policy.RELEASED): let go by `state rm` / a Removed document
         "ALTER TABLE accounts ADD COLUMN owner TEXT",
     )),
+    Migration(5, "tags of sent messages keep verifying after a re-key", (
+        # JSON list of the tag's MACs under earlier keys (registry rekey writes them)
+        "ALTER TABLE sent_messages ADD COLUMN prior_macs TEXT",
+    )),
 )
 
 LATEST = MIGRATIONS[-1].version

@@ -7,13 +7,16 @@ message's recipients (lower-cased) and when. The scanner looks a bounce's tag up
 count it only for the recipients that message had. Rows older than ``RETENTION_DAYS``
 are deleted with every new one, so the table stays bounded (bounces arrive within days:
 Postfix gives up on a message after 5); a bounce of an older message falls back to the
-rules for untagged ones. Only the id is stored, never the signature: a `registry rekey`
-needs to rewrite nothing here, and old tags simply stop verifying.
+rules for untagged ones. Only the id is stored, not the signature; `registry rekey` adds
+each tag's MAC under the old key to ``prior_macs``, so mail sent before a re-key still has
+its bounces counted.
 """
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional
+
+from ..policy import tag_mac
 
 from .common import as_moment, dumps, iso, loads, utcnow
 from .ledger import normalise_email
@@ -40,13 +43,23 @@ class SentLog:
             cur.execute(q("DELETE FROM sent_messages WHERE sent_at < ?"), (_cutoff(),))
 
     def get(self, tag: str) -> Optional[dict]:
-        rows = self._store.read("SELECT account, recipients, sent_at FROM sent_messages "
-                                "WHERE tag = ?", (tag,))
+        rows = self._store.read("SELECT account, recipients, sent_at, prior_macs "
+                                "FROM sent_messages WHERE tag = ?", (tag,))
         if not rows:
             return None
-        account, recipients, sent_at = rows[0]
+        account, recipients, sent_at, prior = rows[0]
         return {"tag": tag, "account": account, "recipients": loads(recipients),
-                "sent_at": sent_at}
+                "sent_at": sent_at, "prior_macs": loads(prior) or []}
+
+    def carry_tags(self, cur: Any, old_sign: Callable[[str, bytes], str]) -> int:
+        """`registry rekey`, inside its transaction: every recorded tag keeps its MAC under
+        the old key, so that bounces of mail already sent still verify."""
+        cur.execute("SELECT tag, prior_macs FROM sent_messages")
+        rows = [(dumps([*(loads(prior) or []), tag_mac(tag, old_sign)]), tag)
+                for tag, prior in cur.fetchall()]
+        cur.executemany(self._store.q("UPDATE sent_messages SET prior_macs = ? WHERE tag = ?"),
+                        rows)
+        return len(rows)
 
     def forget_account(self, cur: Any, account: str) -> None:
         """A deleted account's sent messages go with it (inside the caller's transaction)."""

@@ -350,15 +350,24 @@ def test_the_scanner_carries_the_classifier_reason(registry, monkeypatch):
     assert registry.contact("c1@example.com")["last_bounce"]["reason"] == "no such user"
 
 
-def test_a_tag_recorded_before_a_rekey_stops_verifying(registry, monkeypatch, backend):
+def test_a_tag_recorded_before_a_rekey_keeps_verifying(registry, monkeypatch, backend):
+    """`registry rekey` re-keys tags too: it keeps each recorded tag's MAC under the old key,
+    so a bounce of mail sent before the rotation still counts; a made-up MAC for the same
+    id does not."""
     tag = tags.new_tag(registry, "news", ["c0@example.com"])
     raw = report(["c0@example.com"], original(message_id=au.message_id(tag, "example.com")),
                  sender="x@evil.example", return_path="<x@evil.example>")
+    forged_tag = au.Tag(tag.id, "0" * len(tag.mac))
+    forged = report(["c0@example.com"],
+                    original(message_id=au.message_id(forged_tag, "example.com")),
+                    sender="x@evil.example", return_path="<x@evil.example>")
     if backend == "postgres":
         monkeypatch.setenv("NEW_KEY", generate_key())
     registry.rekey("NEW_KEY" if backend == "postgres" else None, "test")
-    got = _scan(registry, monkeypatch, {"1": raw})
-    assert got.unverified == 1 and got.newly_faulty == []
+    assert au.genuine([tag], registry.sign) == []          # not under the new key ...
+    got = _scan(registry, monkeypatch, {"1": raw, "2": forged})
+    assert got.unverified == 1                             # ... but on record: only the forgery
+    assert got.scanned == 2 and sum(got.bounces.values()) == 1
 
 
 # --------------------------------------------------------------------------- real stack
