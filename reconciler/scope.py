@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Sequence
 
-from .errors import MailformError
+from .errors import MailformError, NotFoundError
 from .policy import RELEASED, manages
 
 
@@ -119,3 +119,19 @@ def _remove(scope: Scope, accounts: Mapping[str, Any], doc: str, name: str) -> N
     elif name in scope.managed and name not in scope.moved:
         scope.managed.pop(name)
         scope.forgets.append(name)
+
+
+def importable(accounts: Mapping[str, Any], names: Sequence[str],
+               ownership: Optional[str]) -> dict[str, Any]:
+    """What `import` writes: the accounts this project manages, or the ones named (each must
+    exist and be this project's; `import --adopt` takes one over first)."""
+    if not names:
+        return {n: a for n, a in accounts.items() if manages(ownership, a.owner)}
+    missing = [n for n in names if n not in accounts]
+    if missing:
+        raise NotFoundError("not in the registry: " + ", ".join(missing))
+    foreign = [not_managed(n, accounts[n].owner) for n in names
+               if not manages(ownership, accounts[n].owner)]
+    if foreign:
+        raise MailformError("; ".join(foreign))
+    return {n: accounts[n] for n in dict.fromkeys(names)}

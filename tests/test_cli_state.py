@@ -235,3 +235,21 @@ def test_state_show_shows_activation_as_state_list_does(cli):
         shown = json.loads(cli.run("state", "show", name, "--format", "json").out)
         assert shown["status"]["activation"] == listed[name] == "active"
     assert "status:\n  activation: active" in cli.run("state", "show", "support").out
+
+
+def test_registry_set_null_on_a_field_with_a_default_stores_the_default(cli, tmp_path):
+    """Found by the import round trip: `shared=null` removed the field, and the imported
+    manifests (with the model's default) then planned a change forever."""
+    done = cli.run("registry", "set", "support", "proxy=null")
+    assert done.code == 0 and "proxy = false" in done.out, done
+    refused = cli.run("registry", "set", "news", "shared=null")    # false needs an owner
+    assert refused.code == 1 and "owner" in refused.err, refused
+    imported = cli.run("import")
+    other = Cli(tmp_path / "imported", env={
+        "MAILFORM_REGISTRY": cli.url, "MAILFORM_ALICE_SMTP_PASSWORD": "pw-alice-1",
+        "MAILFORM_ALICE_INBOX_PASSWORD": "pw-alice-inbox",
+        "MAILFORM_SUPPORT_SMTP_PASSWORD": "pw-support-1",
+        "MAILFORM_SUPPORT_INBOX_PASSWORD": "pw-support-1"})
+    other.write("manifests/imported.yaml", imported.out)
+    plan = other.plan("--detailed-exitcode")
+    assert plan.code == 0 and "No changes" in plan.out, plan

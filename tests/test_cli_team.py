@@ -168,6 +168,7 @@ def test_rename_with_moved_keeps_the_account(growth):
     applied = growth.apply("move.plan")
     assert applied.code == 0 and "1 moved" in applied.out, applied
     assert "No changes" in growth.plan().out             # the Moved document may stay
+    assert growth.run("history").out.rstrip().endswith("apply +0 ~0 -0, 1 moved")
     listed = growth.run("state", "list").out
     assert "promotions" in listed and "promo " not in listed
 
@@ -182,6 +183,7 @@ def test_removed_lets_go_and_another_project_adopts(growth, tmp_path):
     assert "# account.promo will be forgotten" in plan.out
     assert plan.out.rstrip().endswith("Plan: 0 to add, 0 to change, 0 to destroy, 1 to forget.")
     assert growth.apply().code == 0
+    assert growth.run("history").out.rstrip().endswith("apply +0 ~0 -0, 1 forgotten")
     after = growth.plan()
     assert "No changes" in after.out and "1 account of the registry" in after.out
     shared = f"sqlite:///{growth.dir}/.mailform/staging.db"
@@ -369,3 +371,22 @@ def test_plan_verify_trusts_only_a_registry_the_runner_named(growth, monkeypatch
     growth.plan("--verify", "--registry", "sqlite:///elsewhere.db")
     growth.plan("--verify", env={"MAILFORM_REGISTRY": "sqlite:///elsewhere.db"})
     assert seen == [False, True, True, True]
+
+
+def test_a_failed_plan_verify_is_in_the_pull_request_comment_and_the_log(growth):
+    """The CI kit posts `plan --verify --format markdown` and fails the job on exit 1: the
+    comment names the failed check, and stderr (the job's log) says why it failed."""
+    import socket
+    with socket.socket() as probe:             # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    growth.write_accounts([smtp_account("news", password_env="NEWS_SMTP_PASSWORD",
+                                        smtp={"host": "127.0.0.1", "port": port,
+                                              "security": "starttls",
+                                              "password": {"env": "NEWS_SMTP_PASSWORD"}})],
+                          "manifests/news.yaml")
+    planned = growth.plan("--verify", "--format", "markdown", "--detailed-exitcode")
+    assert planned.code == 1, planned
+    assert "> [!CAUTION]" in planned.out and "> - `news` smtp: connection_refused" in planned.out
+    assert "❌ **verify smtp:** `connection_refused" in planned.out
+    assert "Error: connectivity checks failed for news (smtp: connection_refused)" in planned.err

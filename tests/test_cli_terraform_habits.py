@@ -50,6 +50,10 @@ def test_the_terraform_spellings_of_plan_and_apply(cli):
     (("plan", "-auto-approve"), "--auto-approve"),
     (("plan", "-outfile=x.plan"), "would be read as -o utfile=x.plan"),
     (("validate", "-json"), "--json"),
+    (("plan", "-json"), "which `plan` does not take; for JSON output use --format json"),
+    (("state", "list", "-json"), "which `state list` does not take; for JSON output use "
+                                 "--format json"),
+    (("registry", "init", "-json"), "which `registry init` does not take"),
 ])
 def test_what_cannot_be_an_alias_is_a_usage_error_naming_the_spelling(cli, args, named):
     result = cli.run(*args)
@@ -67,3 +71,10 @@ def test_short_options_values_and_double_dash_are_left_alone(cli):
     # after `--` every word is a PATH, even one that looks like an option
     missing = cli.plan("--", "-target=x")
     assert missing.code == 1 and "-target=x: no such file or directory" in missing.err, missing
+
+
+def test_terraforms_init_and_show_name_mailforms_commands(cli):
+    for word, ours in (("init", "`mailform registry init`"), ("show", "`mailform state show NAME`")):
+        result = cli.run(word)
+        assert result.code == 64 and f"No such command '{word}': mailform's is {ours}" \
+            in result.err, result

@@ -225,3 +225,38 @@ def test_debug_fix_writes_a_templated_value_into_its_var_file(env, tmp_path):
     assert "manifests/news.yaml:14:15: spec.smtp.security: is the template expression " \
            "{{ var.submission_security | lower }}, not one template variable" in refused.err
     assert (cli.dir / "environments/staging.yaml").read_text() == vars_text
+
+
+PROJECT = """\
+apiVersion: mailform/v1
+kind: Project
+metadata: {name: growth}
+spec:
+  default_environment: staging
+  environments:
+    staging: {var_files: [environments/staging.yaml]}
+"""
+
+
+def test_debug_fix_finds_the_variable_in_the_project_files_var_files(env, tmp_path):
+    """The layout the README recommends: the var file comes from mailform.yaml's
+    environment, not from --var-file; and a value the proposal keeps is not touched,
+    whatever it is (here a filter `--fix` could not edit)."""
+    from clihelpers import Cli
+    stack = env
+    cli = Cli(tmp_path, env={"MAILFORM_CA_FILE": stack.ca_file,
+                             "ALICE_PW": stack.user_password("alice")})
+    cli.write("mailform.yaml", PROJECT)
+    manifest = TEMPLATED.replace("{{ var.submission_port }}", "{{ var.submission_port | int }}")
+    cli.write("manifests/news.yaml", manifest)
+    vars_text = (f"# staging\nsubmission_port: {stack.ports['smtps']}   # the port\n"
+                 "submission_security: starttls  # wrong on purpose\n")
+    cli.write("environments/staging.yaml", vars_text)
+    fixed = cli.run("debug", "news", "--fix", "--timeout", "5")
+    assert fixed.code == 0, fixed
+    assert "--fix: environments/staging.yaml:3: var.submission_security = ssl" in fixed.out
+    assert "submission_port =" not in fixed.out
+    assert (cli.dir / "manifests/news.yaml").read_text() == manifest
+    assert (cli.dir / "environments/staging.yaml").read_text() == vars_text.replace(
+        "submission_security: starttls", "submission_security: ssl")
+    assert cli.run("verify", "--account", "news").code == 0

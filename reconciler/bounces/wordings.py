@@ -127,6 +127,7 @@ IP_BLOCKED = alternatives(
     r"cannot find your hostname", r"cannot resolve your", r"dynamic ip", r"dial-?up", r"residential",
     r"open proxy", r"open relay", r"from your ip", r"your network", r"part of their network",
     r"s31(?:40|50)\b", r"as31(?:40|50)\b", r"permanently deferred", r"tss09",
+    r"not accepted from (?:this|your|the sending) ip",
     r"\[(?:bl|rl|hvu|rly|dyn|cnt)[:0-9]", *each("rly hvu dyn cnt", r":[a-z]\d"), r"ip not in (?:the )?whitelist", r"helo (?:command )?rejected",
     *each("bad invalid illegal forged", r" (?:helo|ehlo)"), r"helo name",
     r"not currently accepting mail from", r"bad outbound sender", r"network is on our", r"dns ptr",

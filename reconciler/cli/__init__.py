@@ -38,9 +38,19 @@ COMMANDS = {
 }
 
 
+# Terraform's commands that have another name here: `mailform init` says where to look.
+TERRAFORM_COMMANDS = {"init": "registry init", "show": "state show NAME"}
+
+
 class LazyGroup(click.Group):
     def list_commands(self, ctx):
         return sorted(COMMANDS)
+
+    def resolve_command(self, ctx, args):
+        if args and args[0] in TERRAFORM_COMMANDS and args[0] not in COMMANDS:
+            ctx.fail(f"No such command '{args[0]}': mailform's is "
+                     f"`mailform {TERRAFORM_COMMANDS[args[0]]}`.")
+        return super().resolve_command(ctx, args)
 
     def get_command(self, ctx, name):
         if name not in COMMANDS:

@@ -45,6 +45,7 @@ def normalise(root: click.Command, args: Sequence[str]) -> list[str]:
     out: list[str] = []
     command: Optional[click.Command] = root
     options = _Options(root)
+    path: list[str] = []                       # the subcommands named so far: `state list`
     words = list(args)
     index = 0
     while index < len(words):
@@ -53,7 +54,7 @@ def normalise(root: click.Command, args: Sequence[str]) -> list[str]:
         if word == "--":
             return out + words[index - 1:]
         if word.startswith("-") and word != "-":
-            word = _fix(word, options, command)
+            word = _fix(word, options, " ".join(path) if command is not None else "")
             out.append(word)
             if word.split("=", 1)[0] in options.valued and "=" not in word \
                     and index < len(words):
@@ -62,6 +63,8 @@ def normalise(root: click.Command, args: Sequence[str]) -> list[str]:
             continue
         out.append(word)
         command, options = _descend(command, word, options)
+        if command is not None and command.name == word:
+            path.append(word)
     return out
 
 
@@ -75,7 +78,7 @@ def _descend(command: Optional[click.Command], word: str, options: _Options):
     return command, options
 
 
-def _fix(word: str, options: _Options, command: Optional[click.Command]) -> str:
+def _fix(word: str, options: _Options, command: str) -> str:
     if word.startswith("--") or word in options.shorts:
         return word
     match = _LONG_SINGLE.fullmatch(word)
@@ -87,10 +90,12 @@ def _fix(word: str, options: _Options, command: Optional[click.Command]) -> str:
     short = word[:2]
     if short in options.shorts and short in options.valued and not value:
         return word                              # `-oplan.json`: -o with its value
-    where = f"`{command.name}`" if command is not None and command.name else "this command"
+    where = f"`{command}`" if command else "this command"
+    hint = ("; for JSON output use --format json"
+            if name == "json" and "--format" in options.longs else "")
     if short in options.valued:
         raise click.UsageError(
             f"{word} would be read as {short} {word[2:]}; mailform spells long options "
-            f"with two dashes (--{name}{value}), which {where} does not take")
+            f"with two dashes (--{name}{value}), which {where} does not take{hint}")
     raise click.UsageError(f"no such option {word}: mailform spells long options with two "
-                           f"dashes (--{name}{value}), which {where} does not take")
+                           f"dashes (--{name}{value}), which {where} does not take{hint}")

@@ -11,7 +11,8 @@ from ..manifest import account_secrets
 from ..manifest.edit import fix_port_security
 from ..servers import servers_for
 from ..verify.debug import debug_servers
-from .options import load_desired, manifest_options
+from ..workflow.inputs import load_desired
+from .options import inputs_of, manifest_options
 from .output import use_color
 
 DEFAULT_TIMEOUT = 5.0
@@ -36,7 +37,8 @@ def debug(name, paths, var_files, var_pairs, environment, fix, timeout, fmt):
     the best one that accepted the account's credentials.  Exit 1 when a
     server has no working combination.
     """
-    desired = load_desired(paths, var_files, var_pairs, environment)
+    inputs = inputs_of(paths, var_files, var_pairs, environment)
+    desired = load_desired(inputs)
     account = desired.accounts.get(name)
     if account is None:
         raise MailformError(f"no account named {name} in the manifests")
@@ -51,7 +53,8 @@ def debug(name, paths, var_files, var_pairs, environment, fix, timeout, fmt):
         for role, rep in reports.items():
             _print_report(role, rep)
     if fix:
-        _apply_fix(account, reports, var_files, var_pairs)
+        # the var files the manifests were rendered with: the environment's, then --var-file
+        _apply_fix(account, reports, inputs.var_files, inputs.var_pairs)
     return 0 if all(rep.ok for rep in reports.values()) else 1
 
 
@@ -104,7 +107,7 @@ def _apply_fix(account, reports, var_files, var_pairs) -> None:
     if account.source is None:
         raise MailformError(f"--fix: account {account.name} has no source file")
     written = fix_port_security(account.source[0], account.name,
-                                {role: (p.port, p.security) for role, p in changes.items()},
+                                {role: reports[role].edit() for role in changes},
                                 var_files, var_pairs)
     for item in written:
         click.echo(f"--fix: {item.file}:{item.line}: {item.field} = {item.value}")

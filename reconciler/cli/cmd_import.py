@@ -6,11 +6,9 @@ import click
 import yaml
 
 from ..apply import actor
-from ..errors import MailformError, NotFoundError
 from ..manifest.export import account_document, env_name, policy_document
 from ..registry import open_registry
-from ..policy import manages
-from ..scope import managed_by, not_managed
+from ..scope import importable, managed_by
 from ..workflow.moves import adopt
 from .options import current_ownership, lock_timeout_option, registry_option
 from .reading import open_for_reading
@@ -33,7 +31,7 @@ def import_(names, adopt, registry_url, lock_timeout):
         every = registry.accounts()
         serial = registry.meta().serial
         policy = None if names else policy_document(registry.get_setting("bounce_policy"))
-    accounts = _chosen(every, names, ownership)
+    accounts = importable(every, names, ownership)
     if len(accounts) < len(every) and not names:
         click.echo(f"Note: {len(every) - len(accounts)} account(s) of the registry are managed "
                    "by another project or by none and are left out (`mailform import --adopt "
@@ -52,19 +50,6 @@ def _adopt(names, ownership, registry_url, lock_timeout) -> None:
                    err=True)
     for name in done.already:
         click.echo(f"account.{name} is managed by this project already.", err=True)
-
-
-def _chosen(accounts: dict, names, ownership) -> dict:
-    if not names:
-        return {n: a for n, a in accounts.items() if manages(ownership, a.owner)}
-    missing = [n for n in names if n not in accounts]
-    if missing:
-        raise NotFoundError("not in the registry: " + ", ".join(missing))
-    foreign = [not_managed(n, accounts[n].owner) for n in names
-               if not manages(ownership, accounts[n].owner)]
-    if foreign:
-        raise MailformError("; ".join(foreign))
-    return {n: accounts[n] for n in dict.fromkeys(names)}
 
 
 def _print(accounts: dict, serial: int, policy) -> None:

@@ -97,6 +97,7 @@ def plan(paths, var_files, var_pairs, environment, registry_url, fmt, out_file,
     if the_plan.blocked_guards and not force:
         return GuardBlocked.exit_code
     if failed:
+        click.echo(f"Error: connectivity checks failed for {', '.join(failed)}", err=True)
         return 1
     return EXIT_CHANGES if detailed_exitcode and the_plan.has_changes else 0
 

@@ -7,9 +7,8 @@ import click
 import yaml
 
 from ..apply import actor
-from ..errors import MailformError, NotFoundError
-from ..diff import flatten
-from ..manifest.registry_edit import edit_problems
+from ..errors import NotFoundError
+from ..workflow.edits import set_field
 from .options import format_option, lock_timeout_option, registry_option
 from .reading import open_for_reading
 from ..registry import open_registry, registry_exists
@@ -140,26 +139,13 @@ def registry_set(name, assignment, registry_url):
         raise click.BadParameter(f"'{assignment}' is not of the form PATH=VALUE")
     value = raw if path.endswith("password") else yaml.safe_load(raw) if raw else ""
     with open_registry(registry_url, create=False) as registry:
-        account = registry.account(name)
-        if account is None:
-            raise NotFoundError(f"no account '{name}' in the registry")
-        _refuse_invalid(account, path, value)
-        if not path.endswith("password") and path not in flatten(account.spec) \
-                and not path.startswith("labels."):
-            click.echo(f"Warning: {path} is not a field of account {name} yet; adding it.",
-                       err=True)
-        serial = registry.set_field(name, path, value)
-    shown = "(sensitive value)" if path.endswith("password") else json.dumps(value)
-    click.echo(f"account.{name}: {path} = {shown} (registry serial {serial})")
+        done = set_field(registry, name, path, value)
+    if done.new_field:
+        click.echo(f"Warning: {path} is not a field of account {name} yet; adding it.",
+                   err=True)
+    shown = "(sensitive value)" if path.endswith("password") else json.dumps(done.value)
+    click.echo(f"account.{name}: {path} = {shown} (registry serial {done.serial})")
     return 0
-
-
-def _refuse_invalid(account, path: str, value) -> None:
-    problems = edit_problems(account.name, account.type, account.spec, account.fingerprints,
-                             path, value)
-    if problems:
-        raise MailformError(f"refusing to set {path} on account {account.name} (nothing was "
-                            "changed): " + "; ".join(problems))
 
 
 @click.group()
@@ -213,8 +199,10 @@ def _what(entry: dict) -> str:
         described = _ACTIONS.get(action)
         return described(entry) if described else f"{action} {entry.get('account') or ''}".strip()
     counts = entry.get("counts") or {}
+    extra = "".join(f", {counts[key]} {word}" for key, word in (
+        ("move", "moved"), ("forget", "forgotten")) if counts.get(key))
     return (f"apply +{counts.get('add', 0)} ~{counts.get('change', 0)} "
-            f"-{counts.get('destroy', 0)}")
+            f"-{counts.get('destroy', 0)}{extra}")
 
 
 @click.command("force-unlock")

@@ -4,16 +4,11 @@ from __future__ import annotations
 import json
 import os
 import sys
-from dataclasses import replace
 
 import click
 
-from ..errors import MailformError, RegistryError, SecretError
-from ..manifest import account_secrets
-from ..verify.accounts import check_items
-from ..registry import open_registry, registry_exists
 from ..verify.runner import DEFAULT_CONCURRENCY, run_checks
-from ..workflow.checks import by_account, record_checks
+from ..workflow import verifying
 from .options import load_desired, manifest_options, registry_option
 from .output import plural, print_problems, use_color
 
@@ -45,59 +40,28 @@ def verify(paths, var_files, var_pairs, environment, accounts, send_test, concur
     """
     paths, send_test = _split_send_test(paths, send_test)
     desired = load_desired(paths, var_files, var_pairs, environment)
-    chosen = _select(desired.accounts, accounts)
-    policy = desired.secret_policy(registry_url)
-    items, secret_errors, skipped = [], [], []
-    for account in chosen:
-        if account.spec.smtp is None and account.spec.inbox is None:
-            skipped.append(account.name)
-            continue
-        try:
-            secrets = account_secrets(account, policy=policy)
-        except SecretError as exc:
-            secret_errors.append(str(exc))
-            continue
-        items += check_items(account, secrets, send_test)
-    items = _tag_test_messages(registry_url, items)
+    run = verifying.gather(desired, accounts, send_test, registry_url)
+    items = verifying.tag_test_messages(
+        registry_url, run.items, lambda text: click.echo(f"Warning: {text}", err=True))
     results = run_checks(items, concurrency, timeout, progress=_progress(len(items), fmt),
                          transcript=show_transcript)
     if show_transcript and fmt == "human":
-        for item, res in zip(items, results):
-            click.echo(f"--- account.{item.account} {item.role}: {res.kind} "
-                       f"{res.host}:{res.port} {res.security}", err=True)
-            for line in res.transcript:
-                click.echo(f"    {line}", err=True)
-    _record(registry_url, desired.accounts, items, results)
+        _print_transcripts(items, results)
+    verifying.record(registry_url, desired.accounts, items, results)
     if fmt == "json":
-        _print_json(items, results, secret_errors, skipped, desired.warnings)
+        _print_json(items, results, run.secret_errors, run.skipped, desired.warnings)
     else:
-        _print_human(items, results, secret_errors, skipped, desired.warnings)
-    failed = secret_errors or any(not res.ok for res in results)
+        _print_human(items, results, run.secret_errors, run.skipped, desired.warnings)
+    failed = run.secret_errors or any(not res.ok for res in results)
     return 1 if failed else 0
 
 
-def _record(registry_url, desired_accounts, items, results) -> None:
-    """Results become status of matching applied accounts; verify never creates a registry."""
-    if registry_exists(registry_url):
-        with open_registry(registry_url) as registry:
-            record_checks(registry, desired_accounts, by_account(items, results))
-
-
-def _tag_test_messages(registry_url, items) -> list:
-    """--send-test messages carry a bounce tag recorded in the registry (SECURITY.md), when
-    there is one; without it (verify never creates one) or unwritable, they go untagged."""
-    if not any(item.send_test_to for item in items) or not registry_exists(registry_url):
-        return items
-    from ..bounces.tags import new_message_id
-    try:
-        with open_registry(registry_url) as registry:
-            return [replace(item, message_id=new_message_id(
-                        registry, item.account, item.endpoint.mail_from or
-                        item.endpoint.username or "", [item.send_test_to]))
-                    if item.send_test_to else item for item in items]
-    except RegistryError as exc:
-        click.echo(f"Warning: the test messages are not tagged: {exc}", err=True)
-        return items
+def _print_transcripts(items, results) -> None:
+    for item, res in zip(items, results):
+        click.echo(f"--- account.{item.account} {item.role}: {res.kind} "
+                   f"{res.host}:{res.port} {res.security}", err=True)
+        for line in res.transcript:
+            click.echo(f"    {line}", err=True)
 
 
 def _split_send_test(paths: tuple, send_test: str | None) -> tuple[tuple, str | None]:
@@ -108,15 +72,6 @@ def _split_send_test(paths: tuple, send_test: str | None) -> tuple[tuple, str | 
         raise click.BadParameter(f"'{send_test}' is not an email address",
                                  param_hint="--send-test")
     return paths, send_test
-
-
-def _select(all_accounts: dict, names: tuple[str, ...]) -> list:
-    if not names:
-        return [all_accounts[name] for name in sorted(all_accounts)]
-    missing = [name for name in names if name not in all_accounts]
-    if missing:
-        raise MailformError(f"no account named {', '.join(missing)} in the manifests")
-    return [all_accounts[name] for name in dict.fromkeys(names)]
 
 
 def _progress(total: int, fmt: str):

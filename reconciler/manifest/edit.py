@@ -46,11 +46,13 @@ class _Edit:
     where: str         # spec.smtp.port, or var.smtp_port
 
 
-def fix_port_security(path: str, name: str, changes: dict[str, tuple[int, str]],
+def fix_port_security(path: str, name: str,
+                      changes: dict[str, tuple[Optional[int], Optional[str]]],
                       var_files: Sequence[str] = (), var_pairs: Iterable[tuple[str, str]] = ()
                       ) -> list[Written]:
     """Rewrite spec.<role>.port / .security of account ``name`` in ``path``
-    (``changes``: role -> (port, security)), or the var files that set them. Raises
+    (``changes``: role -> (port, security), None for a value that stays: it is not
+    touched, templated or not), or the var files that set them. Raises
     ManifestError, every file untouched, when a value is neither a literal nor one
     template variable set in a var file."""
     source = _Source.read(path)
@@ -66,7 +68,8 @@ def fix_port_security(path: str, name: str, changes: dict[str, tuple[int, str]],
                                for f, edits in in_vars.items() for e in edits]
 
 
-def _edits(source: "_Source", name: str, changes: dict[str, tuple[int, str]],
+def _edits(source: "_Source", name: str,
+           changes: dict[str, tuple[Optional[int], Optional[str]]],
            var_files: Sequence[str], given: set[str]
            ) -> tuple[list[_Edit], dict[str, list[_Edit]]]:
     """The edits to make: in the manifest itself, and per var file."""
@@ -75,7 +78,10 @@ def _edits(source: "_Source", name: str, changes: dict[str, tuple[int, str]],
     in_vars: dict[str, list[_Edit]] = {}
     for role, (port, security) in changes.items():
         section = section_of(role)
-        for key, new in (("port", str(port)), ("security", security)):
+        for key, new in (("port", port), ("security", security)):
+            if new is None:
+                continue
+            new = str(new)
             line, col = section.lc.value(key)
             edit = _Edit(line, col, section[key], new, f"spec.{role}.{key}")
             variable = source.variable(edit)

@@ -34,6 +34,14 @@ def edit_problems(name: str, account_type: str, spec: Mapping[str, Any],
     return [text for text in after if text not in before]
 
 
+def edited_spec(spec: Mapping[str, Any], path: str, value: Any) -> dict:
+    """The record's spec with the edit made (a valid edit: ``edit_problems`` said so)."""
+    edited = _with(dict(spec), path.split("."), value)
+    if edited is None:
+        raise ValueError(f"{path}: not a path into mappings")
+    return edited
+
+
 def _problems(name: str, account_type: str, spec: dict, secret_paths: list[str]) -> list[str]:
     doc = account_document(name, {"type": account_type, **spec}, secret_paths)
     return [_text(p) for p in document_problems(doc)]

@@ -22,10 +22,31 @@ def _details(rc: ResourceChange) -> str:
             symbol, text = change_text(change)
             lines.append(f"{'!' if symbol == '~' else symbol} {text}")
     notes = "".join(f"\n> **Note:** {n}\n" for n in rc.notes + _action_notes(rc))
+    notes += "".join(f"\n> {_check_line(role, result)}\n"
+                     for role, result in sorted((rc.verification or {}).items()))
     body = "\n".join(lines).replace("```", "ʼʼʼ")
     block = f"```diff\n{body}\n```\n\n" if lines else ""
     return (f"<details><summary><code>{rc.address}</code> — {rc.action}</summary>\n{notes}\n"
             f"{block}</details>\n")
+
+
+def _check_line(role: str, result: dict) -> str:
+    """One `plan --verify` result, as the human plan's `# verify ROLE: …` line."""
+    mark = "✅" if result.get("ok") else "❌"
+    text = str(result.get("summary") or result.get("code")).replace("`", "'")
+    return f"{mark} **verify {role}:** `{text}`"
+
+
+def _failed_checks(plan: Plan) -> list[str]:
+    """A callout naming every failed `plan --verify` check (the job fails on them)."""
+    failed = [f"> - `{rc.name}` {role}: {result.get('code')}"
+              for rc in plan.resource_changes
+              for role, result in sorted((rc.verification or {}).items())
+              if not result.get("ok")]
+    if not failed:
+        return []
+    return ["> [!CAUTION]", "> Connectivity checks failed (see the accounts below):",
+            *failed, ""]
 
 
 def _action_notes(rc: ResourceChange) -> list[str]:
@@ -69,7 +90,7 @@ def _header(plan: Plan) -> list[str]:
                 break
             out.append(row)
         out.append("")
-    out += _guard_lines(plan)
+    out += _guard_lines(plan) + _failed_checks(plan)
     if plan.drift:
         out.append(f"**Drift:** {len(plan.drift)} account(s) changed outside of mailform; "
                    "this plan undoes it.")

@@ -88,6 +88,14 @@ class DebugReport:
     def changed(self) -> bool:
         return self.proposal is not None and self.proposal != self.declared
 
+    def edit(self) -> tuple[int | None, str | None]:
+        """(port, security) that `--fix` writes: None for a value the proposal keeps."""
+        proposal, declared = self.proposal, self.declared
+        if proposal is None:
+            return None, None
+        return (None if proposal.port == declared.port else proposal.port,
+                None if proposal.security == declared.security else proposal.security)
+
     def to_dict(self) -> dict:
         return {
             "kind": self.kind, "host": self.host,
