@@ -22,6 +22,8 @@ MAX_INT_BITS = 4_096               # bits of an integer made by * or **
 MAX_ITERATIONS = 1_000_000         # iterations of all {% for %} loops of one file
 MAX_OUTPUT = 16 * 1024 * 1024      # characters one file renders to
 RENDER_SECONDS = 10.0              # wall-clock time to render one file
+MAX_TAGS = 20_000                  # {{ }} and {% %} tags of one file (compiling each: ~10 KB)
+MAX_TOKENS = 200_000               # Jinja tokens of one file (compiling each: ~400 bytes)
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,8 @@ class TemplateLimits:
     iterations: int = MAX_ITERATIONS
     output: int = MAX_OUTPUT
     seconds: float = RENDER_SECONDS
+    tags: int = MAX_TAGS
+    tokens: int = MAX_TOKENS
 
 
 class TemplateLimit(SecurityError):

@@ -20,6 +20,7 @@ from .template import TemplateFailure, render
 from .yamlpos import MAX_FILE_BYTES, Document, DuplicateKey, documents, syntax_problem
 
 SUFFIXES = (".yaml", ".yml")
+MAX_PROBLEMS = 1000     # errors collected in one run, then it stops (SECURITY.md)
 PROJECT_FILES = ("mailform.yaml", "mailform.yml")    # project.PROJECT_FILES, never a manifest
 
 
@@ -246,6 +247,8 @@ def _load_file(filename: str, context: dict, check: _FileCheck, digest,
     try:
         for doc in documents(text):
             check.document(doc)
+            if len(check.problems) >= MAX_PROBLEMS:
+                break
     except yaml.MarkedYAMLError as exc:
         check.problems.append(syntax_problem(filename, exc, text))
     except yaml.YAMLError as exc:
@@ -257,6 +260,14 @@ def _load_file(filename: str, context: dict, check: _FileCheck, digest,
                                       f"column {first.column + 1})"))
     except RecursionError:
         check.problems.append(Problem(filename, 1, 1, "", "YAML nesting is too deep"))
+
+
+def _first_problems(problems: list[Problem], filename: str) -> list[Problem]:
+    """The first MAX_PROBLEMS problems found, and one saying the run stopped there (a 16 MiB
+    file of empty documents would otherwise collect millions: gigabytes, and as many lines)."""
+    return sorted(problems)[:MAX_PROBLEMS] + [Problem(
+        filename, 0, 0, "", f"more than {MAX_PROBLEMS} errors: stopped reading here; the "
+        "first ones are shown, fix them and run again")]
 
 
 def document_problems(data: Any) -> list[Problem]:
@@ -307,6 +318,9 @@ def load(paths: Iterable[str], variables: Optional[dict] = None,
         for filename in files:
             _load_file(filename, context, _FileCheck(filename, desired, problems, names), digest,
                        template_limits)
+            if len(problems) >= MAX_PROBLEMS:
+                problems[:] = _first_problems(problems, filename)
+                break
     finally:
         if gc_was_enabled:
             gc.enable()

@@ -22,6 +22,7 @@ template's file and line like any other template error.
 """
 from __future__ import annotations
 
+from collections import abc
 from functools import wraps
 from typing import Any, Callable, Iterator, Optional
 
@@ -65,8 +66,25 @@ def guard_filter(name: str, func: Callable) -> Callable:
             check_arguments(plain[1:], kwargs, "the filter format", check_percent_format(plain[0]))
         if estimate is not None and plain:
             check_estimate(estimate(*plain, **kwargs), f"the filter {name}")
-        return check_size(func(*args, **kwargs), f"the result of the filter {name}")
+        result = check_size(func(*args, **kwargs), f"the result of the filter {name}")
+        if isinstance(result, abc.Iterator):
+            return bounded_stream(result, f"the items of the filter {name}")
+        return result
     return guarded
+
+
+def bounded_stream(items: Iterator[Any], what: str) -> Iterator[Any]:
+    """What a lazy filter (map, select, batch, reversed, …) yields, counted as it is
+    consumed: ``range(10000) | map('center', 99999) | join`` would otherwise gather a
+    gigabyte inside ``join`` (or ``list``) before any result could be checked."""
+    limit, total = active_limits().size, 0
+    for item in items:
+        tick()
+        total += weight(item, limit)
+        if total > limit:
+            raise TemplateLimit(f"{what} would hold more than {limit} characters or items "
+                                "(the limit of a template value)")
+        yield item
 
 
 def _plain_arguments(func: Callable, args: tuple) -> tuple:

@@ -43,11 +43,53 @@ def render(text: str, filename: str, context: dict[str, Any], limits: Optional[A
     if _ENV is None:
         _ENV = sandbox.new_environment()
     budget = sandbox.Budget(limits or sandbox.TemplateLimits())
+    _check_tags(text, filename, budget.limits.tags)
+    _check_tokens(text, filename, budget.limits.tokens)
     sandbox.set_budget(budget)
     try:
         return _render(text, filename, context, budget)
     finally:
         sandbox.set_budget(None)
+
+
+def _check_tags(text: str, filename: str, limit: int) -> None:
+    """At most ``limit`` tags (``{{``, ``{%``) in one file, counted before Jinja compiles it:
+    compiling costs about 10 KB per tag, so 2 MB of ``{{ x }}`` took 2 GB (and 16 MiB
+    would take 15). The error points at the first tag past the limit."""
+    if text.count("{{") + text.count("{%") <= limit:
+        return
+    pos = _nth_tag(text, limit + 1)
+    line = text.count("\n", 0, pos) + 1
+    raise TemplateFailure(Problem(filename, line, pos - text.rfind("\n", 0, pos), "",
+                                  f"template error: beyond a limit: more than {limit} template "
+                                  "tags ({{ }} and {% %}) in one file (the limit per file)"))
+
+
+def _check_tokens(text: str, filename: str, limit: int) -> None:
+    """At most ``limit`` Jinja tokens in one file, counted on the lexer's stream before the
+    file is parsed and compiled: ``{{ [1,1,1,…] }}`` of 1 MB took 400 MB to compile (16 MiB
+    would take 6 GB). A syntax error is left to the compiler, which positions it."""
+    import jinja2
+    count = 0
+    try:
+        for line, _, _ in _ENV.lexer.tokeniter(text, filename, filename):
+            count += 1
+            if count > limit:
+                raise TemplateFailure(Problem(
+                    filename, line, 1, "", f"template error: beyond a limit: more than {limit} "
+                    "template tokens (names, numbers, operators, …) in one file (the limit "
+                    "per file)"))
+    except jinja2.TemplateSyntaxError:
+        return
+
+
+def _nth_tag(text: str, n: int) -> int:
+    """The offset of the n-th tag opener (there are at least n); one pass."""
+    nxt = {marker: text.find(marker) for marker in ("{{", "{%")}
+    for _ in range(n - 1):
+        marker = min((m for m in nxt if nxt[m] >= 0), key=nxt.__getitem__)
+        nxt[marker] = text.find(marker, nxt[marker] + 2)
+    return min(p for p in nxt.values() if p >= 0)
 
 
 def _render(text: str, filename: str, context: dict[str, Any], budget: Any) -> str:

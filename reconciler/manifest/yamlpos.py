@@ -7,7 +7,7 @@ line and column, only when there is an error to report.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterator, Optional
 
 import yaml
@@ -34,6 +34,7 @@ MAX_ALIASES = 1_000        # aliases of collections a document may use
 # composing, for texts over _PRECHECK_BYTES (smaller ones cannot reach the bound).
 MAX_DOCUMENT_NODES = 200_000
 _PRECHECK_BYTES = 256 * 1024
+_INDEXED_KEYS = 32   # mappings this large get a key index for positions
 _NODE_EVENTS = (yaml.ScalarEvent, yaml.SequenceStartEvent, yaml.MappingStartEvent,
                 yaml.AliasEvent)
 _STR_TAG = "tag:yaml.org,2002:str"
@@ -129,6 +130,21 @@ class Document:
     value: Any
     root: yaml.Node
     index: int
+    # key text -> (key node, value node), per large mapping node (by id): a document with
+    # 100,000 unknown fields has as many problems, each looked up here (linear, not quadratic)
+    _keys: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def _child(self, node: yaml.Node, part: Any) -> Optional[tuple[Optional[yaml.Node],
+                                                                   yaml.Node]]:
+        if not isinstance(node, yaml.MappingNode) or len(node.value) < _INDEXED_KEYS:
+            return _child(node, part)
+        keys = self._keys.get(id(node))
+        if keys is None:
+            keys = self._keys[id(node)] = {}
+            for k, v in node.value:
+                if isinstance(k, yaml.ScalarNode):
+                    keys.setdefault(k.value, (k, v))
+        return keys.get(str(part))
 
     def position(self, loc: tuple, key: bool = False) -> tuple[int, int]:
         """1-based (line, column) of ``loc``; the deepest existing part when it is missing.
@@ -138,7 +154,7 @@ class Document:
         """
         node, key_node = self.root, None
         for part in loc:
-            child = _child(node, part)
+            child = self._child(node, part)
             if child is None:
                 target = key_node or node
                 return target.start_mark.line + 1, target.start_mark.column + 1

@@ -3,18 +3,20 @@
 `plan --verify` runs on manifests nobody has reviewed yet (CI on a pull request).
 A manifest can point an account at any host, so its credentials go only where
 they already went: to the servers this same account has applied in the registry
-(same role, host and port), or to hosts the runner allows — `--verify-allow-host
-PATTERN` or MAILFORM_VERIFY_ALLOW_HOSTS (comma-separated shell patterns), never a
-file in the repository. Every other server gets a connectivity-only check
-(connect, TLS, certificate, greeting, capabilities; no AUTH). `apply` runs on
-reviewed manifests and logs in everywhere.
+(same role, host and port), and only a secret that account's last apply wrote; or
+to hosts the runner allows — `--verify-allow-host PATTERN` or
+MAILFORM_VERIFY_ALLOW_HOSTS (comma-separated shell patterns), never a file in the
+repository. Every other server gets a connectivity-only check (connect, TLS,
+certificate, greeting, capabilities; no AUTH). `apply` runs on reviewed manifests
+and logs in everywhere.
 """
 from __future__ import annotations
 
 import fnmatch
+import hmac
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterable, Mapping, Optional
+from typing import TYPE_CHECKING, Callable, Iterable, Mapping, Optional
 
 from ..registry.base import StoredAccount
 
@@ -38,21 +40,41 @@ class Destinations:
 
     applied: Mapping[str, Mapping[str, Address]] = field(default_factory=dict)
     allow: tuple[str, ...] = ()
+    # per account, the fingerprints of the secrets its last apply wrote (secret path ->
+    # fingerprint), and the registry's fingerprint function to compare a value with them
+    secrets: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    fingerprint: Optional[Callable[[str, str], str]] = None
 
     @classmethod
-    def from_registry(cls, stored: Mapping[str, StoredAccount], allow: Iterable[str] = ()
+    def from_registry(cls, stored: Mapping[str, StoredAccount], allow: Iterable[str] = (),
+                      fingerprint: Optional[Callable[[str, str], str]] = None
                       ) -> "Destinations":
         from ..servers import ROLES      # imported when a check runs, not by every plan
         applied = {name: {role: address for role in ROLES
                           for address in [_address(account.applied.get(role))] if address}
                    for name, account in stored.items()}
-        return cls(applied, tuple(p.lower() for p in allow if p))
+        secrets = {name: dict(getattr(account, "applied_fingerprints", None) or {})
+                   for name, account in stored.items()}
+        return cls(applied, tuple(p.lower() for p in allow if p), secrets, fingerprint)
 
     def may_log_in(self, account: str, role: str, settings: "ServerSettings") -> bool:
         host = settings.host.rstrip(".").lower()
-        if self.applied.get(account, {}).get(role) == (host, settings.port):
+        if (self.applied.get(account, {}).get(role) == (host, settings.port)
+                and self._applied_secret(account, settings.secret)):
             return True
         return any(fnmatch.fnmatchcase(host, pattern) for pattern in self.allow)
+
+    def _applied_secret(self, account: str, secret: Optional[str]) -> bool:
+        """Whether ``secret`` is one this account's last apply wrote: an applied server gets
+        only what already went there. (A pull request could otherwise give an account
+        whose applied server it controls another account's password: ``{env:
+        SMTP_NEWS_PASSWORD}``.) Nothing to send is nothing to compare."""
+        if not secret:
+            return True
+        if self.fingerprint is None:
+            return False
+        return any(hmac.compare_digest(self.fingerprint(path, secret), applied)
+                   for path, applied in self.secrets.get(account, {}).items())
 
 
 def allowed_hosts(patterns: Iterable[str], environ: Mapping[str, str] = os.environ

@@ -11,7 +11,7 @@ from typing import Callable, Iterable, Mapping, Optional, Protocol
 
 from ..apply import ApplyResult, actor, apply_plan, check_fresh, secrets_of_saved_plan
 from ..errors import MailformError, StalePlanError
-from ..plan import Plan, Signer, from_file_dict
+from ..plan import Plan, Signer, canonical, from_file_dict
 from ..planner import PlanInput, build_plan
 from ..registry import RegistryMissing, open_registry
 from ..registry.base import Registry
@@ -65,14 +65,27 @@ def read_saved_plan(path: str, registry: Registry) -> Plan:
     """A saved plan file, authenticated against this registry."""
     try:
         with open(path, encoding="utf-8") as handle:
-            body = json.load(handle)
-    except (OSError, ValueError) as exc:
+            body = json.load(handle, object_pairs_hook=_no_duplicate_keys)
+        if isinstance(body, dict):
+            canonical(body)     # what a signature cannot cover (a lone surrogate) is refused
+    except (OSError, ValueError, RecursionError) as exc:   # UnicodeError is a ValueError
         raise MailformError(f"{path}: cannot read the plan file: {exc}") from None
     lineage = registry.meta().lineage
     if _made_before_rekey(body, lineage, registry.rekeyed_serial()):
         raise StalePlanError("the registry was re-keyed since this plan was made; "
                              "run plan again")
     return from_file_dict(body, plan_signer(registry), lineage)
+
+
+def _no_duplicate_keys(pairs: list) -> dict:
+    """A JSON object whose keys are all different: with a key given twice, a reader that
+    keeps the first would see another plan than the one signed (the last)."""
+    body = dict(pairs)
+    if len(body) != len(pairs):
+        seen: set = set()
+        twice = next(key for key, _ in pairs if key in seen or seen.add(key))
+        raise ValueError(f"the key {twice!r} is given twice")
+    return body
 
 
 def open_for_saved_plan(url: str, path: str) -> Registry:
@@ -121,7 +134,8 @@ def verify_plan(registry: Registry, plan: Plan, secrets: Mapping[str, Mapping[st
     (a registry named by the project file, which the pull request may have changed): its
     applied servers are not trusted, only the allowed hosts."""
     applied = registry.accounts() if trust_registry else {}
-    destinations = Destinations.from_registry(applied, allowed_hosts(allow_hosts))
+    destinations = Destinations.from_registry(applied, allowed_hosts(allow_hosts),
+                                              registry.fingerprint)
     found = check_plan(plan, secrets, destinations=destinations)
     annotate(plan, found)
     return failures(found)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from dataclasses import dataclass
 from typing import Mapping, Optional
 
@@ -22,10 +23,12 @@ from ..errors import MailformError, ManifestError, Problem
 from ..manifest.secrets import DEFAULT_REGISTRY
 from ..manifest.yamlpos import DuplicateKey, documents, syntax_problem
 from .inputs import Inputs
-from ..project import (PROJECT_FILES, REGISTRY_VAR, Limits, Project, RegistryChoice,
-                       choose_environment, choose_limits, choose_registry, environment_of)
+from ..project import (PROJECT_FILES, REGISTRY_VAR, Limits, Project, ProjectError,
+                       RegistryChoice, choose_environment, choose_limits, choose_registry,
+                       environment_of)
 
 DEFAULT_REGISTRY_PATH = os.path.join(".mailform", "registry.db")
+REGISTRY_URL = re.compile(r"(?:sqlite|postgres(?:ql)?(?:\+psycopg)?)://", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -110,9 +113,38 @@ def read_project(path: str, shown: Optional[str] = None) -> Project:
     name = shown or path
     doc = _only_document(path, name)
     try:
-        return Project.model_validate(doc.value)
+        project = Project.model_validate(doc.value)
     except ValidationError as exc:
         raise ManifestError([_problem(name, doc, err) for err in exc.errors()]) from None
+    escapes = _escaping_paths(project, os.path.dirname(os.path.abspath(path)))
+    if escapes:
+        raise ManifestError([Problem(name, *doc.position(loc), ".".join(map(str, loc)),
+                                     f"{value}: {OUTSIDE_PROJECT}") for loc, value in escapes])
+    return project
+
+
+OUTSIDE_PROJECT = ("resolves (after symlinks) outside the project file's folder; the project "
+                   "file comes with the repository, so its manifests and var files stay in "
+                   "it (name others on the command line: PATHS, --var-file)")
+
+
+def _escaping_paths(project: Project, folder: str) -> list[tuple[tuple, str]]:
+    """The manifest and var-file paths of the project file that resolve, after symlinks,
+    outside its folder. Anyone who can open a pull request writes the project file, so it
+    may not name /etc/…, ~/.kube/config, /dev/stdin or a FIFO as a var file (its values
+    would be printed in the plan, or the run would hang), nor widen the manifests' root
+    that ``{file:}`` secrets are confined to (SECURITY.md)."""
+    real = os.path.realpath(folder)
+    named = [(("spec", "manifests", i), p) for i, p in enumerate(project.spec.manifests)]
+    named += [(("spec", "environments", env, "var_files", i), p)
+              for env, declared in project.spec.environments.items()
+              for i, p in enumerate(declared.var_files)]
+    return [(loc, p) for loc, p in named
+            if not _within(os.path.realpath(os.path.join(folder, p)), real)]
+
+
+def _within(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
 def _only_document(path: str, name: str):
@@ -160,6 +192,14 @@ def registry_for(project: ProjectFile, flag: Optional[str], environment_flag: Op
         return choose_registry(flag, environ, None, "")
     name = choose_environment(environment_flag, environ, project.project)
     choice = choose_registry(None, environ, project.project, name)
+    declared = environment_of(project.project, name).registry
+    if not isinstance(declared, (str, type(None))) and not REGISTRY_URL.match(choice.url or ""):
+        # the project file (a pull request) picks the variable: it must hold a registry URL,
+        # or any of the runner's variables (a token, a password) would be printed as one
+        raise ProjectError(f"environment {name} of the project file: its registry is read "
+                           f"from the environment variable {declared.env}, which does not "
+                           "hold a registry URL (sqlite:///PATH or postgresql://…); its "
+                           "value is not shown")
     if choice.url is None:
         return dataclasses.replace(choice, url=_sqlite_here(project, DEFAULT_REGISTRY_PATH))
     if isinstance(environment_of(project.project, name).registry, str):
