@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Optional
 
-from .model import SECRET_PATHS, EmailAccount
+from .model import (SECRET_PATHS, AccountSpec, EmailAccount, FromOverride, InboxSettings,
+                    Lifecycle, ReplyTo, SmtpSettings)
 
 SENSITIVE = "(sensitive)"
 
@@ -41,6 +42,37 @@ def record_of(account: EmailAccount) -> dict:
             spec[section].pop(key, None)
     spec["labels"] = dict(sorted(account.metadata.labels.items()))
     return spec
+
+
+def _defaults(model: Any) -> dict[str, Any]:
+    out = {}
+    for name, info in model.model_fields.items():
+        if info.is_required():
+            continue
+        value = info.get_default(call_default_factory=True)
+        out[name] = value.model_dump() if hasattr(value, "model_dump") else value
+    return out
+
+
+_SECTIONS = {"smtp": SmtpSettings, "inbox": InboxSettings, "reply_to": ReplyTo,
+             "from_override": FromOverride, "lifecycle": Lifecycle}
+_SPEC_DEFAULTS = _defaults(AccountSpec)
+_SECTION_DEFAULTS = {name: {k: v for k, v in _defaults(model).items() if k != "password"}
+                     for name, model in _SECTIONS.items()}
+
+
+def with_defaults(spec: Mapping) -> Mapping:
+    """A registry record written by an older mailform, with the fields added since then at
+    their model defaults (a new field is not a change); the record itself when complete."""
+    missing = _SPEC_DEFAULTS.keys() - spec.keys()
+    short = [name for name, defaults in _SECTION_DEFAULTS.items()
+             if isinstance(spec.get(name), dict) and defaults.keys() - spec[name].keys()]
+    if not missing and not short:
+        return spec
+    out = {**{k: _SPEC_DEFAULTS[k] for k in missing}, **spec}
+    for name in short:
+        out[name] = {**_SECTION_DEFAULTS[name], **spec[name]}
+    return out
 
 
 def secret_presence(account: EmailAccount) -> list[str]:

@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
-from .diff import Change, compare, is_ignored, merge_ignored, record_of, secret_presence
+from .diff import (Change, compare, is_ignored, merge_ignored, record_of, secret_presence,
+                   with_defaults)
 from .model import EmailAccount
 from .plan import (Action, Activation, AccountPayload, Drift, Guard, Plan, PolicyPayload,
                    Resource, ResourceChange, SecretEntry)
@@ -123,8 +124,11 @@ def _compare_account(account: EmailAccount, stored, inp: PlanInput
         return (Action.CREATE if stored is None else Action.REPLACE), changes, unchanged
     if stored.spec == record and stored.fingerprints == fps:
         return None, [], 0   # equal records cannot differ field by field (no flattening)
+    live = with_defaults(stored.spec)      # written by an older mailform: new fields
+    if live is not stored.spec and live == record and stored.fingerprints == fps:
+        return None, [], 0
     ignore = account.spec.lifecycle.ignore_changes
-    changes, unchanged = compare(stored.spec, record, stored.fingerprints, fps, ignore)
+    changes, unchanged = compare(live, record, stored.fingerprints, fps, ignore)
     return (Action.UPDATE if changes else None), changes, unchanged
 
 

@@ -192,3 +192,26 @@ def test_apply_refuses_to_write_after_losing_the_lock(tmp_path):
         assert registry.accounts() == {} and registry.meta().serial == 0
     finally:
         registry.close()
+
+
+def test_a_field_added_to_the_model_since_the_last_apply_is_not_a_change():
+    """A registry written by an older mailform lacks fields added since (e.g.
+    inbox.trust_untagged): at their defaults they are no change; set otherwise they are."""
+    from reconciler.diff import with_defaults
+    inbox = {"protocol": "imap", "host": "imap.example.com", "port": 993, "security": "ssl"}
+    acc = account("old", inbox=inbox)
+    old_record = record_of(acc)
+    del old_record["inbox"]["trust_untagged"]
+    del old_record["proxy"]
+    fps = {"old": {"smtp.password": fp("same")}}
+    from reconciler.registry.base import StoredAccount
+    older = StoredAccount("old", "smtp", old_record, old_record, dict(fps["old"]),
+                          dict(fps["old"]), {})
+    plan = build_plan(PlanInput({"old": acc}, {"old": older}, "l", 1, fingerprints=fps))
+    assert not plan.has_changes and not plan.drift
+    assert with_defaults(record_of(acc)) == record_of(acc)
+    strict = account("old", inbox=dict(inbox, trust_untagged=False))
+    plan = build_plan(PlanInput({"old": strict}, {"old": older}, "l", 1, fingerprints=fps))
+    (rc,) = plan.resource_changes
+    assert [(c.path, c.before, c.after) for c in rc.changes] == \
+        [("inbox.trust_untagged", True, False)]
