@@ -208,5 +208,19 @@ def merge_ignored(desired: Mapping, live: Optional[Mapping], ignore: Iterable[st
         return dict(desired)
     flat_d, flat_l = flatten(desired), flatten(live)
     merged = {p: v for p, v in flat_d.items() if not is_ignored(p, ignore)}
-    merged.update({p: v for p, v in flat_l.items() if is_ignored(p, ignore)})
+    merged.update({p: v for p, v in flat_l.items()
+                   if is_ignored(p, ignore) and not _section_removed(p, flat_d, ignore)})
     return unflatten(merged)
+
+
+def _section_removed(path: str, flat_desired: Mapping[str, Any], ignore: list[str]) -> bool:
+    """The desired record removes a section above ``path`` (``reply_to: null``) and the
+    section itself is not ignored: an ignored field inside it goes too, rather than
+    leaving a half section (a ``reply_to`` without its email)."""
+    parts = path.split(".")
+    for end in range(1, len(parts)):
+        section = ".".join(parts[:end])
+        if section in flat_desired and flat_desired[section] is None \
+                and not is_ignored(section, ignore):
+            return True
+    return False

@@ -215,3 +215,15 @@ def test_a_field_added_to_the_model_since_the_last_apply_is_not_a_change():
     (rc,) = plan.resource_changes
     assert [(c.path, c.before, c.after) for c in rc.changes] == \
         [("inbox.trust_untagged", True, False)]
+
+
+def test_removing_a_section_takes_its_ignored_field_with_it():
+    """Found by the import round trip: reply_to removed while reply_to.name is ignored left
+    a reply_to without an email in the registry (an invalid account)."""
+    assert merge_ignored({"reply_to": None}, {"reply_to": {"email": "r@x", "name": "R"}},
+                         ["reply_to.name"]) == {"reply_to": None}
+    assert merge_ignored({"reply_to": None}, {"reply_to": {"email": "r@x", "name": "R"}},
+                         ["reply_to"]) == {"reply_to": {"email": "r@x", "name": "R"}}
+    assert merge_ignored({"reply_to": {"email": "n@x", "name": None}},
+                         {"reply_to": {"email": "r@x", "name": "R"}},
+                         ["reply_to.name"]) == {"reply_to": {"email": "n@x", "name": "R"}}
