@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from pathlib import Path
 from urllib.parse import quote
 
@@ -68,7 +69,7 @@ def _connect_read_write(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
                            timeout=BUSY_TIMEOUT_MS / 1000)
     try:
-        mode = _configure(conn).execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        mode = _wal_mode(_configure(conn))
     except BaseException:
         conn.close()
         raise
@@ -76,6 +77,20 @@ def _connect_read_write(path: Path) -> sqlite3.Connection:
         conn.close()
         raise RegistryError(f"cannot put the registry {path} in WAL mode (got {mode})")
     return conn
+
+
+def _wal_mode(conn: sqlite3.Connection) -> str:
+    """Switch to WAL. On a brand-new file another process may be creating the tables:
+    SQLite then answers "database is locked" at once, without its busy handler, so wait
+    here as long as the busy timeout would."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            return conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 def make_folder(folder: Path) -> None:
