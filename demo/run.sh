@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
-# The main job on the example manifests, against fresh embedded (SQLite) registries under
-# demo/.state/, one per environment (demo/mailform.yaml). Run through `make demo`.
+# The main job on the example manifests, against fresh embedded (SQLite) registries, one per
+# environment (demo/mailform.yaml), in a project folder made under demo/.state/project/ as a
+# user's repository would be. Run through `make demo`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MAILFORM="${MAILFORM:-.venv/bin/mailform}"
 STATE=demo/.state
-rm -rf "$STATE" && mkdir -p "$STATE"
+rm -rf "$STATE" && mkdir -p "$STATE/project"
+cp -r manifests environments demo/mailform.yaml "$STATE/project/"
 unset MAILFORM_REGISTRY MAILFORM_ENVIRONMENT   # the project file picks each environment's
 export MAILFORM_ACTOR="demo"
 # Demo-only secrets: real manifests point at your secret store through {env: …} / {file: …}.
 export SUPPORT_SMTP_PASSWORD="demo-support-password" ALICE_SMTP_PASSWORD="demo-alice-password"
-STAGING=(--config demo/mailform.yaml --environment staging)
-PRODUCTION=(--config demo/mailform.yaml --environment production)
+STAGING=(--config "$STATE/project/mailform.yaml" --environment staging)
+PRODUCTION=(--config "$STATE/project/mailform.yaml" --environment production)
 
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 
