@@ -28,6 +28,18 @@ def _accounts() -> list[dict]:
     ]
 
 
+def _imported_into(tmp_path, cli, manifests: str) -> Cli:
+    """A new checkout holding `import`'s output, planning against the same registry, with
+    the secrets under the variable names import wrote."""
+    other = Cli(tmp_path / "imported", env={
+        "MAILFORM_REGISTRY": cli.url, "MAILFORM_ALICE_SMTP_PASSWORD": "pw-alice-1",
+        "MAILFORM_ALICE_INBOX_PASSWORD": "pw-alice-inbox",
+        "MAILFORM_SUPPORT_SMTP_PASSWORD": "pw-support-1",
+        "MAILFORM_SUPPORT_INBOX_PASSWORD": "pw-support-1"})
+    other.write("manifests/imported.yaml", manifests)
+    return other
+
+
 @pytest.fixture
 def cli(tmp_path):
     c = Cli(tmp_path, env={**SECRETS, "ALICE_INBOX_PASSWORD": "pw-alice-inbox"})
@@ -129,12 +141,7 @@ def test_import_applied_back_plans_no_changes(cli, tmp_path):
     assert sorted(env_names) == ["MAILFORM_ALICE_INBOX_PASSWORD", "MAILFORM_ALICE_SMTP_PASSWORD",
                                  "MAILFORM_SUPPORT_INBOX_PASSWORD",
                                  "MAILFORM_SUPPORT_SMTP_PASSWORD"]
-    other = Cli(tmp_path / "imported", env={
-        "MAILFORM_REGISTRY": cli.url, "MAILFORM_ALICE_SMTP_PASSWORD": "pw-alice-1",
-        "MAILFORM_ALICE_INBOX_PASSWORD": "pw-alice-inbox",
-        "MAILFORM_SUPPORT_SMTP_PASSWORD": "pw-support-1",
-        "MAILFORM_SUPPORT_INBOX_PASSWORD": "pw-support-1"})
-    other.write("manifests/imported.yaml", imported.out)
+    other = _imported_into(tmp_path, cli, imported.out)
     assert other.run("validate").code == 0
     plan = other.plan("--detailed-exitcode")
     assert plan.code == 0 and "No changes" in plan.out, plan
@@ -149,12 +156,7 @@ def test_import_keeps_the_bounce_policy(cli, tmp_path):
     docs = list(yaml.safe_load_all(imported.out))
     (found,) = [d for d in docs if d["kind"] == "BouncePolicy"]
     assert found["spec"] == {"soft_bounce_limit": 5, "soft_bounce_window_days": 30}
-    other = Cli(tmp_path / "imported", env={
-        "MAILFORM_REGISTRY": cli.url, "MAILFORM_ALICE_SMTP_PASSWORD": "pw-alice-1",
-        "MAILFORM_ALICE_INBOX_PASSWORD": "pw-alice-inbox",
-        "MAILFORM_SUPPORT_SMTP_PASSWORD": "pw-support-1",
-        "MAILFORM_SUPPORT_INBOX_PASSWORD": "pw-support-1"})
-    other.write("manifests/imported.yaml", imported.out)
+    other = _imported_into(tmp_path, cli, imported.out)
     plan = other.plan("--detailed-exitcode")
     assert plan.code == 0 and "No changes" in plan.out, plan
 
@@ -245,11 +247,6 @@ def test_registry_set_null_on_a_field_with_a_default_stores_the_default(cli, tmp
     refused = cli.run("registry", "set", "news", "shared=null")    # false needs an owner
     assert refused.code == 1 and "owner" in refused.err, refused
     imported = cli.run("import")
-    other = Cli(tmp_path / "imported", env={
-        "MAILFORM_REGISTRY": cli.url, "MAILFORM_ALICE_SMTP_PASSWORD": "pw-alice-1",
-        "MAILFORM_ALICE_INBOX_PASSWORD": "pw-alice-inbox",
-        "MAILFORM_SUPPORT_SMTP_PASSWORD": "pw-support-1",
-        "MAILFORM_SUPPORT_INBOX_PASSWORD": "pw-support-1"})
-    other.write("manifests/imported.yaml", imported.out)
+    other = _imported_into(tmp_path, cli, imported.out)
     plan = other.plan("--detailed-exitcode")
     assert plan.code == 0 and "No changes" in plan.out, plan
