@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
-APT_PACKAGES := postfix dovecot-imapd dovecot-pop3d dovecot-lmtpd swaks openssl ca-certificates nsd prometheus
+APT_PACKAGES := postfix dovecot-imapd dovecot-pop3d dovecot-lmtpd swaks openssl ca-certificates nsd prometheus libnet-ssleay-perl
 
 .PHONY: venv test demo demo-live system-deps schema bench clean
 

@@ -93,6 +93,8 @@ relay_transport = error:mailstack delivers to {domain} only
 smtpd_reject_unlisted_recipient = no
 smtpd_relay_restrictions = reject_unauth_destination
 smtpd_sender_restrictions = check_sender_access texthash:{pf / 'config' / 'sender_access'}
+# one address Postfix refuses at RCPT time as a real server refuses an unknown user
+smtpd_recipient_restrictions = check_recipient_access texthash:{pf / 'config' / 'recipient_access'}, permit
 smtpd_error_sleep_time = 0
 smtpd_tls_cert_file = {certs['server']}
 smtpd_tls_key_file = {certs['server']}

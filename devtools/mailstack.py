@@ -85,6 +85,10 @@ MAIN_CF = Path("/etc/postfix/main.cf")
 STARTUP_LOCK = Path(tempfile.gettempdir()) / "mailform-mailstack.lock"
 
 
+# the one local address Postfix refuses at RCPT (550 5.1.1), as for an unknown user
+REJECTED_LOCAL = "rejected"
+
+
 class MailStackError(RuntimeError):
     """The stack could not start; the message carries the log tail."""
 
@@ -237,6 +241,9 @@ class MailStack:
         (self.postfix_dir / "master.cf").write_text(postfix_master_cf(self.ports, self.certs))
         (self.postfix_dir / "sender_access").write_text(
             f"blocked@{self.domain} REJECT sender blocked by mailstack policy\n")
+        (self.postfix_dir / "recipient_access").write_text(
+            f"{REJECTED_LOCAL}@{self.domain} 550 5.1.1 <{REJECTED_LOCAL}@{self.domain}>: "
+            "Recipient address rejected: User unknown in virtual mailbox table\n")
         self.users_file.write_text("")
         self.users_file.chmod(0o640)
         shutil.chown(self.users_file, "root", "dovecot")

@@ -8,6 +8,7 @@ from .errors import LockedError, MailformError, SecretError, StalePlanError
 from .plan import AccountPayload, Action, Plan, PolicyPayload, ResourceChange
 from .registry.base import RELEASED, AccountWrite, Registry, Transaction
 from .registry.common import default_actor
+from .registry.history import INLINE_CHANGES
 
 Secrets = Mapping[str, Mapping[str, str]]      # account -> secret path -> clear value
 
@@ -84,8 +85,11 @@ def still_ours(registry: Registry, lock_id: Optional[str]) -> None:
                             "writing; nothing was written — run the apply again")
 
 
-def _write_account(tx: Transaction, registry: Registry, rc: ResourceChange,
-                   secrets: Secrets, status: Mapping) -> None:
+BATCH = 1000      # account writes sent to the registry at once
+
+
+def _account_write(registry: Registry, rc: ResourceChange, secrets: Secrets,
+                   status: Mapping) -> AccountWrite:
     payload = rc.payload
     assert isinstance(payload, AccountPayload)
     values = dict(secrets.get(rc.name, {}))
@@ -95,8 +99,14 @@ def _write_account(tx: Transaction, registry: Registry, rc: ResourceChange,
     status = dict(status)
     if payload.activation:
         status["activation"] = str(payload.activation)
-    tx.put_account(AccountWrite(rc.name, payload.account_type, dict(payload.record), values,
-                                payload.fingerprints(), status, payload.owner))
+    return AccountWrite(rc.name, payload.account_type, dict(payload.record), values,
+                        payload.fingerprints(), status, payload.owner)
+
+
+def _plain_put(rc: ResourceChange) -> bool:
+    """A create or an update in place: written in a batch with its neighbours."""
+    return (isinstance(rc.payload, AccountPayload) and rc.previous is None
+            and rc.action is not Action.FORGET and not rc.action.destroys)
 
 
 def _write(tx: Transaction, registry: Registry, rc: ResourceChange, secrets: Secrets,
@@ -112,7 +122,37 @@ def _write(tx: Transaction, registry: Registry, rc: ResourceChange, secrets: Sec
     if rc.action.destroys:
         tx.delete_account(rc.name)
     if rc.payload is not None:
-        _write_account(tx, registry, rc, secrets, statuses.get(rc.name, {}))
+        tx.put_account(_account_write(registry, rc, secrets, statuses.get(rc.name, {})))
+
+
+class _Writer:
+    """The plan's writes in order; runs of plain account writes go in batches."""
+
+    def __init__(self, tx: Transaction, registry: Registry, secrets: Secrets,
+                 statuses: Mapping[str, dict], on_write) -> None:
+        self.tx, self.registry, self.secrets, self.statuses = tx, registry, secrets, statuses
+        self.on_write = on_write or (lambda rc: None)
+        self.pending: list[ResourceChange] = []
+        self.batched = getattr(tx, "put_accounts", None)
+
+    def write(self, rc: ResourceChange) -> None:
+        if self.batched is not None and _plain_put(rc):
+            self.pending.append(rc)
+            if len(self.pending) >= BATCH:
+                self.flush()
+            return
+        self.flush()
+        _write(self.tx, self.registry, rc, self.secrets, self.statuses)
+        self.on_write(rc)
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        self.batched([_account_write(self.registry, rc, self.secrets,
+                                     self.statuses.get(rc.name, {})) for rc in self.pending])
+        for rc in self.pending:
+            self.on_write(rc)
+        self.pending = []
 
 
 def apply_plan(registry: Registry, plan: Plan, secrets: Secrets,
@@ -128,15 +168,21 @@ def apply_plan(registry: Registry, plan: Plan, secrets: Secrets,
     statuses = statuses or {}
     with registry.transaction() as tx:
         still_ours(registry, lock_id)
+        writer = _Writer(tx, registry, secrets, statuses, on_write)
         for rc in plan.resource_changes:
-            _write(tx, registry, rc, secrets, statuses)
-            if on_write is not None:
-                on_write(rc)
+            writer.write(rc)
+        writer.flush()
         summary = plan.summary
         serial = tx.add_history({"actor": who or actor(), "counts": summary,
-                                 "changes": [rc.to_dict() for rc in plan.resource_changes],
-                                 **(history or {})})
+                                 "changes": _history_changes(plan), **(history or {})})
         if before_commit is not None:
             before_commit(serial)
     return ApplyResult(serial, summary["add"], summary["change"], summary["destroy"],
                        summary.get("move", 0), summary.get("forget", 0))
+
+
+def _history_changes(plan: Plan) -> list:
+    """Each change as the history records it: the plan's own objects when the registry
+    serialises them one at a time (``to_dict``), else dicts."""
+    changes = plan.resource_changes
+    return list(changes) if len(changes) > INLINE_CHANGES else [rc.to_dict() for rc in changes]

@@ -7,17 +7,17 @@ Inside a record that differs, DeepDiff finds the changed fields (see README,
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Optional
+from typing import Any, Iterable, Mapping, NamedTuple, Optional
 
-from .model import (SECRET_PATHS, AccountSpec, EmailAccount, FromOverride, InboxSettings,
-                    Lifecycle, ReplyTo, SmtpSettings)
+from .model import (SECRET_FIELDS, AccountSpec, EmailAccount, FromOverride, InboxSettings,
+                    Lifecycle, ReplyTo, SmtpSettings, secret_refs, without_secrets)
 
 SENSITIVE = "(sensitive)"
 
 
-@dataclass(frozen=True)
-class Change:
+class Change(NamedTuple):
+    """One field's change (a named tuple: a plan of 100,000 creates makes millions)."""
+
     path: str
     before: Any
     after: Any
@@ -28,18 +28,17 @@ class Change:
             before = None if self.before is None else SENSITIVE
             after = None if self.after is None else SENSITIVE
             return {"path": self.path, "before": before, "after": after, "sensitive": True}
-        return {"path": self.path, "before": self.before, "after": self.after, "sensitive": False}
+        return dict(zip(_KEYS, self))
+
+
+_KEYS = Change._fields
 
 
 def record_of(account: EmailAccount) -> dict:
     """The registry form of a desired account: its spec without secrets, and its labels."""
     # Python mode: every spec field is already a JSON type (str, int, bool, list, dict),
     # and it is several times faster than mode="json".
-    spec = account.spec.model_dump()
-    for path in SECRET_PATHS:
-        section, key = path.split(".")
-        if spec.get(section) is not None:
-            spec[section].pop(key, None)
+    spec = without_secrets(account.spec.model_dump())
     spec["labels"] = dict(sorted(account.metadata.labels.items()))
     return spec
 
@@ -56,7 +55,7 @@ def _defaults(model: Any) -> dict[str, Any]:
 
 _SECTIONS = {"smtp": SmtpSettings, "inbox": InboxSettings, "reply_to": ReplyTo,
              "from_override": FromOverride, "lifecycle": Lifecycle}
-_SPEC_DEFAULTS = _defaults(AccountSpec)
+_SPEC_DEFAULTS = {k: v for k, v in _defaults(AccountSpec).items() if k not in SECRET_FIELDS}
 _SECTION_DEFAULTS = {name: {k: v for k, v in _defaults(model).items() if k != "password"}
                      for name, model in _SECTIONS.items()}
 
@@ -77,23 +76,26 @@ def with_defaults(spec: Mapping) -> Mapping:
 
 def secret_presence(account: EmailAccount) -> list[str]:
     """Secret paths the account declares (after defaults)."""
-    out = []
-    for path in SECRET_PATHS:
-        section, key = path.split(".")
-        settings = getattr(account.spec, section)
-        if settings is not None and getattr(settings, key, None) is not None:
-            out.append(path)
-    return out
+    return [path for path, _ in secret_refs(account.spec)]
 
 
+_new = tuple.__new__        # a Change without a Python-level __new__ call (millions at 100,000)
 _LEAF_TYPES = frozenset({str, int, float, bool, list, type(None)})   # skip the slow ABC check
+
+
+_PATHS: dict[tuple[str, str], str] = {}
+_MAX_PATHS = 10000          # (labels are free-form: a bound for long-running processes)
 
 
 def flatten(record: Mapping, prefix: str = "") -> dict[str, Any]:
     """Nested mapping → {dotted.path: leaf}. Lists are leaves; empty mappings vanish."""
     out: dict[str, Any] = {}
     for key, value in record.items():
-        path = f"{prefix}{key}"
+        path = _PATHS.get((prefix, key))
+        if path is None:          # one string per field path, shared by every account
+            path = f"{prefix}{key}"
+            if len(_PATHS) < _MAX_PATHS:
+                _PATHS[(prefix, key)] = path
         if type(value) is dict or (type(value) not in _LEAF_TYPES and isinstance(value, Mapping)):
             out.update(flatten(value, path + "."))
         else:
@@ -160,6 +162,12 @@ def _leaves(value: Any, parts: tuple) -> dict[str, Any]:
 
 
 def _leaf_changes(old: Mapping[str, Any], new: Mapping[str, Any], ignore: tuple) -> list[Change]:
+    if not new:                 # a delete: every present field goes
+        return [_new(Change, (path, value, None, False)) for path, value in old.items()
+                if value is not None and not (ignore and is_ignored(path, ignore))]
+    if not old:                 # a create: every present field comes
+        return [_new(Change, (path, None, value, False)) for path, value in new.items()
+                if value is not None and not (ignore and is_ignored(path, ignore))]
     return [Change(path, old.get(path), new.get(path)) for path in old.keys() | new.keys()
             if old.get(path) != new.get(path) and not (ignore and is_ignored(path, ignore))]
 
@@ -186,9 +194,7 @@ def compare(before: Optional[Mapping], after: Optional[Mapping],
         changes = _field_changes(before, after, ignore)
     else:                # a create or a delete: every field is a change, nothing to locate
         changes = _leaf_changes(flatten(before or {}), flat_a, ignore)
-    present = sum(v is not None and not (ignore and is_ignored(p, ignore))
-                  for p, v in flat_a.items())
-    unchanged = present - sum(c.after is not None for c in changes)
+    unchanged = 0 if not before else _unchanged(flat_a, changes, ignore)
     for path in sorted(before_fps.keys() | after_fps.keys()):
         if is_ignored(path, ignore):
             continue
@@ -199,6 +205,13 @@ def compare(before: Optional[Mapping], after: Optional[Mapping],
             changes.append(Change(path, old, new, sensitive=True))
     changes.sort(key=lambda c: c.path)
     return changes, unchanged
+
+
+def _unchanged(flat_after: Mapping[str, Any], changes: list[Change], ignore: tuple) -> int:
+    """Fields present after, not ignored, that no change touches (a create: none)."""
+    present = sum(v is not None and not (ignore and is_ignored(p, ignore))
+                  for p, v in flat_after.items())
+    return present - sum(c.after is not None for c in changes)
 
 
 def merge_ignored(desired: Mapping, live: Optional[Mapping], ignore: Iterable[str]) -> dict:

@@ -7,6 +7,8 @@ the safety guards.
 """
 from __future__ import annotations
 
+import hashlib
+
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
@@ -43,6 +45,7 @@ class PlanInput:
     removals: Sequence[tuple[str, str]] = ()      # (Removed document, account)
     max_destroy_percent: float = GUARD_PERCENT
     max_change_percent: float = GUARD_PERCENT
+    record_digests: Mapping[str, bytes] = field(default_factory=dict)  # see _same_by_digest
 
 
 def build_plan(inp: PlanInput) -> Plan:
@@ -84,7 +87,9 @@ def _policy_change(inp: PlanInput) -> Optional[ResourceChange]:
 
 def _drift(stored, account: Optional[EmailAccount]) -> list[Change]:
     """Out-of-band edits since the last apply; edits under ignore_changes are not drift."""
-    if stored.applied == stored.spec and stored.applied_fingerprints == stored.fingerprints:
+    if getattr(stored, "unchanged_since_apply", False) or (
+            stored.applied == stored.spec
+            and stored.applied_fingerprints == stored.fingerprints):
         return []          # the common case, decided by plain equality (no flattening)
     ignore = account.spec.lifecycle.ignore_changes if account is not None else ()
     changes, _ = compare(stored.applied, stored.spec, stored.applied_fingerprints,
@@ -97,12 +102,15 @@ def _account_change(name: str, inp: PlanInput, scope: Scope) -> Optional[Resourc
     if account is None:
         changes, _ = compare(stored.spec, None, stored.fingerprints, {})
         return ResourceChange(name, Action.DELETE, changes)
-    action, changes, unchanged = _compare_account(account, stored, inp)
     previous = scope.moved.get(name)
+    if previous is None and _same_by_digest(account, stored, inp):
+        return None
+    record = record_of(account)
+    action, changes, unchanged = _compare_account(account, record, stored, inp)
     if action is None:
         return None if previous is None else ResourceChange(
             name, Action.MOVE, [], account_type=account.spec.type, previous=previous)
-    payload = _payload(action, account, stored, inp)
+    payload = _payload(action, account, record, stored, inp)
     rc = ResourceChange(name, Action.MOVE if previous and action is Action.UPDATE else action,
                         changes, unchanged, account_type=account.spec.type, payload=payload,
                         previous=previous)
@@ -113,16 +121,15 @@ def _account_change(name: str, inp: PlanInput, scope: Scope) -> Optional[Resourc
     return rc
 
 
-def _compare_account(account: EmailAccount, stored, inp: PlanInput
+def _compare_account(account: EmailAccount, record: dict, stored, inp: PlanInput
                      ) -> tuple[Optional[Action], list[Change], int]:
     fps = dict(inp.fingerprints.get(account.name, {}))
-    record = record_of(account)
     if stored is None or stored.type != account.spec.type:
         before = stored.spec if stored is not None else None
         before_fps = stored.fingerprints if stored is not None else {}
         changes, unchanged = compare(before, record, before_fps, fps)
         return (Action.CREATE if stored is None else Action.REPLACE), changes, unchanged
-    if stored.spec == record and stored.fingerprints == fps:
+    if _same_spec(stored, record) and stored.fingerprints == fps:
         return None, [], 0   # equal records cannot differ field by field (no flattening)
     live = with_defaults(stored.spec)      # written by an older mailform: new fields
     if live is not stored.spec and live == record and stored.fingerprints == fps:
@@ -130,6 +137,28 @@ def _compare_account(account: EmailAccount, stored, inp: PlanInput
     ignore = account.spec.lifecycle.ignore_changes
     changes, unchanged = compare(live, record, stored.fingerprints, fps, ignore)
     return (Action.UPDATE if changes else None), changes, unchanged
+
+
+def record_digest(text: str) -> bytes:
+    """What ``record_digests`` hold: SHA-256 of a record's canonical JSON."""
+    return hashlib.sha256(text.encode()).digest()
+
+
+def _same_by_digest(account: EmailAccount, stored, inp: PlanInput) -> bool:
+    """Unchanged, told without building the record: the digest of its JSON (from a cache,
+    ``record_digests``) is that of the registry row's text (registry.rows), and the
+    secrets' fingerprints are equal."""
+    digest = inp.record_digests.get(account.name)
+    text = getattr(stored, "spec_text", None)
+    return (digest is not None and text is not None and stored.type == account.spec.type
+            and record_digest(text) == digest
+            and stored.fingerprints == inp.fingerprints.get(account.name, {}))
+
+
+def _same_spec(stored, record: dict) -> bool:
+    """A registry row that can tell by its text (registry.rows) is asked so: no decoding."""
+    equals = getattr(stored, "spec_equals", None)
+    return equals(record) if equals is not None else stored.spec == record
 
 
 def _pending_note(name: str, contact_count: int) -> str:
@@ -146,8 +175,8 @@ def _activation(action: Action, account: EmailAccount, contact_count: int
     return Activation.PENDING if needs_activation(contact_count) else Activation.ACTIVE
 
 
-def _payload(action: Action, account: EmailAccount, stored, inp: PlanInput) -> AccountPayload:
-    record = record_of(account)
+def _payload(action: Action, account: EmailAccount, record: dict, stored, inp: PlanInput
+             ) -> AccountPayload:
     ignore = account.spec.lifecycle.ignore_changes
     keep: tuple[str, ...] = ()
     fps = dict(inp.fingerprints.get(account.name, {}))

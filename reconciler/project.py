@@ -19,7 +19,7 @@ from typing import Annotated, Literal, Mapping, Optional, Union
 from pydantic import ConfigDict, Field
 
 from .errors import MailformError
-from .model import NAME_PATTERN, EnvName, Metadata, _Strict
+from .model import NAME_PATTERN, EnvName, Metadata, SecretRef, _Strict
 
 PROJECT_FILES = ("mailform.yaml", "mailform.yml")
 DEFAULT_ENVIRONMENT = "default"
@@ -54,12 +54,55 @@ class Ownership(_Strict):
     name: Annotated[str, Field(pattern=NAME_PATTERN, max_length=63)]
 
 
+EventKind = Literal["bounce", "complaint", "replied", "faulty", "reactivated", "erased"]
+
+
+class Webhook(_Strict):
+    """An outbound webhook (issue 14): each event of ``kinds`` (all when empty) POSTed to
+    ``url``, signed with HMAC-SHA256 under ``secret``; retried with backoff."""
+
+    name: Annotated[str, Field(pattern=NAME_PATTERN, max_length=63)]
+    url: Annotated[str, Field(pattern=r"^https?://[^\s]+$")]
+    kinds: list[EventKind] = Field(default_factory=list)
+    secret: SecretRef
+    timeout: Annotated[float, Field(gt=0, le=300)] = 10.0
+    max_attempts: Annotated[int, Field(ge=1, le=100)] = 10
+    backoff_seconds: Annotated[float, Field(ge=0, le=86400)] = 30.0
+
+
+class EventsSpec(_Strict):
+    webhooks: list[Webhook] = Field(default_factory=list)
+    retention_days: Optional[Annotated[int, Field(ge=1)]] = None   # None: kept for ever
+
+
+class Platform(_Strict):
+    """The platform's own sending setup: what marketing accounts' DNS must name."""
+
+    spf_include: Optional[Annotated[str, Field(min_length=1, max_length=253)]] = None
+
+
+Duration = Union[Annotated[float, Field(gt=0)],
+                 Annotated[str, Field(pattern=r"^\s*\d+(\.\d+)?\s*[smhd]?\s*$")]]
+
+
+class Fleet(_Strict):
+    """``fleet:``: how often `mailform worker` scans, re-verifies and reconciles
+    (seconds, or 90s / 5m / 1h / 1d); flags win."""
+
+    scan_interval: Optional[Duration] = None
+    verify_interval: Optional[Duration] = None
+    reconcile_interval: Optional[Duration] = None
+
+
 class ProjectSpec(_Strict):
     manifests: list[Annotated[str, Field(min_length=1)]] = Field(
         default_factory=lambda: ["manifests"], min_length=1)
     default_environment: Optional[EnvironmentName] = None
     environments: dict[EnvironmentName, Environment] = Field(default_factory=dict)
     ownership: Optional[Ownership] = None
+    platform: Platform = Field(default_factory=Platform)
+    events: EventsSpec = Field(default_factory=EventsSpec)
+    fleet: Fleet = Field(default_factory=Fleet)
 
 
 class Project(_Strict):

@@ -76,18 +76,50 @@ def _port_rules() -> list[dict]:
     ]
 
 
-def _has_password() -> dict:
-    return {"required": ["password"], "properties": {"password": _NOT_NULL}}
+def _has(field: str) -> dict:
+    return {"required": [field], "properties": {field: _NOT_NULL}}
+
+
+def _has_login() -> dict:
+    return {"anyOf": [_has("password"), _has("oauth2")]}
+
+
+_ONE_LOGIN = {"not": {"allOf": [_has("password"), _has("oauth2")]},
+              "description": "password and oauth2 are alternatives: at most one of them"}
+
+
+def _smtp_rules() -> list[dict]:
+    return _port_rules() + [
+        {"if": {"properties": {"authenticate": {"const": True}}},
+         "then": _has_login(),
+         "description": "a password (or oauth2) is required when authenticate is true (the "
+                        "default)"},
+        {"if": _is("authenticate", False), "then": {"not": _has("oauth2")},
+         "description": "oauth2 is not allowed when authenticate is false"},
+        _ONE_LOGIN]
+
+
+def _spec_login_rules() -> list[dict]:
+    return [
+        {"if": {"required": ["inbox"],
+                "properties": {"inbox": {"type": "object", "not": _has_login()}}},
+         "then": {"required": ["smtp"], "properties": {"smtp": {"type": "object", **_has_login()}}},
+         "description": "an inbox needs a password or oauth2; without its own, the smtp one is "
+                        "used"},
+        {"if": _has("proxy_password"), "then": _is("proxy", True),
+         "description": "proxy_password is only for accounts with proxy: true"},
+        {"if": {"allOf": [_is("proxy", True),
+                          {"required": ["smtp"], "properties": {"smtp": _has("oauth2")}}]},
+         "then": _has("proxy_password"),
+         "description": "a proxied account whose smtp logs in with oauth2 needs proxy_password"},
+    ]
 
 
 def _add_cross_field_rules(defs: dict) -> None:
-    defs["SmtpSettings"]["allOf"] = _port_rules() + [
-        {"if": {"properties": {"authenticate": {"const": True}}},
-         "then": _has_password(),
-         "description": "a password is required when authenticate is true (the default)"}]
+    defs["SmtpSettings"]["allOf"] = _smtp_rules()
     defs["InboxSettings"]["allOf"] = _port_rules() + [
         {"if": _is("protocol", "pop3"), "then": {"not": {"required": ["folder"]}},
-         "description": "folder is for imap inboxes only"}]
+         "description": "folder is for imap inboxes only"}, _ONE_LOGIN]
     defs["AccountSpec"]["allOf"] = [
         {"if": _is("type", "smtp"),
          "then": {"required": ["smtp"], "properties": {"smtp": _NOT_NULL}},
@@ -99,11 +131,7 @@ def _add_cross_field_rules(defs: dict) -> None:
         {"if": {"properties": {"shared": {"const": False}}},
          "then": {"required": ["owner"], "properties": {"owner": {"type": "string", "minLength": 1}}},
          "description": "owner is required when shared is false (the default)"},
-        {"if": {"required": ["inbox"],
-                "properties": {"inbox": {"type": "object", "not": _has_password()}}},
-         "then": {"required": ["smtp"], "properties": {"smtp": {"type": "object", **_has_password()}}},
-         "description": "an inbox needs a password; without its own, the smtp one is used"},
-    ]
+    ] + _spec_login_rules()
     for name in ("env", "file"):  # present means not null (model.SecretRef._not_null)
         prop = defs["SecretRef"]["properties"][name]
         branch = next(b for b in prop["anyOf"] if b != {"type": "null"})

@@ -72,3 +72,22 @@ def mailstack():
     finally:
         stack.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def offline_dns():
+    """Every DNS lookup mailform makes in a test goes to a local server (see
+    tests/dnsstub.py) unless the test sets MAILFORM_DNS_SERVER itself."""
+    from dnsstub import NxdomainServer
+
+    if os.environ.get("MAILFORM_DNS_SERVER"):
+        yield None
+        return
+    server = NxdomainServer().start()
+    os.environ["MAILFORM_DNS_SERVER"] = server.address
+    try:
+        yield server
+    finally:
+        os.environ.pop("MAILFORM_DNS_SERVER", None)
+        server.stop()
+

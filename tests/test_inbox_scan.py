@@ -39,7 +39,7 @@ spec:
     security: ssl
     batch_size: {batch}
     delete_bounces: {delete}
----
+{extra}---
 apiVersion: mailform/v1
 kind: BouncePolicy
 metadata:
@@ -83,16 +83,20 @@ def is_dsn(msg):
 @pytest.fixture
 def account(mailstack, tmp_path):
     """A fresh mailbox user and an applied account reading it; returns a small namespace."""
-    def make(protocol="imap", delete=False, batch=100):
+    def make(protocol="imap", delete=False, batch=100, folder=None):
         local = "scan" + uuid.uuid4().hex[:8]
         password = "pw-" + uuid.uuid4().hex
         mailstack.add_user(local, password)
+        if folder:
+            with imap_session(mailstack, local) as imap:
+                imap.create(folder)
         manifests = tmp_path / f"manifests-{local}"
         manifests.mkdir()
         port = mailstack.ports["imaps" if protocol == "imap" else "pop3s"]
         (manifests / "account.yaml").write_text(MANIFEST.format(
             name=local, email=mailstack.address(local), submission=mailstack.ports["submission"],
-            protocol=protocol, inbox_port=port, batch=batch, delete=str(delete).lower()))
+            protocol=protocol, inbox_port=port, batch=batch, delete=str(delete).lower(),
+            extra=f"    folder: {folder}\n" if folder else ""))
         env = dict(os.environ, SCAN_PASSWORD=password, MAILFORM_CA_FILE=mailstack.ca_file,
                    MAILFORM_REGISTRY=f"sqlite:///{tmp_path}/registry-{local}.db", NO_COLOR="1")
         env.pop("MAILFORM_MASTER_KEY", None)
@@ -120,9 +124,14 @@ def contact_status(acc, email):
     return json.loads(proc.stdout)["status"]
 
 
+def imap_session(stack, local):
+    imap = imaplib.IMAP4("127.0.0.1", stack.ports["imap"], timeout=10)
+    imap.login(stack.address(local), stack.user_password(local))
+    return imap
+
+
 def flags(stack, local):
-    with imaplib.IMAP4("127.0.0.1", stack.ports["imap"], timeout=10) as imap:
-        imap.login(stack.address(local), stack.user_password(local))
+    with imap_session(stack, local) as imap:
         imap.select("INBOX", readonly=True)
         _, data = imap.fetch("1:*", "(FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
         return [item[0].decode() + item[1].decode() for item in data if isinstance(item, tuple)]

@@ -80,6 +80,10 @@ def test_every_cross_field_rule_has_a_fixture():
         CROSS_FIELD_RULES[5]: "imap inboxes only",
         CROSS_FIELD_RULES[6]: "password reference is required",
         CROSS_FIELD_RULES[7]: "first defined at",
+        CROSS_FIELD_RULES[8]: "alternatives",
+        CROSS_FIELD_RULES[9]: "not allowed when authenticate is false",
+        CROSS_FIELD_RULES[10]: "only for accounts with proxy: true",
+        CROSS_FIELD_RULES[11]: "needs proxy_password",
     }
     assert set(fragments) == set(CROSS_FIELD_RULES)
     for rule, fragment in fragments.items():

@@ -127,7 +127,7 @@ def test_rule_violations_tolerate_any_shape(value):
 
 
 def test_cross_field_rules_are_listed():
-    assert len(CROSS_FIELD_RULES) == 8
+    assert len(CROSS_FIELD_RULES) == 12
     assert any("unique" in rule for rule in CROSS_FIELD_RULES)
 
 
@@ -204,3 +204,101 @@ def test_email_fast_path_keeps_the_verdicts(local, domain):
         {"example.com", "EXAMPLE.com", "localhost", "mail.example.org"})
     value = f"{local}@{domain}"
     assert fast_verdict(value) == slow_verdict(value), value
+
+
+# --- OAuth2 logins, proxy_password, DKIM selector (issue 15) ----------------------
+
+OAUTH2 = {"token_url": "https://login.example.com/oauth2/v2.0/token", "client_id": "app-1",
+          "client_secret": {"env": "CS"}, "refresh_token": {"env": "RT"},
+          "scope": "https://outlook.office.com/SMTP.Send offline_access"}
+
+
+def oauth_smtp(**extra):
+    return {"host": "smtp.example.com", "port": 587, "security": "starttls", "oauth2": OAUTH2,
+            **extra}
+
+
+def test_oauth2_is_the_alternative_to_a_password():
+    account = EmailAccount.model_validate(doc(smtp=oauth_smtp()))
+    assert account.spec.smtp.password is None
+    assert account.spec.smtp.oauth2.refresh_token == SecretRef(env="RT")
+    assert rule_violations(doc(smtp=oauth_smtp())) == []
+
+
+def test_an_inbox_without_a_login_inherits_the_smtp_oauth2():
+    inbox = {"protocol": "imap", "host": "imap.example.com", "port": 993, "security": "ssl"}
+    account = EmailAccount.model_validate(doc(smtp=oauth_smtp(), inbox=inbox))
+    assert account.spec.inbox.oauth2 == account.spec.smtp.oauth2
+    assert account.spec.inbox.password is None
+    assert rule_violations(doc(smtp=oauth_smtp(), inbox=inbox)) == []
+    own = EmailAccount.model_validate(doc(smtp=oauth_smtp(), inbox={**inbox, "password": {"env": "I"}}))
+    assert own.spec.inbox.oauth2 is None and own.spec.inbox.password == SecretRef(env="I")
+
+
+@pytest.mark.parametrize("smtp, loc, fragment", [
+    (oauth_smtp(password={"env": "PW"}), ("spec", "smtp", "oauth2"), "alternatives"),
+    (oauth_smtp(authenticate=False), ("spec", "smtp", "oauth2"), "authenticate is false"),
+    ({"host": "h.example.com", "port": 587, "security": "starttls"}, ("spec", "smtp", "password"),
+     "or oauth2"),
+])
+def test_oauth2_cross_field_rules(smtp, loc, fragment):
+    found = rule_violations(doc(smtp=smtp))
+    assert [l for l, _ in found] == [loc] and fragment in found[0][1]
+
+
+def test_proxy_password_rules():
+    assert [l for l, _ in rule_violations(doc(smtp=oauth_smtp(), proxy=True))] == \
+        [("spec", "proxy_password")]
+    assert rule_violations(doc(smtp=oauth_smtp(), proxy=True,
+                               proxy_password={"env": "PP"})) == []
+    found = rule_violations(doc(proxy_password={"env": "PP"}))
+    assert [l for l, _ in found] == [("spec", "proxy_password")] and "proxy: true" in found[0][1]
+
+
+@pytest.mark.parametrize("url, ok", [
+    ("https://login.microsoftonline.com/common/oauth2/v2.0/token", True),
+    ("https://oauth2.googleapis.com/token", True),
+    ("http://127.0.0.1:8080/token", True), ("http://localhost/token", True),
+    ("http://[::1]:9/t", True), ("http://login.example.com/token", False),
+    ("http://127.0.0.1.evil.example/token", False), ("ftp://x/token", False),
+    ("https://", False), ("https://user@evil.example/x", False), ("token", False),
+])
+def test_token_url_is_https_or_loopback(url, ok):
+    body = doc(smtp=oauth_smtp(oauth2={**OAUTH2, "token_url": url}))
+    if ok:
+        EmailAccount.model_validate(body)
+        return
+    with pytest.raises(ValidationError) as caught:
+        EmailAccount.model_validate(body)
+    assert "https://" in str(caught.value)
+
+
+def test_oauth2_secrets_must_be_references():
+    with pytest.raises(ValidationError) as caught:
+        EmailAccount.model_validate(doc(smtp=oauth_smtp(oauth2={**OAUTH2, "refresh_token": "1//x"})))
+    shown = str(caught.value.errors(include_input=False))
+    assert "never a literal" in shown and "1//x" not in shown
+
+
+def test_secret_fields_and_helpers():
+    account = EmailAccount.model_validate(doc(
+        smtp=oauth_smtp(), proxy=True, proxy_password={"env": "PP"},
+        inbox={"protocol": "pop3", "host": "pop.example.com", "port": 995, "security": "ssl"}))
+    paths = dict(model.secret_refs(account.spec))
+    assert sorted(paths) == ["inbox.oauth2.client_secret", "inbox.oauth2.refresh_token",
+                             "proxy_password", "smtp.oauth2.client_secret",
+                             "smtp.oauth2.refresh_token"]
+    dumped = model.without_secrets(account.spec.model_dump())
+    assert dumped["smtp"]["oauth2"] == {"token_url": OAUTH2["token_url"], "client_id": "app-1",
+                                        "scope": OAUTH2["scope"]}
+    assert "proxy_password" not in dumped and "password" not in dumped["smtp"]
+    assert set(SECRET_PATHS) < set(model.SECRET_FIELDS)
+
+
+def test_dkim_selector():
+    account = EmailAccount.model_validate(doc(dkim={"selector": "s2024._v1"}))
+    assert account.spec.dkim.selector == "s2024._v1"
+    for bad in ("", "a b", "-x", "x..y"):
+        with pytest.raises(ValidationError):
+            EmailAccount.model_validate(doc(dkim={"selector": bad}))
+    assert "dkim.selector" in ignorable_paths()

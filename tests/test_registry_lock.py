@@ -209,3 +209,25 @@ def test_two_processes_applying_at_once_one_is_locked(reg_url):
     procs[loser].communicate(timeout=60)
     with open_registry(reg_url) as reg:
         assert len(reg.accounts()) == 1 and reg.meta().serial == 1
+
+
+def test_a_lock_taken_between_our_read_and_our_write_is_locked_not_busy(reg_url, monkeypatch):
+    """The race two applies run: ours reads "free", the other takes the lock and starts
+    writing its apply (SQLite: the database stays busy); ours must say who holds the
+    lock (exit 5), not fail on the busy database."""
+    from reconciler.errors import RegistryError
+
+    with open_registry(reg_url) as first, open_registry(reg_url) as second:
+        with first.lock("alice") as info:
+            book = second.write_lock
+            reads = iter([None])
+            real_current = book.current
+            monkeypatch.setattr(book, "current", lambda: next(reads, None) or real_current())
+
+            def busy(*args):
+                raise RegistryError(f"registry {reg_url}: database is locked")
+            monkeypatch.setattr(book, "_take", busy)
+            with pytest.raises(LockedError) as err:
+                with second.lock("bob"):
+                    pass
+            assert err.value.lock == info.as_dict()

@@ -124,3 +124,21 @@ def test_moves_forgets_and_forced_guards_in_words():
     markdown = render(moves_plan(), "markdown")
     assert "### mailform plan: 0 to add, 1 to change, 0 to destroy, 1 to forget" in markdown
     assert "`promo` → `promotions`" in markdown and "passed with `--force`" in markdown
+
+
+@pytest.mark.parametrize("color", [False, True])
+def test_human_rendering_streamed_in_pieces_is_the_same_text(color):
+    """`plan`/`apply` write the human form piece by piece (a huge plan is never held as
+    one text): the pieces make exactly the text rendered at once."""
+    from reconciler.render import render_to
+
+    desired = {f"acc-{i:05d}": account(f"acc-{i:05d}", display_name=f'"Q" {i}\\ ü')
+               for i in range(300)}
+    for plan in (build_plan(PlanInput(desired, {}, "l", 0)), every_action_plan()):
+        pieces: list[str] = []
+        render_to(plan, "human", pieces.append, color=color)
+        assert "".join(pieces) == render(plan, "human", color=color)
+    assert len(pieces) >= 1
+    big: list[str] = []
+    render_to(build_plan(PlanInput(desired, {}, "l", 0)), "human", big.append)
+    assert len(big) > 1 and all(p.endswith("\n") for p in big)

@@ -1,10 +1,12 @@
 """The scanner's bookkeeping with a fake mailbox on a real SQLite registry: batch size,
-nothing counted twice, a server failing midway, blocked bounces on the account."""
+nothing counted twice, a server failing midway, blocked bounces on the account, the
+last-seen mark, UIDVALIDITY changes and pruning of what the server no longer has."""
 from pathlib import Path
 
 import pytest
 
 from reconciler.bounces import scan as scan_mod
+from reconciler.bounces.mailbox import FETCH_BATCH
 from reconciler.registry import open_registry
 from reconciler.registry.base import AccountWrite
 from reconciler.servers import ServerSettings
@@ -28,24 +30,61 @@ ORDINARY = b"From: a@example.com\r\nTo: news@example.com\r\nSubject: hi\r\n\r\nh
 
 
 class FakeMailbox:
-    key = "imap:INBOX:1"
+    """An IMAP-like mailbox: numeric UIDs, a UIDVALIDITY, batch fetches (counted)."""
 
-    def __init__(self, messages: dict, fail_after=None):
-        self.messages, self.fail_after, self.fetched, self.deleted = messages, fail_after, 0, []
+    place, ordered = "imap:INBOX", True
 
-    def uids(self):
-        return list(self.messages)
+    def __init__(self, messages: dict, fail_after=None, validity="1"):
+        self.messages, self.fail_after, self.validity = messages, fail_after, validity
+        self.fetched, self.deleted, self.listed_above, self.batches = 0, [], [], []
 
-    def fetch(self, uid):
-        if self.fail_after is not None and self.fetched >= self.fail_after:
-            raise ConnectionResetError("server went away")
-        self.fetched += 1
-        return self.messages[uid]
+    @property
+    def key(self):
+        return f"{self.place}:{self.validity}"
+
+    def count(self):
+        return len(self.messages)
+
+    def uids(self, above=0):
+        self.listed_above.append(above)
+        return sorted((u for u in self.messages if int(u) > above), key=int)
+
+    def fetch_many(self, uids):
+        self.batches.append(list(uids))
+        out = {}
+        for uid in uids:
+            if self.fail_after is not None and self.fetched >= self.fail_after:
+                raise ConnectionResetError("server went away")
+            self.fetched += 1
+            if uid in self.messages:
+                out[uid] = self.messages[uid]
+        return out
 
     def delete(self, uids):
         self.deleted += uids
         for uid in uids:
             self.messages.pop(uid)
+
+    def close(self):
+        pass
+
+
+class OldStyleBox:
+    """The older protocol (uids/fetch one by one), still accepted."""
+
+    key = "pop3"
+
+    def __init__(self, messages):
+        self.messages = messages
+
+    def uids(self):
+        return list(self.messages)
+
+    def fetch(self, uid):
+        return self.messages[uid]
+
+    def delete(self, uids):
+        pass
 
     def close(self):
         pass
@@ -81,19 +120,98 @@ def test_batch_and_nothing_twice(registry, monkeypatch):
     third = scan(registry, box, monkeypatch, batch=2)
     assert third.scanned == 0
     assert registry.contact("stranger@example.com") is None
+    assert box.listed_above == [0, 2, 4]          # each run lists only what is newer
 
 
-def test_failure_midway_keeps_what_was_processed(registry, monkeypatch):
-    messages = {str(i): dsn(f"c{i}@example.com") for i in range(1, 5)}
-    broken = FakeMailbox(dict(messages), fail_after=2)
-    report = scan(registry, broken, monkeypatch)
+def test_failure_midway_keeps_whole_batches(registry, monkeypatch):
+    """A server failing inside a batch: the batches before are kept, the failed one is not
+    counted at all; the next scan counts each message exactly once."""
+    messages = {str(i): dsn(f"c{i % 6}@example.com", "4.2.2") for i in range(1, 2 * FETCH_BATCH)}
+    broken = FakeMailbox(dict(messages), fail_after=FETCH_BATCH + 3)
+    report = scan(registry, broken, monkeypatch, batch=10000)
     assert not report.ok and "connection failed midway" in report.error
-    assert report.newly_faulty == ["c1@example.com", "c2@example.com"]
-    assert "s3cret-pw" not in report.error
-    status = registry.account("news").status["last_scan"]
-    assert status["result"] == "error"
-    rest = scan(registry, FakeMailbox(dict(messages)), monkeypatch)
-    assert rest.ok and rest.newly_faulty == ["c3@example.com", "c4@example.com"]
+    assert report.scanned == FETCH_BATCH and "s3cret-pw" not in report.error
+    assert registry.account("news").status["last_scan"]["result"] == "error"
+    rest = scan(registry, FakeMailbox(dict(messages)), monkeypatch, batch=10000)
+    assert rest.ok and rest.scanned == len(messages) - FETCH_BATCH
+    totals = registry.account("news").status["bounce_totals"]
+    assert totals["soft"] == len(messages)
+
+
+def test_crash_inside_the_batch_transaction_counts_nothing(registry, monkeypatch):
+    box = FakeMailbox({"1": dsn("c0@example.com", "4.2.2"), "2": dsn("c1@example.com", "4.2.2")})
+    real = registry.record_message
+    calls = []
+
+    def crash_on_second(*args, **kwargs):
+        calls.append(args[2])
+        if len(calls) == 2:
+            raise KeyboardInterrupt("killed")
+        return real(*args, **kwargs)
+    monkeypatch.setattr(registry, "record_message", crash_on_second)
+    with pytest.raises(KeyboardInterrupt):
+        scan(registry, box, monkeypatch)
+    assert registry.processed_uids("news", box.key) == set()
+    assert registry.scan_state.mark("news", "imap:INBOX") == ("1", 0)
+    monkeypatch.setattr(registry, "record_message", real)
+    again = scan(registry, box, monkeypatch)
+    assert again.scanned == 2 and again.bounces["soft"] == 2
+    assert [len(registry.contact(f"c{i}@example.com")["soft_bounces"]) for i in (0, 1)] == [1, 1]
+
+
+def test_a_previous_crash_leaves_processed_uids_above_the_mark(registry, monkeypatch):
+    """Messages an older run recorded one by one (above the mark) are not counted again."""
+    box = FakeMailbox({"1": dsn("c0@example.com"), "2": dsn("c1@example.com")})
+    registry.record_message("news", box.key, "2", [("c1@example.com", "hard", "5.1.1")])
+    report = scan(registry, box, monkeypatch)
+    assert report.scanned == 1 and report.newly_faulty == ["c0@example.com"]
+    assert registry.scan_state.mark("news", "imap:INBOX") == ("1", 2)
+    registry.mark_processed("news", box.key, ["3", "4"])   # recorded, mark not moved
+    box.messages.update({"3": ORDINARY, "4": ORDINARY})
+    assert scan(registry, box, monkeypatch).scanned == 0
+    assert registry.scan_state.mark("news", "imap:INBOX") == ("1", 4)
+
+
+def test_uidvalidity_change_forgets_the_old_id_space(registry, monkeypatch):
+    box = FakeMailbox({"1": ORDINARY, "2": ORDINARY})
+    assert scan(registry, box, monkeypatch).scanned == 2
+    assert registry.processed_uids("news", "imap:INBOX:1") == {"1", "2"}
+    renumbered = FakeMailbox({"1": ORDINARY, "2": ORDINARY, "3": ORDINARY}, validity="7")
+    report = scan(registry, renumbered, monkeypatch)
+    assert report.scanned == 3 and renumbered.listed_above == [0]
+    assert registry.processed_uids("news", "imap:INBOX:1") == set()
+    assert registry.scan_state.mark("news", "imap:INBOX") == ("7", 3)
+
+
+def test_a_registry_from_before_marks_keeps_its_processed_uids(registry, monkeypatch):
+    """Upgrading: processed ids recorded by the older scanner (no mark yet) still count."""
+    registry.mark_processed("news", "imap:INBOX:1", ["1", "2"])
+    box = FakeMailbox({"1": ORDINARY, "2": ORDINARY, "3": ORDINARY})
+    assert scan(registry, box, monkeypatch).scanned == 1
+
+
+def test_another_server_with_the_same_uidvalidity_starts_afresh(registry, monkeypatch):
+    box = FakeMailbox({"1": ORDINARY, "2": ORDINARY})
+    box.server = "old.example.com:993/u"
+    scan(registry, box, monkeypatch)
+    moved = FakeMailbox({"1": dsn("c0@example.com"), "2": ORDINARY})
+    moved.server = "new.example.com:993/u"
+    report = scan(registry, moved, monkeypatch)
+    assert report.scanned == 2 and report.newly_faulty == ["c0@example.com"]
+    assert registry.scan_state.mark("news", "imap:INBOX") == ("1@new.example.com:993/u", 2)
+
+
+def test_uids_the_server_no_longer_has_are_forgotten(registry, monkeypatch):
+    box = FakeMailbox({str(i): ORDINARY for i in range(1, 6)})
+    scan(registry, box, monkeypatch)
+    for uid in ("2", "4"):
+        box.messages.pop(uid)
+    box.messages["6"] = ORDINARY
+    assert scan(registry, box, monkeypatch).scanned == 1
+    assert registry.processed_uids("news", box.key) == {"1", "3", "5", "6"}
+    assert box.listed_above == [0, 5, 0]      # one sweep, only because two were gone
+    scan(registry, box, monkeypatch)
+    assert box.listed_above[-1] == 6          # nothing gone since: no sweep
 
 
 def test_soft_limit_blocked_and_delete(registry, monkeypatch):
@@ -110,8 +228,32 @@ def test_soft_limit_blocked_and_delete(registry, monkeypatch):
     assert totals["blocked"] == 1
 
 
+def test_batches_are_fetched_together(registry, monkeypatch):
+    box = FakeMailbox({str(i): ORDINARY for i in range(1, FETCH_BATCH + 11)})
+    report = scan(registry, box, monkeypatch, batch=FETCH_BATCH + 5)
+    assert report.scanned == FETCH_BATCH + 5 and report.remaining == 5
+    assert [len(b) for b in box.batches] == [FETCH_BATCH, 5]
+
+
+def test_old_style_mailbox_still_scans(registry, monkeypatch):
+    box = OldStyleBox({"a": dsn("c0@example.com"), "b": ORDINARY})
+    assert scan(registry, box, monkeypatch).newly_faulty == ["c0@example.com"]
+    assert scan(registry, box, monkeypatch).scanned == 0
+    box.messages.pop("a")
+    scan(registry, box, monkeypatch)
+    assert registry.processed_uids("news", "pop3") == {"b"}
+
+
 def test_corpus_messages_through_the_scanner(registry, monkeypatch):
     files = sorted(BOUNCES.glob("*.eml"))[:40]
     box = FakeMailbox({str(i): f.read_bytes() for i, f in enumerate(files, start=1)})
     report = scan(registry, box, monkeypatch)
     assert report.ok and report.scanned == len(files)
+
+
+def test_batches_are_bounded_in_bytes_too(registry, monkeypatch):
+    """Large messages: fewer per FETCH, so that one batch fits in one step's time."""
+    box = FakeMailbox({str(i): ORDINARY for i in range(1, 41)})
+    box.sizes = {str(i): 1024 * 1024 for i in range(1, 41)}   # 1 MiB each (as listed)
+    assert scan(registry, box, monkeypatch).scanned == 40
+    assert [len(b) for b in box.batches] == [16, 16, 8]     # 256 KiB of each is read

@@ -1,10 +1,13 @@
 """Reading an account's inbox for the scanner: IMAP or POP3, without marking mail read.
 
-IMAP fetches with ``BODY.PEEK`` (no \\Seen flag); POP3 reads with ``TOP`` (RETR
-would mark the message seen on servers such as Dovecot). Both read a bounded
-prefix of each message. Message identity is the IMAP UID within UIDVALIDITY,
-or the POP3 UIDL. Settings and the login (SASL, UTF-8 credentials) are the
-shared ones of ``reconciler.servers``.
+IMAP (``imap_fetch``) fetches with ``BODY.PEEK`` (no \\Seen flag), a batch of UIDs per
+``UID FETCH``, and lists only the UIDs above the last one seen; POP3 (``pop3_fetch``)
+diffs UIDL against the UIDLs already processed and reads with ``TOP`` (RETR would mark
+the message seen on servers such as Dovecot), pipelined where the server offers
+PIPELINING. Both read a bounded prefix of each message. Message identity is the IMAP
+UID within UIDVALIDITY, or the POP3 UIDL. Every network step runs under the scan's
+``ScanDeadline``. Settings and the login (SASL, UTF-8 credentials) are the shared
+ones of ``reconciler.servers``.
 """
 from __future__ import annotations
 
@@ -12,13 +15,15 @@ import imaplib
 import poplib
 import re
 import ssl
-from typing import Protocol
+from typing import Iterable, Optional, Protocol
 
-from ..servers import (SaslError, ServerSettings, imap_authenticate, pop3_authenticate,
-                       redact)
+from ..servers import ServerSettings, redact
+from .deadline import ACTIVE, ScanDeadline
 
 MAX_BYTES = 256 * 1024
 POP3_TOP_LINES = 4000
+FETCH_BATCH = 250        # messages per IMAP UID FETCH / per pipelined POP3 window
+BATCH_BYTES = 4 * 1024 * 1024   # and (IMAP, sizes known) about this many bytes per FETCH
 
 
 class MailboxError(Exception):
@@ -26,140 +31,71 @@ class MailboxError(Exception):
 
 
 class Mailbox(Protocol):
-    key: str   # names the message-id space: "imap:INBOX:<uidvalidity>" or "pop3"
+    key: str        # names the message-id space: "imap:INBOX:<uidvalidity>" or "pop3"
+    place: str      # names the mailbox apart from its id space: "imap:INBOX" or "pop3"
+    validity: str   # IMAP UIDVALIDITY ("" for POP3)
+    server: str     # host:port/user: the same UIDVALIDITY elsewhere is another id space
+    ordered: bool   # ids ascend with arrival (IMAP UIDs): a last-seen mark applies
 
-    def uids(self) -> list[str]: ...
-    def fetch(self, uid: str) -> bytes: ...
+    def uids(self, above: int = 0) -> list[str]: ...
+    def count(self) -> int: ...
+    def fetch_many(self, uids: list[str]) -> dict[str, bytes]: ...
     def delete(self, uids: list[str]) -> None: ...
     def close(self) -> None: ...
 
 
-def _quote(folder: str) -> str:
-    return '"' + folder.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-class ImapMailbox:
-    def __init__(self, settings: ServerSettings):
-        self.settings = settings
-        context = settings.tls_context()
-        if settings.security == "ssl":
-            self.client = imaplib.IMAP4_SSL(settings.host, settings.port, ssl_context=context,
-                                            timeout=settings.timeout)
-        else:
-            self.client = imaplib.IMAP4(settings.host, settings.port, timeout=settings.timeout)
-            if settings.security == "starttls":
-                self.client.starttls(ssl_context=context)
-        self._login()
-        typ, _ = self.client.select(_quote(settings.folder), readonly=False)
-        if typ != "OK":
-            raise MailboxError(f"cannot select folder {settings.folder!r}")
-        validity = self.client.untagged_responses.get("UIDVALIDITY", [b"0"])[-1]
-        self.key = f"imap:{settings.folder}:{validity.decode() if isinstance(validity, bytes) else validity}"
-
-    def _login(self) -> None:
-        try:
-            imap_authenticate(self.client, self.settings)
-        except (imaplib.IMAP4.error, SaslError):
-            raise MailboxError(f"IMAP login failed for {self.settings.username}") from None
-
-    def uids(self) -> list[str]:
-        typ, data = self.client.uid("SEARCH", None, "ALL")
-        if typ != "OK":
-            raise MailboxError("UID SEARCH failed")
-        return [u.decode() for u in (data[0] or b"").split()]
-
-    def fetch(self, uid: str) -> bytes:
-        typ, data = self.client.uid("FETCH", uid, f"(BODY.PEEK[]<0.{MAX_BYTES}>)")
-        if typ != "OK":
-            raise MailboxError(f"UID FETCH {uid} failed")
-        for item in data:
-            if isinstance(item, tuple) and len(item) >= 2:
-                return item[1]
-        return b""
-
-    def delete(self, uids: list[str]) -> None:
-        if not uids:
-            return
-        self.client.uid("STORE", ",".join(uids), "+FLAGS.SILENT", r"(\Deleted)")
-        if "UIDPLUS" in self.client.capabilities:
-            self.client.uid("EXPUNGE", ",".join(uids))
-        else:
-            self.client.expunge()
-
-    def close(self) -> None:
-        for step in (self.client.close, self.client.logout):
-            try:
-                step()
-            except Exception:  # already gone: nothing to keep
-                pass
-
-
-class Pop3Mailbox:
-    key = "pop3"
-
-    def __init__(self, settings: ServerSettings):
-        context = settings.tls_context()
-        if settings.security == "ssl":
-            self.client = poplib.POP3_SSL(settings.host, settings.port, context=context,
-                                          timeout=settings.timeout)
-        else:
-            self.client = poplib.POP3(settings.host, settings.port, timeout=settings.timeout)
-            if settings.security == "starttls":
-                self.client.stls(context=context)
-        try:
-            pop3_authenticate(self.client, settings, self._capabilities())
-        except (poplib.error_proto, SaslError):
-            raise MailboxError(f"POP3 login failed for {settings.username}") from None
-        self._numbers: dict[str, int] = {}
-
-    def _capabilities(self) -> dict:
-        try:
-            return self.client.capa()
-        except poplib.error_proto:   # CAPA is optional (RFC 2449): USER / PASS then
-            return {}
-
-    def uids(self) -> list[str]:
-        _, lines, _ = self.client.uidl()
-        self._numbers = {}
-        for line in lines:
-            number, _, uid = line.decode("ascii", "replace").partition(" ")
-            self._numbers[uid] = int(number)
-        return list(self._numbers)
-
-    def fetch(self, uid: str) -> bytes:
-        number = self._numbers[uid]
-        try:
-            _, lines, _ = self.client.top(number, POP3_TOP_LINES)
-        except poplib.error_proto:       # a server without TOP: RETR (may mark it seen)
-            _, lines, _ = self.client.retr(number)
-        return b"\r\n".join(lines)[:MAX_BYTES]
-
-    def delete(self, uids: list[str]) -> None:
-        for uid in uids:
-            self.client.dele(self._numbers[uid])
-
-    def close(self) -> None:
-        try:
-            self.client.quit()   # QUIT commits the deletions
-        except Exception:
-            try:
-                self.client.close()
-            except Exception:
-                pass
-
-
-def open_mailbox(settings: ServerSettings) -> Mailbox:
+def open_mailbox(settings: ServerSettings, deadline: Optional[ScanDeadline] = None) -> Mailbox:
     """Connect and log in; MailboxError (never a password) on failure."""
+    from .imap_fetch import ImapMailbox
+    from .pop3_fetch import Pop3Mailbox
+    deadline = deadline or ACTIVE.get() or ScanDeadline(settings.timeout * 10, settings.timeout)
     try:
         if settings.kind == "imap":
-            return ImapMailbox(settings)
-        return Pop3Mailbox(settings)
+            return ImapMailbox(settings, deadline)
+        return Pop3Mailbox(settings, deadline)
     except MailboxError:
         raise
     except (OSError, imaplib.IMAP4.error, poplib.error_proto, ssl.SSLError) as exc:
+        if deadline.expired or isinstance(exc, TimeoutError):
+            raise MailboxError(f"{settings.kind} {settings.host}:{settings.port}: timeout: "
+                               f"{deadline.describe()}") from None
         raise MailboxError(f"{settings.kind} {settings.host}:{settings.port}: "
                            f"{redact(str(exc), settings.secret)}") from None
 
 
-def numeric_sort(uids: list[str]) -> list[str]:
+class _Plain:
+    """A mailbox with only ``uids()`` and ``fetch(uid)`` (a stand-in in tests, say) as a
+    ``Mailbox``: every id listed, none ordered, one fetch per message."""
+
+    ordered, validity, server = False, "", ""
+
+    def __init__(self, box) -> None:
+        self.box, self.key = box, box.key
+        self.place = box.key.rsplit(":", 1)[0] if box.key.startswith("imap:") else box.key
+        self._count = 0
+
+    def uids(self, above: int = 0) -> list[str]:
+        listed = numeric_sort(self.box.uids())
+        self._count = len(listed)
+        return listed
+
+    def count(self) -> int:
+        return self._count
+
+    def fetch_many(self, uids: list[str]) -> dict[str, bytes]:
+        return {uid: self.box.fetch(uid) for uid in uids}
+
+    def delete(self, uids: list[str]) -> None:
+        self.box.delete(uids)
+
+    def close(self) -> None:
+        self.box.close()
+
+
+def as_mailbox(box) -> Mailbox:
+    """``box`` itself when it is a ``Mailbox``, else wrapped (see ``_Plain``)."""
+    return box if hasattr(box, "fetch_many") else _Plain(box)
+
+
+def numeric_sort(uids: Iterable[str]) -> list[str]:
     return sorted(uids, key=lambda u: (0, int(u)) if re.fullmatch(r"\d+", u) else (1, u))

@@ -1,11 +1,14 @@
 """The inbox scanner: an account's inbox → bounce verdicts → contact status.
 
 Per account and run: at most ``batch_size`` messages not seen before are read
-(oldest first, without marking them read); each message's verdict and the fact
-that it was processed are written to the registry in one transaction, so a
-server that fails midway leaves the registry consistent with what was
-processed and the next scan picks up the rest. Bounces are deleted from the
-server when ``delete_bounces``; other mail is left untouched.
+(oldest first, without marking them read), ``FETCH_BATCH`` per round trip
+(``scan_memory`` says which are new). A batch's verdicts, the fact that each
+message was processed and the mailbox's last-seen mark are written in one
+transaction, so a scan that stops anywhere (server failure, deadline, crash)
+leaves the registry consistent with what was processed: nothing counted twice,
+nothing lost; the next scan picks up the rest. Every network step and the whole
+scan are under a ``ScanDeadline``. Bounces are deleted from the server (after
+their batch is recorded) when ``delete_bounces``; other mail is left untouched.
 
 A bounce counts only as far as it can be trusted (``authenticity``): for the recipients
 of the tagged message it returns, or, untagged, when it comes from a mail system and
@@ -19,12 +22,19 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Optional
 
+from ..errors import MailformError, NotFoundError
 from ..policy import effective_bounce_policy
-from ..errors import NotFoundError
 from ..servers import ServerSettings, servers_of
 from .authenticity import Trust, decide, find_tags, genuine, origin_of, signed_before
 from .classify import classify
-from .mailbox import MailboxError, numeric_sort, open_mailbox
+from .deadline import ACTIVE, ScanDeadline
+from .mailbox import (BATCH_BYTES, FETCH_BATCH, MAX_BYTES, MailboxError, as_mailbox,
+                      open_mailbox)
+from .prefetch import Prefetch
+from .replies import message_id_of, note_reply
+from .scan_memory import Mark, new_messages
+
+DEADLINE_FACTOR = 10     # a whole account's scan: this many times the per-step timeout
 
 
 
@@ -89,31 +99,31 @@ class BounceJudge:
 
 
 def _sorted_out(verdict, trust: Trust) -> tuple[list, list]:
-    """The verdict's recipients: (address, kind, status, reason) that count, and
-    (address, kind, status, reason, why) that are unverified."""
+    """The verdict's recipients: (address, kind, status, reason, diagnostic) that count,
+    and (address, kind, status, reason, why) that are unverified."""
     counted, doubted = [], []
     for r in verdict.recipients:
         row = (r.address, r.kind, r.status, getattr(r, "reason", None))
         if trust.counts(r.address):
-            counted.append(row)
+            counted.append((*row, getattr(r, "diagnostic", None)))
         else:
             doubted.append((*row, trust.doubt()))
     return counted, doubted
 
 
-def _process(registry, report: ScanReport, mailbox, uid: str, policy: dict,
-             classifier: Callable, judge: Callable) -> bool:
-    """Classify one message and record it; True when it is a bounce."""
-    raw = mailbox.fetch(uid)
+def _judged(uid: str, raw: bytes, classifier: Callable, judge: Callable) -> tuple:
+    """(uid, verdict, counted, doubted) for one message (pure: no registry write)."""
     verdict = classifier(raw)
     counted, doubted = _sorted_out(verdict, judge(raw)) if verdict.bounce else ([], [])
-    outcomes = registry.record_message(
-        report.account, mailbox.key, uid, counted, soft_limit=policy["soft_bounce_limit"],
-        window_days=policy["soft_bounce_window_days"], unverified=doubted)
+    return uid, verdict, counted, doubted
+
+
+def _tally(report: ScanReport, verdict, counted: list, doubted: list, outcomes: list) -> None:
+    """Count one recorded message in the report."""
     report.scanned += 1
     if not verdict.bounce:
         report.other += 1
-        return False
+        return
     report.unverified += len(doubted)
     for (address, kind, *_), (before, after) in zip(counted, outcomes):
         report.bounces[kind] = report.bounces.get(kind, 0) + 1
@@ -123,46 +133,135 @@ def _process(registry, report: ScanReport, mailbox, uid: str, policy: dict,
             report.unknown.append(address)
         elif before != "faulty" and after == "faulty":
             report.newly_faulty.append(address)
-    return True
+
+
+@dataclass
+class _Run:
+    """One account's scan: its registry, report, mailbox and rules."""
+
+    registry: Any
+    report: ScanReport
+    mailbox: Any
+    policy: dict
+    classifier: Callable
+    judge: Callable
+
+    def batch(self, uids: list[str], fetched: dict, mark: Mark,
+              following: Optional[str]) -> list[str]:
+        """Judge and record one fetched batch in one transaction (the mark moves with
+        it); the bounces among them."""
+        judged = [_judged(uid, fetched[uid], self.classifier, self.judge)
+                  for uid in uids if uid in fetched]
+        with self.registry.scan_state.batch():
+            recorded = [(self._record(uid, fetched[uid], verdict, counted, doubted), verdict,
+                         counted, doubted) for uid, verdict, counted, doubted in judged]
+            mark.advance(following)
+        for outcomes, verdict, counted, doubted in recorded:
+            _tally(self.report, verdict, counted, doubted, outcomes)
+        return [uid for uid, verdict, *_ in judged if verdict.bounce]
+
+    def _record(self, uid: str, raw: bytes, verdict, counted: list, doubted: list) -> list:
+        """One message in the ledger; a human reply from a contact becomes a `replied`
+        event (the message stays unread: it was fetched with BODY.PEEK)."""
+        if not verdict.bounce:
+            note_reply(self.registry, self.report.account, raw)
+        return self.registry.record_message(
+            self.report.account, self.mailbox.key, uid, counted,
+            soft_limit=self.policy["soft_bounce_limit"],
+            window_days=self.policy["soft_bounce_window_days"], unverified=doubted,
+            message_id=message_id_of(raw) if counted else None)
+
+    def scan(self, batch_size: int, delete_bounces: bool) -> None:
+        """Batches of FETCH_BATCH, the next one fetched while this one is recorded
+        (unless bounces are deleted: that uses the connection in between)."""
+        pending, mark = new_messages(self.registry, self.report.account, self.mailbox)
+        self.report.remaining = max(0, len(pending) - batch_size)
+        batches = _batches(pending, batch_size, getattr(self.mailbox, "sizes", {}))
+        if not batches and mark.top > mark.last:
+            mark.advance(None)        # all listed were processed before (a crash between)
+        with Prefetch(self.mailbox.fetch_many) as ahead:
+            ahead.start(batches[0][0] if batches else None)
+            for number, (uids, following) in enumerate(batches):
+                fetched = ahead.take()
+                after = batches[number + 1][0] if number + 1 < len(batches) else None
+                if not delete_bounces:
+                    ahead.start(after)
+                bounced = self.batch(uids, fetched, mark, following)
+                if delete_bounces:
+                    self._delete(bounced)
+                    ahead.start(after)
+
+    def _delete(self, bounced: list[str]) -> None:
+        if bounced:
+            self.mailbox.delete(bounced)
+            self.report.deleted += len(bounced)
+
+
+def _batches(pending: list[str], batch_size: int,
+             sizes: dict) -> list[tuple[list[str], Optional[str]]]:
+    """The run's batches, each of at most FETCH_BATCH messages and (where the sizes are
+    known) about BATCH_BYTES, so one batch fits in one step's time: (uids, the next
+    pending uid after them or None)."""
+    out, uids, load = [], [], 0
+    wanted = pending[:batch_size]
+    for number, uid in enumerate(wanted):
+        uids.append(uid)
+        load += min(sizes.get(uid, 0), MAX_BYTES)
+        if len(uids) == FETCH_BATCH or load >= BATCH_BYTES or number + 1 == len(wanted):
+            out.append((uids, pending[number + 1] if number + 1 < len(pending) else None))
+            uids, load = [], 0
+    return out
 
 
 def scan_account(registry, name: str, settings: ServerSettings, batch_size: int,
                  delete_bounces: bool, policy: Optional[dict] = None,
-                 classifier: Callable = classify, judge: Optional[Callable] = None
-                 ) -> ScanReport:
+                 classifier: Callable = classify, judge: Optional[Callable] = None,
+                 deadline: Optional[float] = None) -> ScanReport:
     """Scan one account's inbox; the report is also stored as the account's status.
-    ``judge`` (raw message → ``Trust``): by default the account's ``BounceJudge``."""
+    ``judge`` (raw message → ``Trust``): by default the account's ``BounceJudge``.
+    ``deadline``: seconds the whole scan may take (default ``DEADLINE_FACTOR`` × the
+    settings' timeout, which bounds each network step)."""
     policy = effective_bounce_policy(policy)
     judge = judge or BounceJudge.for_account(registry, name)
     report, started = ScanReport(name), time.monotonic()
+    clock = ScanDeadline(deadline or settings.timeout * DEADLINE_FACTOR, settings.timeout)
     mailbox = None
     try:
-        mailbox = open_mailbox(settings)
-        seen = registry.processed_uids(name, mailbox.key)
-        pending = [u for u in numeric_sort(mailbox.uids()) if u not in seen]
-        report.remaining = max(0, len(pending) - batch_size)
-        bounced = []
-        for uid in pending[:batch_size]:
-            if _process(registry, report, mailbox, uid, policy, classifier, judge) \
-                    and delete_bounces:
-                bounced.append(uid)
-        if bounced:
-            mailbox.delete(bounced)
-            report.deleted = len(bounced)
-    except MailboxError as exc:
-        report.error = str(exc)
-    except (OSError, EOFError) as exc:
-        report.error = f"{settings.kind} {settings.host}:{settings.port}: connection failed " \
-                       f"midway ({type(exc).__name__})"
-    except Exception as exc:  # imaplib/poplib protocol errors: report, keep what was recorded
-        report.error = f"{settings.kind} error: {type(exc).__name__}: " \
-                       f"{settings.redact(str(exc))}"
+        mailbox = as_mailbox(_open(settings, clock))
+        _Run(registry, report, mailbox, policy, classifier, judge).scan(batch_size,
+                                                                       delete_bounces)
+    except Exception as exc:  # imaplib/poplib errors too: report, keep what was recorded
+        report.error = _failure(exc, settings, clock)
     finally:
         if mailbox is not None:
             mailbox.close()
+        clock.close()
     report.seconds = time.monotonic() - started
     _store_status(registry, name, report)
     return report
+
+
+def _open(settings: ServerSettings, clock: ScanDeadline):
+    token = ACTIVE.set(clock)
+    try:
+        return open_mailbox(settings)
+    finally:
+        ACTIVE.reset(token)
+
+
+def _failure(exc: Exception, settings: ServerSettings, clock: ScanDeadline) -> str:
+    """The report's error for what stopped the scan (never a password)."""
+    where = f"{settings.kind} {settings.host}:{settings.port}"
+    if isinstance(exc, MailboxError):
+        return str(exc)
+    if clock.expired or isinstance(exc, TimeoutError):
+        return (f"{where}: timeout: {clock.describe()}; what was processed before is kept, "
+                "the rest waits for the next scan")
+    if isinstance(exc, (OSError, EOFError)):
+        return f"{where}: connection failed midway ({type(exc).__name__})"
+    if isinstance(exc, MailformError):          # the registry's, say: it names itself
+        return str(exc)
+    return f"{settings.kind} error: {type(exc).__name__}: {settings.redact(str(exc))}"
 
 
 def _store_status(registry, name: str, report: ScanReport) -> None:
@@ -188,10 +287,13 @@ def inbox_accounts(registry, names, scan_all: bool) -> list:
     return [accounts[n] for n in names]
 
 
-def scan_stored(registry, stored, timeout: float) -> ScanReport:
+def scan_stored(registry, stored, timeout: float, deadline: Optional[float] = None
+                ) -> ScanReport:
     """Scan one applied account as the registry holds it: its inbox server, batch size and
-    deletion rule, and the registry's bounce policy."""
+    deletion rule, and the registry's bounce policy. ``timeout`` bounds each network step,
+    ``deadline`` (default ``DEADLINE_FACTOR`` × ``timeout``) the whole account."""
     settings = servers_of(stored.spec, registry.secrets(stored.name), timeout=timeout)
     inbox = stored.spec["inbox"]
     return scan_account(registry, stored.name, settings["inbox"], inbox["batch_size"],
-                        inbox["delete_bounces"], registry.get_setting("bounce_policy"))
+                        inbox["delete_bounces"], registry.get_setting("bounce_policy"),
+                        deadline=deadline)

@@ -35,6 +35,9 @@ COMMANDS = {
     "sender": ("cmd_sender", "sender"),
     "proxy": ("cmd_proxy", "proxy"),
     "reconcile": ("cmd_reconcile", "reconcile"),
+    "events": ("cmd_events", "events"),
+    "webhooks": ("cmd_webhooks", "webhooks"),
+    "worker": ("cmd_worker", "worker"),
 }
 
 

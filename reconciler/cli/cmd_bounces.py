@@ -1,4 +1,5 @@
-"""`mailform bounces classify FILE... [--json]` (SPEC §6)."""
+"""`mailform bounces classify FILE... [--json]` (SPEC §6) and `bounces ingest --format
+PROVIDER FILE...` (issue 14)."""
 from __future__ import annotations
 
 import json
@@ -9,6 +10,9 @@ import click
 from ..bounces.classify import classify
 from ..bounces.mime import MAX_BYTES
 from ..bounces.verdict import Verdict
+from ..errors import MailformError
+from ..registry import open_registry
+from .options import registry_option
 
 _DIAGNOSTIC_WIDTH = 60
 
@@ -81,3 +85,45 @@ def _short(text: str | None) -> str:
     if not text:
         return ""
     return text if len(text) <= _DIAGNOSTIC_WIDTH else text[: _DIAGNOSTIC_WIDTH - 1] + "…"
+
+
+@bounces.command("ingest")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False,
+                                                                  allow_dash=True))
+@click.option("--format", "provider", required=True,
+              type=click.Choice(["ses", "sendgrid", "postmark", "mailgun"]),
+              help="The provider whose webhook format the files hold.")
+@click.option("--json", "as_json", is_flag=True, help="The counts as one JSON object.")
+@registry_option
+def ingest_cmd(files, provider, as_json, registry_url):
+    """Record bounces and complaints from provider webhook payloads saved to FILEs (JSON,
+    a JSON list of payloads, or JSON Lines): counted like scanned bounces, each provider
+    event at most once (a file ingested twice changes nothing). Signatures are not
+    checked here: `webhooks serve` checks them. Every file is checked before any is
+    recorded."""
+    from ..events.ingest import ingest, parse, payloads_of
+    found = []
+    for path in files:
+        for where, payload in payloads_of(provider, _read_text(path), path):
+            found += parse(provider, payload, where)
+    with open_registry(registry_url) as registry:
+        report = ingest(registry, found)
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), sort_keys=True))
+        return 0
+    click.echo(f"{report.counted} recorded, {report.duplicates} already recorded, "
+               f"{len(report.newly_faulty)} contact(s) newly faulty, {len(report.unknown)} "
+               "not contacts.")
+    for email in report.unknown:
+        click.echo(f"  not a contact: {email}")
+    return 0
+
+
+def _read_text(path: str) -> str:
+    try:
+        if path == "-":
+            return sys.stdin.read()
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise MailformError(f"{path}: cannot read: {exc}") from None

@@ -1,6 +1,7 @@
 """`mailform debug NAME`: try port/security combinations, propose and optionally --fix."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 
@@ -30,7 +31,13 @@ PORT_MAP_ENV = "MAILFORM_DEBUG_PORT_MAP"
               show_default=True, help="Seconds per probe.")
 @click.option("--format", "fmt", type=click.Choice(["human", "json"]), default="human",
               show_default=True, help="Output format.")
-def debug(name, paths, var_files, var_pairs, environment, fix, timeout, fmt):
+@click.option("--discover", is_flag=True,
+              help="Also try the servers that DNS SRV records (RFC 6186/8314), the domain's "
+                   "autoconfig file and its MX hosts point at; --fix may then change the host.")
+@click.option("--dns-server", metavar="HOST[:PORT]", default=None,
+              help="Use this DNS server for discovery (env MAILFORM_DNS_SERVER).")
+def debug(name, paths, var_files, var_pairs, environment, fix, timeout, fmt, discover,
+          dns_server):
     """Probe every port/security combination for NAME's SMTP and inbox servers.
 
     Prints a table of every candidate with its result and hint, and proposes
@@ -46,10 +53,19 @@ def debug(name, paths, var_files, var_pairs, environment, fix, timeout, fmt):
     if not endpoints:
         raise MailformError(f"account {name} declares no SMTP or inbox server "
                             "(marketing accounts are sent through the platform)")
-    reports = debug_servers(endpoints, timeout, port_map=_port_map(), account_name=name)
+    lookup = _lookup(dns_server, timeout) if discover else None
+    found = _discover(account.spec.email, endpoints, lookup, timeout) if lookup else None
+    with _resolving(lookup):
+        reports = debug_servers(endpoints, timeout, port_map=port_map(), account_name=name,
+                                extra=found[1] if found else None)
     if fmt == "json":
-        click.echo(json.dumps({role: rep.to_dict() for role, rep in reports.items()}, indent=2))
+        data = {role: rep.to_dict() for role, rep in reports.items()}
+        if found:
+            data["discovery"] = found[0].to_dict()
+        click.echo(json.dumps(data, indent=2))
     else:
+        if found:
+            _print_discovery(found[0])
         for role, rep in reports.items():
             _print_report(role, rep)
     if fix:
@@ -58,7 +74,41 @@ def debug(name, paths, var_files, var_pairs, environment, fix, timeout, fmt):
     return 0 if all(rep.ok for rep in reports.values()) else 1
 
 
-def _port_map() -> dict[int, int]:
+def _lookup(dns_server, timeout: float):
+    from ..deliverability.resolver import Lookup
+    return Lookup(dns_server, lifetime=timeout)
+
+
+def _resolving(lookup):
+    """With a DNS server given (flag or MAILFORM_DNS_SERVER), the probes resolve host
+    names through it too."""
+    if lookup is None or lookup.server is None:
+        return contextlib.nullcontext()
+    from ..deliverability.resolver import host_lookups_through
+    return host_lookups_through(lookup)
+
+
+def _discover(email: str, endpoints, lookup, timeout: float):
+    """(discovery, role -> [(host, port, security, source)]) for debug --discover."""
+    from ..deliverability.discover import discover
+    mapping = port_map()
+    found = discover(email, lookup, port_map=mapping, timeout=timeout)
+    extra = {role: [(c.host, mapping.get(c.port, c.port), c.security, c.source)
+                    for c in found.of_kind(settings.kind)]
+             for role, settings in endpoints.items()}
+    return found, extra
+
+
+def _print_discovery(found) -> None:
+    click.echo(f"Discovery for {found.domain}: {len(found.candidates)} candidate(s)")
+    for cand in found.candidates:
+        click.echo(f"  {cand.kind} {cand.host}:{cand.port} {cand.security}  (from {cand.source})")
+    for problem in found.problems:
+        click.echo(f"  note: {problem}")
+    click.echo("")
+
+
+def port_map() -> dict[int, int]:
     raw = os.environ.get(PORT_MAP_ENV, "").strip()
     out = {}
     for pair in filter(None, (p.strip() for p in raw.split(","))):
@@ -77,6 +127,7 @@ def _print_report(role: str, rep) -> None:
     rows = [("", "PORT", "SECURITY", "RESULT", "STEP", "TIME", "DETAIL")]
     for row in rep.rows:
         detail = "; ".join(x for x in (
+            f"host {row.host} from {row.source}" if row.source else "",
             f"certificate: {row.cert_reason}" if row.cert_reason else "",
             row.reply or "", f"hint: {row.hint}" if row.hint else "") if x)
         rows.append(("*" if row.declared else "", str(row.port), row.security, row.code,
@@ -91,8 +142,10 @@ def _print_report(role: str, rep) -> None:
         why = f" (login: {rep.login.code})" if rep.login is not None else ""
         click.echo(f"  No working combination found{why}.")
     elif rep.changed:
-        click.echo(f"  Proposal: port {rep.proposal.port}, security {rep.proposal.security} "
-                   f"(declared: port {rep.declared.port}, security {rep.declared.security})")
+        host = f"host {rep.proposal.host}, " if rep.proposal.host != rep.host else ""
+        click.echo(f"  Proposal: {host}port {rep.proposal.port}, security "
+                   f"{rep.proposal.security} (declared: {'host ' + rep.host + ', ' if host else ''}"
+                   f"port {rep.declared.port}, security {rep.declared.security})")
     else:
         click.echo(f"  The declared settings work (port {rep.proposal.port}, "
                    f"security {rep.proposal.security}).")

@@ -34,17 +34,23 @@ def _human(report) -> str:
 @click.argument("names", nargs=-1)
 @click.option("--all", "scan_all", is_flag=True, help="Every applied account with an inbox.")
 @click.option("--timeout", type=float, default=30.0, show_default=True,
-              help="Seconds for each network operation.")
+              help="Seconds for each network step (connect, login, one batch FETCH...).")
+@click.option("--deadline", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Seconds one account's scan may take in all  [default: 10 x --timeout].")
+@click.option("--concurrency", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Accounts scanned at once (threads, each with its own registry "
+                   "connection).")
 @registry_option
 @format_option("human", "json")
-def inbox_scan(names, scan_all, timeout, registry_url, fmt):
+def inbox_scan(names, scan_all, timeout, deadline, concurrency, registry_url, fmt):
     """Process bounces in the inboxes of applied accounts."""
-    from ..bounces.scan import inbox_accounts, scan_stored
+    from ..bounces.parallel import scan_many
+    from ..bounces.scan import inbox_accounts
     if not names and not scan_all:
         raise click.UsageError("name the accounts to scan, or pass --all")
     with open_registry(registry_url) as registry:
-        reports = [scan_stored(registry, stored, timeout)
-                   for stored in inbox_accounts(registry, names, scan_all)]
+        reports = scan_many(registry, inbox_accounts(registry, names, scan_all), timeout,
+                            concurrency, lambda: open_registry(registry_url), deadline)
     if fmt == "json":
         click.echo(json.dumps([r.to_dict() for r in reports], indent=2))
     else:

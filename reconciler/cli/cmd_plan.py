@@ -9,17 +9,20 @@ import sys
 import click
 
 from ..workflow import checks, run
+from ..workflow.cache import local_cache
 from ..workflow.inputs import Inputs, Loaded, load_desired, resolve_all
 from ..errors import GuardBlocked, MailformError
 from ..plan import Plan
 from ..registry import open_registry
-from ..render import render
+from ..render import render_to
 from ..render.json_out import render_plan_file
 from ..workflow.run import ApplyRequest, Event, Status
 from .options import (environments_declared, format_option, guard_options, inputs_of,
                       lock_timeout_option, manifest_options, no_color_option,
-                      registry_chosen_by_runner, registry_option, target_option)
+                      registry_chosen_by_runner, registry_option, target_option,
+                      cache_wanted, no_cache_option)
 from .output import print_problems, use_color
+from .cmd_verify import dns_options, dns_settings
 from .reading import open_for_reading
 
 EXIT_CHANGES = 2
@@ -27,7 +30,7 @@ EXIT_CHANGES = 2
 
 def _print_plan(plan: Plan, fmt: str, no_color: bool, force: bool = False) -> None:
     shown = plan.forced() if force else plan
-    click.echo(render(shown, fmt, color=use_color(no_color)), nl=False)
+    render_to(shown, fmt, lambda text: click.echo(text, nl=False), color=use_color(no_color))
     for guard in shown.guards:
         if guard.blocked:
             click.echo(f"Error: blocked by safety guard {guard.name}: {guard.detail} "
@@ -38,13 +41,14 @@ def _print_plan(plan: Plan, fmt: str, no_color: bool, force: bool = False) -> No
 
 
 def _load(inputs: Inputs, registry_url: str) -> Loaded:
-    desired = load_desired(inputs)
+    cache = local_cache(registry_url) if cache_wanted() else None
+    desired = load_desired(inputs, cache.docs if cache else None)
     # The manifests live as long as this command: keep the cyclic collector from
     # walking them again and again while secrets, registry rows and the plan are built.
     gc.freeze()
     print_problems([], desired.warnings)
     return Loaded(desired, resolve_all(desired.accounts.values(),
-                                       desired.secret_policy(registry_url)), inputs)
+                                       desired.secret_policy(registry_url)), inputs, cache)
 
 
 def _open_for_saving(registry_url: str):
@@ -77,19 +81,25 @@ def _open_for_planning(registry_url: str):
 @click.option("--force", is_flag=True, help="Report safety guards without failing on them.")
 @guard_options
 @no_color_option
+@no_cache_option
+@dns_options
 def plan(paths, var_files, var_pairs, environment, registry_url, fmt, out_file,
-         detailed_exitcode, run_verify, allow_hosts, targets, force, no_color):
+         detailed_exitcode, run_verify, allow_hosts, targets, force, no_color, dns_server,
+         spf_include, strict_dns):
     """Show what apply would change in the registry."""
     if out_file:
         _check_writable(out_file)
     loaded = _load(inputs_of(paths, var_files, var_pairs, environment), registry_url)
     opener = _open_for_saving if out_file else _open_for_planning
     failed: list[str] = []
+    dns_failed: list[str] = []
     with opener(registry_url) as registry:
         the_plan = run.make_plan(registry, loaded, targets)
         if run_verify:
             failed = run.verify_plan(registry, the_plan, loaded.secrets.values, allow_hosts,
                                      trust_registry=registry_chosen_by_runner())
+            dns_failed = _plan_dns(the_plan, dns_settings(dns_server, spf_include, timeout=5.0),
+                                   strict_dns)
         saved = render_plan_file(the_plan, run.plan_signer(registry)) if out_file else None
     _print_plan(the_plan, fmt, no_color, force)
     if out_file:
@@ -98,8 +108,19 @@ def plan(paths, var_files, var_pairs, environment, registry_url, fmt, out_file,
         return GuardBlocked.exit_code
     if failed:
         click.echo(f"Error: connectivity checks failed for {', '.join(failed)}", err=True)
+    if dns_failed:
+        click.echo(f"Error: deliverability checks failed (--strict-dns) for "
+                   f"{', '.join(dns_failed)}", err=True)
+    if failed or dns_failed:
         return 1
     return EXIT_CHANGES if detailed_exitcode and the_plan.has_changes else 0
+
+
+def _plan_dns(the_plan: Plan, options, strict: bool) -> list[str]:
+    """`plan --verify`: DNS findings as notes on the plan; what fails with --strict-dns."""
+    reports = checks.dns_reports(the_plan, options)
+    checks.annotate_dns(the_plan, reports)
+    return checks.dns_failures(reports, strict)
 
 
 def _check_writable(out_file: str) -> None:
@@ -218,8 +239,10 @@ def _refuse_plan_file_options(targets, var_files, var_pairs, environment) -> Non
 @target_option
 @lock_timeout_option
 @no_color_option
+@no_cache_option
+@dns_options
 def apply(paths, var_files, var_pairs, environment, registry_url, auto_approve, skip_verify,
-          force, targets, lock_timeout, no_color):
+          force, targets, lock_timeout, no_color, dns_server, spf_include, strict_dns):
     """Make the registry match the manifests (or a saved plan file)."""
     from_file = _is_plan_file(paths)
     if from_file:
@@ -232,7 +255,9 @@ def apply(paths, var_files, var_pairs, environment, registry_url, auto_approve, 
     opened = run.open_for_saved_plan(registry_url, paths[0]) if from_file else \
         open_registry(registry_url)
     with opened as registry:
-        outcome = run.apply(registry, request, _Prompt(auto_approve),
-                                 None if skip_verify else checks.check_plan,
-                                 functools.partial(_progress, no_color, force))
+        gate = None if skip_verify else checks.with_dns(
+            checks.check_plan, dns_settings(dns_server, spf_include, timeout=5.0), strict_dns,
+            lambda line: click.echo(f"Warning: {line}", err=True))
+        outcome = run.apply(registry, request, _Prompt(auto_approve), gate,
+                            functools.partial(_progress, no_color, force))
     return _exit_code(outcome, no_color)

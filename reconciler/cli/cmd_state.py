@@ -8,6 +8,7 @@ import yaml
 
 from ..apply import actor
 from ..errors import NotFoundError
+from ..model import SECRET_FIELDS
 from ..workflow.edits import set_field
 from .options import format_option, lock_timeout_option, registry_option
 from .reading import open_for_reading
@@ -27,6 +28,19 @@ def _status(account) -> dict:
     return {"activation": "active", **account.status}
 
 
+def _conditions_of(registry) -> dict:
+    """account -> type -> condition (none from a registry without them)."""
+    part = getattr(registry, "conditions", None)
+    return part.all() if part is not None else {}
+
+
+def _flags(conditions: list[dict]) -> str:
+    """The conditions that are not as they should be: `Verified=False Drifted=True`."""
+    bad = [c for c in conditions
+           if c["status"] != ("False" if c["type"] == "Drifted" else "True")]
+    return " ".join(f"{c['type']}={c['status']}" for c in bad) or ("ok" if conditions else "")
+
+
 def _scan_summary(status: dict) -> str:
     scan = status.get("last_scan") or {}
     return f"{scan.get('result', '?')} {scan.get('time', '')}".strip() if scan else "-"
@@ -44,17 +58,20 @@ def state_list(registry_url, fmt):
     """Every account with its status."""
     with open_for_reading(registry_url) as registry:
         accounts = registry.accounts()
+        conds = _conditions_of(registry)
     rows = [{"name": a.name, "type": a.type, "email": a.spec.get("email"),
              "activation": _status(a)["activation"],
-             "verification": a.status.get("verification"), "last_scan": a.status.get("last_scan")}
+             "verification": a.status.get("verification"), "last_scan": a.status.get("last_scan"),
+             "conditions": [c.as_dict() for c in conds.get(a.name, {}).values()]}
             for a in accounts.values()]
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2))
         return 0
-    header = ("NAME", "TYPE", "EMAIL", "STATUS", "LAST CHECK", "LAST SCAN")
+    header = ("NAME", "TYPE", "EMAIL", "STATUS", "LAST CHECK", "LAST SCAN", "CONDITIONS")
     table = [header] + [(r["name"], r["type"], r["email"] or "", r["activation"],
                          _check_summary(accounts[r["name"]].status),
-                         _scan_summary(accounts[r["name"]].status)) for r in rows]
+                         _scan_summary(accounts[r["name"]].status),
+                         _flags(r["conditions"])) for r in rows]
     widths = [max(len(str(row[i])) for row in table) for i in range(len(header))]
     for row in table:
         click.echo("  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip())
@@ -70,11 +87,13 @@ def state_show(name, registry_url, fmt):
     """One account: its live settings (secrets hidden) and status."""
     with open_for_reading(registry_url) as registry:
         account = registry.account(name)
+        conds = _conditions_of(registry).get(name, {})
     if account is None:
         raise NotFoundError(f"no account '{name}' in the registry")
     secrets = {path: "(sensitive value)" for path in account.fingerprints}
     body = {"name": account.name, "type": account.type, "spec": account.spec,
-            "secrets": secrets, "status": _status(account)}
+            "secrets": secrets, "status": _status(account),
+            "conditions": [c.as_dict() for c in conds.values()]}
     if fmt == "json":
         click.echo(json.dumps(body, indent=2, default=str))
     else:
@@ -137,13 +156,13 @@ def registry_set(name, assignment, registry_url):
     path, sep, raw = assignment.partition("=")
     if not sep or not path:
         raise click.BadParameter(f"'{assignment}' is not of the form PATH=VALUE")
-    value = raw if path.endswith("password") else yaml.safe_load(raw) if raw else ""
+    value = raw if path in SECRET_FIELDS else yaml.safe_load(raw) if raw else ""
     with open_registry(registry_url, create=False) as registry:
         done = set_field(registry, name, path, value)
     if done.new_field:
         click.echo(f"Warning: {path} is not a field of account {name} yet; adding it.",
                    err=True)
-    shown = "(sensitive value)" if path.endswith("password") else json.dumps(done.value)
+    shown = "(sensitive value)" if path in SECRET_FIELDS else json.dumps(done.value)
     click.echo(f"account.{name}: {path} = {shown} (registry serial {done.serial})")
     return 0
 
@@ -164,11 +183,15 @@ def accounts_activate(name, registry_url):
     return 0
 
 
-@click.command()
+@click.group(invoke_without_command=True)
 @registry_option
 @format_option("human", "json")
-def history(registry_url, fmt):
-    """Every write: applies (counts), operator edits, activations, re-keys."""
+@click.pass_context
+def history(ctx, registry_url, fmt):
+    """Every write: applies (counts), operator edits, activations, re-keys
+    (`history show SERIAL`: one entry with every change it made)."""
+    if ctx.invoked_subcommand is not None:
+        return 0
     with open_for_reading(registry_url) as registry:
         entries = registry.history()
     if fmt == "json":
@@ -184,6 +207,39 @@ def history(registry_url, fmt):
     for row in table:
         click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths)) + "  " + row[3])
     return 0
+
+
+@history.command("show")
+@click.argument("serial", type=click.IntRange(min=1))
+@registry_option
+@format_option("human", "json")
+def history_show(serial, registry_url, fmt):
+    """One history entry with every change it made (also a huge apply's)."""
+    with open_for_reading(registry_url) as registry:
+        log = getattr(registry, "history_log", None)
+        entry = log.entry(serial) if log is not None else None
+    if entry is None:
+        raise NotFoundError(f"no history entry with serial {serial} (`mailform history` "
+                            "lists them)")
+    if fmt == "json":
+        click.echo(json.dumps(entry, indent=2, default=str))
+        return 0
+    click.echo(f"serial {entry.get('serial')}  {entry.get('time')}  {entry.get('actor')}  "
+               f"{_what(entry)}")
+    for change in entry.get("changes") or []:
+        click.echo(_change_lines(change))
+    return 0
+
+
+def _change_lines(change: dict) -> str:
+    """``account.NAME: action`` and one ``  path: before -> after`` line per field."""
+    lines = [f"{change.get('address')}: {change.get('action')}"]
+    for field in change.get("changes") or []:
+        before, after = ("(sensitive value)",) * 2 if field.get("sensitive") else (
+            json.dumps(field.get("before"), default=str),
+            json.dumps(field.get("after"), default=str))
+        lines.append(f"  {field.get('path')}: {before} -> {after}")
+    return "\n".join(lines)
 
 
 _ACTIONS = {

@@ -17,7 +17,7 @@ from .output import plural, print_problems
 def validate(paths, var_files, var_pairs, environment, fmt):
     """Parse, render and validate manifests; no registry, no network."""
     try:
-        desired = load_desired(paths, var_files, var_pairs, environment)
+        desired = load_desired(paths, var_files, var_pairs, environment, lean=True)
     except ManifestError as exc:
         if fmt == "json":
             click.echo(json.dumps({"valid": False,

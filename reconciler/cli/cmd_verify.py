@@ -15,6 +15,34 @@ from .output import plural, print_problems, use_color
 DEFAULT_TIMEOUT = 10.0
 
 
+def dns_options(func):
+    """--dns-server, --spf-include, --strict-dns: shared by verify, plan and apply."""
+    for decorator in reversed([
+        click.option("--dns-server", metavar="HOST[:PORT]", default=None,
+                     help="Use this DNS server for every lookup (env MAILFORM_DNS_SERVER)."),
+        click.option("--spf-include", metavar="DOMAIN", default=None,
+                     help="The platform's SPF include that marketing accounts' SPF records "
+                          "must name (default: spec.platform.spf_include of the project file)."),
+        click.option("--strict-dns", is_flag=True,
+                     help="Deliverability errors and warnings fail the check (otherwise only "
+                          "errors fail `verify --dns`, and plan/apply just warn)."),
+    ]):
+        func = decorator(func)
+    return func
+
+
+def dns_settings(dns_server, spf_include, probe_reply_to=False, timeout=DEFAULT_TIMEOUT):
+    """The deliverability options, with the project file's spf_include as the default."""
+    from ..deliverability.checks import Options
+    from .cmd_debug import port_map
+    from .options import current_settings
+    if spf_include is None:
+        project = current_settings().project.project
+        spf_include = project.spec.platform.spf_include if project is not None else None
+    return Options(dns_server=dns_server, spf_include=spf_include,
+                   probe_reply_to=probe_reply_to, timeout=timeout, port_map=port_map())
+
+
 @click.command()
 @manifest_options
 @click.option("--account", "accounts", multiple=True, metavar="NAME",
@@ -32,14 +60,26 @@ DEFAULT_TIMEOUT = 10.0
 @click.option("--debug", "show_transcript", is_flag=True,
               help="Show each protocol transcript (stderr; in JSON: a 'transcript' list). "
                    "Everything sent while authenticating is redacted.")
+@click.option("--dns", "dns_only", is_flag=True,
+              help="Check deliverability DNS (MX, SPF, DKIM, DMARC, reverse DNS, MTA-STS, "
+                   "TLS-RPT, the reply-to) instead of logging in.")
+@dns_options
+@click.option("--probe-reply-to", is_flag=True,
+              help="With --dns: ask the reply-to domain's mail server (RCPT TO, no DATA) "
+                   "whether the reply-to mailbox exists.")
 def verify(paths, var_files, var_pairs, environment, accounts, send_test, concurrency, timeout,
-           fmt, registry_url, show_transcript):
+           fmt, registry_url, show_transcript, dns_only, dns_server, spf_include, strict_dns,
+           probe_reply_to):
     """Check that each account can log in to its SMTP and inbox servers.
 
     Exit 1 when any check fails.  Trust an extra CA with MAILFORM_CA_FILE=PEM.
+    With --dns, check the DNS that deliverability depends on instead.
     """
     paths, send_test = _split_send_test(paths, send_test)
     desired = load_desired(paths, var_files, var_pairs, environment)
+    if dns_only:
+        options = dns_settings(dns_server, spf_include, probe_reply_to, timeout)
+        return _verify_dns(desired, accounts, options, strict_dns, fmt)
     run = verifying.gather(desired, accounts, send_test, registry_url)
     items = verifying.tag_test_messages(
         registry_url, run.items, lambda text: click.echo(f"Warning: {text}", err=True))
@@ -54,6 +94,28 @@ def verify(paths, var_files, var_pairs, environment, accounts, send_test, concur
         _print_human(items, results, run.secret_errors, run.skipped, desired.warnings)
     failed = run.secret_errors or any(not res.ok for res in results)
     return 1 if failed else 0
+
+
+def _verify_dns(desired, accounts, options, strict: bool, fmt: str) -> int:
+    from ..deliverability.findings import summary
+    from ..deliverability.gate import check_specs, failing
+    from ..render.deliverability import render_human, render_json
+    chosen = [(account.name, account.spec.model_dump())
+              for account in verifying.select(desired.accounts, accounts)]
+    reports = check_specs(chosen, options)
+    dicts, totals = [r.to_dict() for r in reports], summary(reports)
+    if fmt == "json":
+        click.echo(render_json(dicts, totals), nl=False)
+    else:
+        print_problems([], desired.warnings)
+        click.echo(render_human(dicts, totals, _severity_style() if use_color() else None),
+                   nl=False)
+    return 1 if failing(reports, strict) else 0
+
+
+def _severity_style():
+    colors = {"error": "red", "warning": "yellow", "info": "blue"}
+    return lambda cell, severity: click.style(cell, fg=colors.get(severity))
 
 
 def _print_transcripts(items, results) -> None:

@@ -162,9 +162,31 @@ def inputs_of(paths, var_files, var_pairs, environment) -> Inputs:
     return current_settings().inputs(paths, var_files, var_pairs)
 
 
-def load_desired(paths, var_files, var_pairs, environment) -> Desired:
-    """The manifests named by the manifest options (all problems raised together)."""
-    return workflow_load_desired(inputs_of(paths, var_files, var_pairs, environment))
+def load_desired(paths, var_files, var_pairs, environment, lean: bool = False) -> Desired:
+    """The manifests named by the manifest options (all problems raised together);
+    ``lean``: validate only (the accounts' models are not kept)."""
+    return workflow_load_desired(inputs_of(paths, var_files, var_pairs, environment),
+                                 lean=lean)
+
+
+_NO_CACHE = "mailform.no_cache"
+
+
+def no_cache_option(func: Callable) -> Callable:
+    """``--no-cache``: read and validate every manifest (``workflow.cache``); noted, not
+    passed to the command (``cache_wanted``)."""
+    return click.option("--no-cache", is_flag=True, expose_value=False,
+                        callback=_noted(_NO_CACHE),
+                        help="Do not use or write the local cache in .mailform/cache "
+                             "(env MAILFORM_NO_CACHE=1).")(func)
+
+
+def cache_wanted() -> bool:
+    """Whether this command may use the local cache: not with --no-cache or
+    MAILFORM_NO_CACHE=1."""
+    ctx = click.get_current_context(silent=True)
+    noted = bool(ctx and ctx.meta.get(_NO_CACHE))
+    return not noted and os.environ.get("MAILFORM_NO_CACHE", "") in ("", "0")
 
 
 def no_color_option(func: Callable) -> Callable:

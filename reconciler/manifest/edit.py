@@ -51,7 +51,7 @@ def fix_port_security(path: str, name: str,
                       var_files: Sequence[str] = (), var_pairs: Iterable[tuple[str, str]] = ()
                       ) -> list[Written]:
     """Rewrite spec.<role>.port / .security of account ``name`` in ``path``
-    (``changes``: role -> (port, security), None for a value that stays: it is not
+    (``changes``: role -> (port, security[, host]), None for a value that stays: it is not
     touched, templated or not), or the var files that set them. Raises
     ManifestError, every file untouched, when a value is neither a literal nor one
     template variable set in a var file."""
@@ -76,9 +76,9 @@ def _edits(source: "_Source", name: str,
     section_of = _locate(source, name)
     local: list[_Edit] = []
     in_vars: dict[str, list[_Edit]] = {}
-    for role, (port, security) in changes.items():
+    for role, change in changes.items():
         section = section_of(role)
-        for key, new in (("port", port), ("security", security)):
+        for key, new in zip(("port", "security", "host"), change):  # host: debug --discover
             if new is None:
                 continue
             new = str(new)

@@ -1,7 +1,6 @@
 """Manifests on disk → the desired state, or every problem found on the way."""
 from __future__ import annotations
 
-import difflib
 import gc
 import hashlib
 import os
@@ -12,16 +11,21 @@ import yaml
 from pydantic import ValidationError
 
 from ..errors import ManifestError, MailformError, Problem
-from ..model import (API_VERSION, KINDS, MODELS, NAME_PATTERN, BouncePolicy, EmailAccount,
-                     Moved, Removed, _submodel,
+from ..model import (API_VERSION, KINDS, MODELS, BouncePolicy, EmailAccount, Moved, Removed,
                      rule_violations, warnings_for)
-from .secrets import SecretPolicy, manifests_root, read_regular
+from .files import read_manifest as _read
+from .cached import DocumentCache, Entry, ReplayedDocument, entry_of
+from . import parallel
+from .compact import Compactor
+from .messages import _message, _suggest
+from .secrets import SecretPolicy, manifests_root
 from .template import TemplateFailure, render
-from .yamlpos import MAX_FILE_BYTES, Document, DuplicateKey, documents, syntax_problem
+from .yamlpos import Document, DuplicateKey, documents, syntax_problem
 
 SUFFIXES = (".yaml", ".yml")
 MAX_PROBLEMS = 1000     # errors collected in one run, then it stops (SECURITY.md)
 PROJECT_FILES = ("mailform.yaml", "mailform.yml")    # project.PROJECT_FILES, never a manifest
+WINDOW = 64             # files rendered ahead of registering them (parsed in parallel)
 
 
 @dataclass
@@ -36,6 +40,8 @@ class Desired:
     files: list[str] = field(default_factory=list)
     digest: str = ""
     root: str = ""   # the manifests' root (secrets.manifests_root of the PATHS given)
+    lean: bool = False   # validate only: accounts are counted, their models not kept (None)
+    record_digests: dict[str, bytes] = field(default_factory=dict)  # from a cache (planner)
 
     def secret_policy(self, registry_url: Optional[str] = None,
                       environ: Optional[dict] = None) -> SecretPolicy:
@@ -68,71 +74,24 @@ def find_files(paths: Iterable[str], skip: Iterable[str] = ()) -> list[str]:
     return list(dict.fromkeys(found))
 
 
-# Plain-language descriptions of the patterns in the models.
-PATTERN_HINTS = {
-    NAME_PATTERN: "must be 1-63 lower-case letters, digits and dashes, starting and ending "
-                  "with a letter or digit",
-    r"^[^\s/@]+$": "must be a host name or address, without spaces, '/' or '@'",
-    r"^[A-Za-z_][A-Za-z0-9_]*$": "must be an environment variable name (letters, digits "
-                                 "and _, not starting with a digit)",
-}
-
-
-_TYPE_NAMES = {"int_type": "a whole number", "int_parsing": "a whole number",
-               "bool_type": "true or false", "bool_parsing": "true or false"}
-
-
-def _wrong_type(kind: str, value: Any) -> str:
-    """`port: "587"`: a quoted number is a string in YAML; say so, and how to write it."""
-    wanted = _TYPE_NAMES[kind]
-    if isinstance(value, str):
-        plain = yaml.safe_load(value) if len(value) < 40 and "\n" not in value else None
-        if wanted == "a whole number" and isinstance(plain, int) and not isinstance(plain, bool) \
-                or wanted == "true or false" and isinstance(plain, bool):
-            return f"must be {wanted}, not the string \"{value}\": write it without quotes"
-        return f"must be {wanted}, not the string \"{value[:40]}\""
-    return f"must be {wanted}, not {type(value).__name__ if value is not None else 'empty'}"
-
-
-def _message(err: dict) -> str:
-    kind, msg = err["type"], err["msg"]
-    if kind in _TYPE_NAMES and "input" in err:
-        return _wrong_type(kind, err["input"])
-    if kind == "extra_forbidden":
-        return f"unknown field '{err['loc'][-1]}'"
-    if kind == "missing":
-        return "required field is missing"
-    if kind in ("model_type", "model_attributes_type", "dict_type"):
-        return "must be a mapping"
-    if kind == "string_pattern_mismatch":
-        hint = PATTERN_HINTS.get(str((err.get("ctx") or {}).get("pattern")))
-        if hint:
-            return hint
-    for prefix in ("Value error, ", "Assertion failed, "):
-        if msg.startswith(prefix):
-            msg = msg[len(prefix):]
-    return msg.replace("Input should be", "must be").replace("String should", "must")
-
-
-def _suggest(err: dict, doc: Document) -> str:
-    """'did you mean' for unknown fields, from the sibling fields the model knows."""
-    model = MODELS.get(doc.value.get("kind")) if isinstance(doc.value, dict) else None
-    sub: Any = model
-    for part in err["loc"][:-1]:
-        fields = getattr(sub, "model_fields", {})
-        if part not in fields:
-            return ""
-        sub = _submodel(fields[part].annotation)
-    known = list(getattr(sub, "model_fields", {}))
-    close = difflib.get_close_matches(str(err["loc"][-1]), known, n=1)
-    return f"; did you mean '{close[0]}'?" if close else ""
-
-
 class _FileCheck:
     """Validation of one rendered file's documents, collecting problems."""
 
-    def __init__(self, filename: str, desired: Desired, problems: list[Problem], names: dict):
+    def __init__(self, filename: str, desired: Desired, problems: list[Problem], names: dict,
+                 compactor: Optional[Compactor] = None):
         self.filename, self.desired, self.problems, self.names = filename, desired, problems, names
+        self.recorded: Optional[list[Entry]] = None     # for a cache: set to a list
+        self.replaying = False
+        self.compactor = compactor or Compactor()
+
+    def replay(self, entries: list[Entry]) -> None:
+        """Register a clean file's documents as a cache kept them."""
+        self.replaying = True       # its models were compacted before they were kept
+        for entry in entries:
+            doc = ReplayedDocument(entry)
+            self._register(doc, doc.value, entry.model, False)
+            if entry.record is not None:
+                self.desired.record_digests[entry.name] = entry.record
 
     def problem(self, doc: Document, loc: tuple, message: str, key: bool = False,
                 severity: str = "error") -> None:
@@ -162,7 +121,10 @@ class _FileCheck:
                 suffix = _suggest(err, doc) if extra else ""
                 self.problem(doc, tuple(err["loc"]), _message(err) + suffix, key=extra)
             obj = None
-        self._register(doc, data, obj, len(self.problems) > errors_before)
+        failed = len(self.problems) > errors_before
+        if self.recorded is not None and not failed:
+            self.recorded.append(entry_of(doc, data, obj))
+        self._register(doc, data, obj, failed)
 
     def _header_ok(self, doc: Document, data: dict) -> bool:
         ok = True
@@ -193,9 +155,7 @@ class _FileCheck:
         if failed or obj is None:
             return
         if isinstance(obj, EmailAccount):
-            line, col = doc.position(())
-            obj._source = (self.filename, line, col)
-            self.desired.accounts[obj.name] = obj
+            self._account(doc, obj)
             for loc, message in warnings_for(obj):
                 self.problem(doc, loc, message, severity="warning")
         elif isinstance(obj, Moved):
@@ -207,43 +167,108 @@ class _FileCheck:
         else:
             self.desired.policy = obj
 
-
-def _read(filename: str, root: str, problems: list[Problem]) -> Optional[str]:
-    """A manifest's text: a regular file (a FIFO or device is refused without blocking)
-    that resolves, after symlinks, inside the manifests' root, of at most 16 MiB."""
-    real = os.path.realpath(filename)
-    if root and not (real == root or real.startswith(root.rstrip(os.sep) + os.sep)):
-        problems.append(Problem(filename, 1, 1, "", "resolves (through a symlink) outside the "
-                                "manifests' root; it is not read"))
-        return None
-    try:
-        raw = read_regular(real, MAX_FILE_BYTES)
-    except OSError as exc:
-        problems.append(Problem(filename, 1, 1, "", f"cannot read file: {exc.strerror}"))
-        return None
-    if len(raw) > MAX_FILE_BYTES:
-        problems.append(Problem(filename, 1, 1, "", f"file is larger than "
-                                f"{MAX_FILE_BYTES // 2**20} MiB (the limit of a manifest)"))
-        return None
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[:exc.start].count(b"\n") + 1
-        problems.append(Problem(filename, line, 1, "", "file is not valid UTF-8 text"))
-        return None
+    def _account(self, doc: Document, obj: EmailAccount) -> None:
+        if self.desired.lean:           # validate: counted, not kept (nor placed)
+            self.desired.accounts[obj.name] = None
+            return
+        line, col = doc.position(())
+        obj._source = (self.filename, line, col)
+        self.desired.accounts[obj.name] = obj if self.replaying else self.compactor.compact(obj)
 
 
-def _load_file(filename: str, context: dict, check: _FileCheck, digest,
-               limits: Any = None) -> None:
-    text = _read(filename, check.desired.root, check.problems)
+def _rendered(filename: str, root: str, context: dict, limits: Any
+              ) -> tuple[Optional[str], list[Problem]]:
+    """A manifest's rendered text, or None and what stopped it."""
+    found: list[Problem] = []
+    text = _read(filename, root, found)
     if text is None:
-        return
+        return None, found
     try:
-        text = render(text, filename, context, limits)
+        return render(text, filename, context, limits), found
     except TemplateFailure as exc:
-        check.problems.append(exc.problem)
-        return
-    digest.update(filename.encode() + b"\0" + text.encode() + b"\0")
+        return None, [exc.problem]
+
+
+class _Files:
+    """The files of one run, a window at a time: rendered in order here, parsed in
+    workers when there are enough (``parallel``), then registered in order here."""
+
+    def __init__(self, desired: Desired, context: dict, limits: Any,
+                 cache: Optional[DocumentCache], pool: Any) -> None:
+        self.desired, self.context, self.limits = desired, context, limits
+        self.cache, self.pool = cache, pool
+        self.problems: list[Problem] = []
+        self.names: dict = {}
+        self.digest = hashlib.sha256()
+        self.compactor = Compactor()       # shared strings across the run's files
+
+    def run(self, files: list[str]) -> None:
+        for start in range(0, len(files), WINDOW):
+            rendered = [(f, *_rendered(f, self.desired.root, self.context, self.limits))
+                        for f in files[start:start + WINDOW]]
+            hits = self._hits(rendered)
+            todo = [(f, text) for f, text, _ in rendered if text is not None and f not in hits]
+            parsed = self._in_workers(todo)
+            for filename, text, found in rendered:
+                if self._one(filename, text, found, hits.get(filename), parsed.get(filename)):
+                    return
+
+    def _in_workers(self, todo: list[tuple[str, str]]) -> dict[str, Optional[list]]:
+        """Clean files' documents parsed by the workers (none without a pool)."""
+        if self.pool is None or not parallel.worth_it(
+                len(todo), sum(len(text) for _, text in todo), 2):
+            return {}
+        lean = self.desired.lean
+        items = [(f, text, lean) for f, text in todo]
+        return dict(zip((f for f, _ in todo), parallel.parse_all(items, _parse_clean,
+                                                                 self.pool)))
+
+    def _hits(self, rendered: list) -> dict[str, list]:
+        if self.cache is None:
+            return {}
+        found = ((f, self.cache.get(f, text)) for f, text, _ in rendered if text is not None)
+        return {f: entries for f, entries in found if entries is not None}
+
+    def _one(self, filename: str, text: Optional[str], found: list[Problem],
+             hit: Optional[list], parsed: Optional[list]) -> bool:
+        """Register one file; True once the run has collected MAX_PROBLEMS problems."""
+        self.problems += found
+        if text is not None:
+            self.digest.update(filename.encode() + b"\0" + text.encode() + b"\0")
+            check = _FileCheck(filename, self.desired, self.problems, self.names,
+                               self.compactor)
+            self._check(check, text, hit, parsed)
+        if len(self.problems) >= MAX_PROBLEMS:
+            self.problems[:] = _first_problems(self.problems, filename)
+            return True
+        return False
+
+    def _check(self, check: _FileCheck, text: str, hit: Optional[list],
+               parsed: Optional[list]) -> None:
+        if hit is not None or parsed is not None:
+            check.replay(hit if hit is not None else parsed)
+            if hit is None and self.cache is not None:
+                self.cache.put(check.filename, text, parsed)
+            return
+        if self.cache is None:
+            _parse(check.filename, text, check)
+            return
+        check.recorded, before = [], len(check.problems)
+        _parse(check.filename, text, check)
+        if len(check.problems) == before:
+            self.cache.put(check.filename, text, check.recorded)
+
+
+def _parse_clean(item: tuple[str, str, bool]) -> Optional[list[Entry]]:
+    """In a worker: a rendered file's documents if it has no problem of its own."""
+    filename, text, lean = item
+    check = _FileCheck(filename, Desired(lean=lean), [], {})
+    check.recorded = []
+    _parse(filename, text, check)
+    return None if check.problems else check.recorded
+
+
+def _parse(filename: str, text: str, check: _FileCheck) -> None:
     try:
         for doc in documents(text):
             check.document(doc)
@@ -292,41 +317,53 @@ def _check_paths(paths: list[str]) -> None:
         raise ManifestError(problems)
 
 
+def _settle_gc(was_enabled: bool) -> None:
+    """Turn the collector back on without it first walking every object the load made
+    (with it off, they all wait in the youngest generation: at 100,000 accounts a
+    second's pass). Unless someone froze objects of theirs, move them to the oldest."""
+    if not was_enabled:
+        return
+    if gc.get_freeze_count() == 0:
+        gc.freeze()
+        gc.unfreeze()
+    gc.enable()
+
+
 def load(paths: Iterable[str], variables: Optional[dict] = None,
          environment: str = "default", template_limits: Any = None,
-         skip: Iterable[str] = ()) -> Desired:
+         skip: Iterable[str] = (), cache: Optional[DocumentCache] = None,
+         lean: bool = False) -> Desired:
     """Render, parse and validate every manifest below ``paths``.
 
     ``template_limits`` (a ``sandbox.TemplateLimits``) overrides the documented bounds
     of rendering. Raises ManifestError carrying every problem of the run, sorted by file
-    and line.
+    and line. ``cache``: clean files' documents kept by rendered text (``cached``).
+    ``lean``: only validate — the accounts' models are not kept (``Desired.lean``).
     """
     paths = list(paths)
     _check_paths(paths)
     files = find_files(paths, skip)
-    desired = Desired(files=files, root=manifests_root(paths))
-    problems: list[Problem] = []
+    desired = Desired(files=files, root=manifests_root(paths), lean=lean)
     if not files:
         raise ManifestError([Problem(p, 0, 0, "", "no manifest files (*.yaml, *.yml) found in "
                                      "this folder or below it") for p in paths])
     context = {"var": variables or {}, "environment": environment}
-    names: dict = {}
-    digest = hashlib.sha256()
+    workers = parallel.jobs(lean=lean)
     gc_was_enabled = gc.isenabled()
-    gc.disable()
+    gc.disable()            # (forked workers inherit it)
+    pool = parallel.start_pool(workers) if parallel.worth_it(
+        len(files), parallel.size_of(files), workers) and parallel.can_fork() else None
+    run = _Files(desired, context, template_limits, cache, pool)
     try:
-        for filename in files:
-            _load_file(filename, context, _FileCheck(filename, desired, problems, names), digest,
-                       template_limits)
-            if len(problems) >= MAX_PROBLEMS:
-                problems[:] = _first_problems(problems, filename)
-                break
+        run.run(files)
+        desired.warnings.sort()      # (with the collector off: at 100,000 accounts a
+        if not run.problems:         # collection here would walk every model, thrice)
+            desired.accounts = dict(sorted(desired.accounts.items()))
     finally:
-        if gc_was_enabled:
-            gc.enable()
-    desired.digest = "sha256:" + digest.hexdigest()
-    desired.warnings.sort()
-    if problems:
-        raise ManifestError(problems, desired.warnings)
-    desired.accounts = dict(sorted(desired.accounts.items()))
+        if pool is not None:
+            pool.terminate()
+        _settle_gc(gc_was_enabled)
+    desired.digest = "sha256:" + run.digest.hexdigest()
+    if run.problems:
+        raise ManifestError(run.problems, desired.warnings)
     return desired

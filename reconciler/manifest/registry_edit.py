@@ -11,7 +11,7 @@ import copy
 from typing import Any, Iterable, Mapping
 
 from ..errors import Problem
-from ..model import SECRET_PATHS
+from ..model import SECRET_FIELDS
 from .export import account_document
 from .loader import document_problems
 
@@ -23,7 +23,7 @@ def edit_problems(name: str, account_type: str, spec: Mapping[str, Any],
     parts = path.split(".")
     if not path or not all(parts):
         return [f"'{path}' is not a field path: use dotted names like smtp.port"]
-    if path in SECRET_PATHS:
+    if path in SECRET_FIELDS:
         return [] if isinstance(value, str) else [f"spec.{path}: must be a string"]
     secret_paths = list(secret_paths)
     before = _problems(name, account_type, dict(spec), secret_paths)

@@ -25,13 +25,15 @@ from fnmatch import fnmatchcase
 from typing import Iterable, Mapping, Optional
 
 from ..errors import SecretError
-from ..model import EmailAccount, SecretRef
+from ..model import EmailAccount, SecretRef, secret_refs
 
 MAX_SECRET_FILE = 64 * 1024
 OWN_PREFIX = "MAILFORM_"
 # The names `mailform import` writes for secrets (manifest/export.py env_name). mailform's
-# own settings never end in _SMTP_PASSWORD / _INBOX_PASSWORD, so these stay readable.
-IMPORTED_SECRET = re.compile(r"MAILFORM_[A-Z0-9_]+_(?:SMTP|INBOX)_PASSWORD")
+# own settings never end in _SMTP_PASSWORD / _INBOX_PASSWORD, _OAUTH2_REFRESH_TOKEN /
+# _OAUTH2_CLIENT_SECRET or _PROXY_PASSWORD, so these stay readable.
+IMPORTED_SECRET = re.compile(r"MAILFORM_[A-Z0-9_]+_(?:(?:SMTP|INBOX)_(?:PASSWORD|OAUTH2_"
+                             r"(?:REFRESH_TOKEN|CLIENT_SECRET))|PROXY_PASSWORD)")
 SECRET_DIRS_VAR = "MAILFORM_SECRET_DIRS"
 SECRET_ENV_VAR = "MAILFORM_SECRET_ENV"
 REGISTRY_VAR = "MAILFORM_REGISTRY"
@@ -103,12 +105,12 @@ def read_regular(path: str, limit: int) -> bytes:
         raise NotRegularFile(mode)
     fd = os.open(path, _OPEN_FLAGS)
     try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            raise NotRegularFile(mode)
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise NotRegularFile(info.st_mode)
         chunks, size = [], 0
-        while size <= limit:
-            chunk = os.read(fd, limit + 1 - size)
+        while size <= limit:        # (no buffer of ``limit`` bytes for a file of a few)
+            chunk = os.read(fd, min(limit + 1 - size, max(info.st_size, 4096) + 1))
             if not chunk:
                 break
             chunks.append(chunk)
@@ -265,13 +267,8 @@ def _text(data: bytes, limit: int, account: str, field_path: str, reference: str
 
 def account_secrets(account: EmailAccount, environ: Optional[Mapping[str, str]] = None,
                     policy: Optional[SecretPolicy] = None) -> dict[str, str]:
-    """Every secret of an account, by spec path (``smtp.password``, ``inbox.password``)."""
+    """Every secret of an account, by spec path (``smtp.password``, ``inbox.password``,
+    ``smtp.oauth2.refresh_token``, ``proxy_password``…: model.SECRET_FIELDS)."""
     base_dir = os.path.dirname(account.source[0]) if account.source else "."
-    out = {}
-    for section in ("smtp", "inbox"):
-        settings = getattr(account.spec, section)
-        ref = getattr(settings, "password", None) if settings is not None else None
-        if ref is not None:
-            out[f"{section}.password"] = resolve(ref, base_dir, account.name,
-                                                 f"spec.{section}.password", environ, policy)
-    return out
+    return {path: resolve(ref, base_dir, account.name, f"spec.{path}", environ, policy)
+            for path, ref in secret_refs(account.spec)}

@@ -1,16 +1,19 @@
 """Who may log in to the proxy, checked against the registry (SPEC §7).
 
-A client logs in with an account's email and its SMTP password. The password
+A client logs in with an account's email and its SMTP password — or its
+``proxy_password`` when it has one (an upstream that logs in with OAuth2 has no SMTP
+password for clients). The password
 is checked against the keyed fingerprint the registry holds
-(``fingerprints["smtp.password"]``) with a constant-time compare; nothing is
+(``fingerprints["smtp.password"]`` / ``["proxy_password"]``) with a constant-time compare; nothing is
 decrypted for a login. Only ``smtp`` accounts with ``proxy: true`` and no
 pending activation may log in. Unknown address, wrong password and "not
 allowed" are one and the same answer to the caller (``None``), so the proxy
 cannot be used to find out which addresses exist.
 
-The registry is re-read when the cached copy is older than ``ttl`` seconds
-(default 2), so an apply takes effect without a restart. The registry object
-is shared by the proxy's worker threads under a lock.
+The accounts are re-read when the registry changed: on PostgreSQL as soon as a
+change is notified (LISTEN/NOTIFY, ``ChangeWatcher``), elsewhere when its serial
+moved (read at most every ``ttl`` seconds, default 2), so an apply takes effect
+without a restart and without re-reading every account all the time.
 """
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ from ..bounces.tags import tag_raw
 from ..servers import ServerSettings, servers_of
 
 SMTP_PASSWORD = "smtp.password"
+PROXY_PASSWORD = "proxy_password"   # when set, clients log in with it instead (issue 15)
 DEFAULT_TTL = 2.0
 # compared against when the address is unknown, so that every login costs the same
 _NO_FINGERPRINT = "0" * 64
@@ -61,71 +65,95 @@ def _text(value) -> Optional[str]:
     return value if isinstance(value, str) else None
 
 
-class AccountDirectory:
-    """The proxy's view of the registry: logins, and fresh settings for relaying."""
+class _Connection:
+    """One registry connection with its own lock, reopened after a failure."""
 
-    def __init__(self, open_registry: Callable[[], object], ttl: float = DEFAULT_TTL,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, open_registry: Callable[[], object]) -> None:
         self._open = open_registry
-        self._registry = None
-        self._lock = threading.RLock()
-        self._ttl = ttl
-        self._clock = clock
-        self._cached: dict = {}
-        self._cached_at: Optional[float] = None
+        self.registry = None
+        self.lock = threading.RLock()
 
-    def _reg(self):
-        if self._registry is None:
-            self._registry = self._open()
-        return self._registry
+    def get(self):
+        if self.registry is None:
+            self.registry = self._open()
+        return self.registry
 
-    def _accounts(self) -> dict:
-        now = self._clock()
-        if self._cached_at is None or now - self._cached_at >= self._ttl:
+    def run(self, func: Callable, *args):
+        """``func(registry, *args)`` under the lock; a failure drops the connection."""
+        with self.lock:
             try:
-                self._cached = self._reg().accounts()
+                return func(self.get(), *args)
             except Exception:
-                self._drop()   # reopen on the next try (a lost database connection)
+                self.drop()
                 raise
-            self._cached_at = now
-        return self._cached
 
-    def _drop(self) -> None:
-        registry, self._registry = self._registry, None
+    def drop(self) -> None:
+        registry, self.registry = self.registry, None
         if registry is not None:
             try:
                 registry.close()
             except Exception:  # noqa: BLE001 - it is being thrown away anyway
                 pass
 
+
+class AccountDirectory:
+    """The proxy's view of the registry: logins (from a cached copy of the accounts,
+    re-read when the registry changed), and fresh settings, tags and records for relaying
+    on a second connection, so that a slow write never holds up a login."""
+
+    def __init__(self, open_registry: Callable[[], object], ttl: float = DEFAULT_TTL,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._reader = _Connection(open_registry)      # logins
+        self._writer = _Connection(open_registry)      # settings and tags, before relaying
+        self._recorder = _Connection(open_registry)    # the delivery log, the ledger
+        self._settings: dict = {}                      # name -> (serial, account, secrets)
+        self._ttl, self._clock = ttl, clock
+        self._cached: dict = {}
+        self._cached_at: Optional[float] = None
+        self._serial: Optional[int] = None
+        self.watcher = ChangeWatcher(open_registry)
+
+    def _accounts(self, registry) -> dict:
+        now = self._clock()
+        if self._cached_at is None or (now - self._cached_at >= self._ttl
+                                       and self._changed(registry)):
+            self._serial = _serial(registry)
+            self._cached = registry.accounts()
+        if self._cached_at is None or now - self._cached_at >= self._ttl:
+            self._cached_at = now
+        return self._cached
+
+    def _changed(self, registry) -> bool:
+        if self.watcher.quiet():
+            return False            # PostgreSQL: nothing notified since the last read
+        serial = _serial(registry)
+        return serial is None or serial != self._serial
+
     def refresh(self) -> int:
         """Re-read the registry now; returns how many accounts may log in."""
-        with self._lock:
-            self._cached_at = None
-            accounts = self._accounts()
-            return sum(1 for a in accounts.values() if may_log_in(a.type, a.spec, a.status))
+        self._cached_at = None
+        accounts = self._reader.run(self._accounts)
+        return sum(1 for a in accounts.values() if may_log_in(a.type, a.spec, a.status))
 
     def authenticate(self, login, password) -> Optional[ProxyAccount]:
         """The account for (email, SMTP password), or None. Raises RegistryError (or
         the backend's error) when the registry cannot be read: a temporary failure."""
         login, password = _text(login), _text(password)
-        with self._lock:
-            accounts = self._accounts()
-            offered = self._reg().fingerprint(SMTP_PASSWORD, password or "")
-            candidates = sorted((a for a in accounts.values()
-                                 if same_address(a.spec.get("email"), login)),
-                                key=lambda a: a.name)
+        accounts, offered = self._reader.run(
+            lambda reg: (self._accounts(reg), {path: reg.fingerprint(path, password or "")
+                                               for path in (SMTP_PASSWORD, PROXY_PASSWORD)}))
+        candidates = sorted((a for a in accounts.values()
+                             if same_address(a.spec.get("email"), login)), key=lambda a: a.name)
         found = None
         for account in candidates:
-            stored = account.fingerprints.get(SMTP_PASSWORD) or _NO_FINGERPRINT
-            if _equal(offered, stored) and found is None \
+            path = PROXY_PASSWORD if account.fingerprints.get(PROXY_PASSWORD) else SMTP_PASSWORD
+            stored = account.fingerprints.get(path) or _NO_FINGERPRINT
+            if _equal(offered[path], stored) and found is None \
                     and may_log_in(account.type, account.spec, account.status):
                 found = account
         if not candidates:
-            _equal(offered, _NO_FINGERPRINT)   # the same work for an unknown address
-        if password is None:
-            return None
-        if found is None:
+            _equal(offered[SMTP_PASSWORD], _NO_FINGERPRINT)   # the same work when unknown
+        if password is None or found is None:
             return None
         return ProxyAccount(found.name, found.spec["email"])
 
@@ -135,33 +163,112 @@ class AccountDirectory:
         may still log in, read from the registry now; (None, None) when it no longer may.
         ``options`` (timeout, ca_file) go to ``servers_of``; a stored spec that describes
         no server raises ServerSettingsError."""
-        with self._lock:
-            try:
-                registry = self._reg()
-                account = registry.account(name)
-                if account is None or not may_log_in(account.type, account.spec, account.status):
-                    return None, None
-                secrets = registry.secrets(name)
-            except Exception:
-                self._drop()
-                raise
+        account, secrets = self._writer.run(self._fresh, name)
+        if account is None:
+            return None, None
         upstream = servers_of(account.spec, secrets, **options)["smtp"]
         return ProxyAccount(account.name, account.spec["email"]), upstream
+
+    def known_current(self, name: str, **options) -> Optional[ServerSettings]:
+        """``current``'s settings without touching the registry, when the copy read for
+        the last message is as fresh as a login's view (the serial checked within ``ttl``
+        seconds and unchanged); None: ask ``current``."""
+        cached, checked = self._settings.get(name), self._cached_at
+        if cached is None or checked is None or self._clock() - checked >= self._ttl \
+                or cached[0] is None or cached[0] != self._serial:
+            return None
+        return servers_of(cached[1].spec, cached[2], **options)["smtp"]
+
+    def _fresh(self, registry, name: str):
+        """(account, secrets) that may log in, or (None, {}); read again only when the
+        registry's serial moved (every write that changes an account bumps it)."""
+        serial = _serial(registry)
+        cached = self._settings.get(name)
+        if serial is not None and cached is not None and cached[0] == serial:
+            return cached[1:]
+        account = registry.account(name)
+        if account is None or not may_log_in(account.type, account.spec, account.status):
+            self._settings.pop(name, None)
+            return None, {}
+        secrets = registry.secrets(name)
+        self._settings[name] = (serial, account, secrets)
+        return account, secrets
 
     def tag(self, account: ProxyAccount, recipients: list[str], data: bytes) -> bytes:
         """The message with its bounce tag, recorded in the registry (``bounces.tags``):
         the Message-ID when it has none, else an ``X-Mailform-Tag`` header. Raises when
         the registry cannot be written (the relay is then a temporary failure)."""
-        with self._lock:
-            try:
-                return tag_raw(self._reg(), account.name, account.email, recipients, data)
-            except Exception:
-                self._drop()   # reopened on the next relay (a lost connection, a re-key)
-                raise
+        return self._writer.run(tag_raw, account.name, account.email, recipients, data)
+
+    def write(self, func: Callable, *args):
+        """``func(registry, *args)`` on the recording connection (the log, the ledger)."""
+        return self._recorder.run(func, *args)
 
     def close(self) -> None:
-        with self._lock:
-            self._drop()
+        self.watcher.stop()
+        for conn in (self._reader, self._writer, self._recorder):
+            with conn.lock:
+                conn.drop()
 
 
-__all__ = ["AccountDirectory", "ProxyAccount", "may_log_in", "same_address", "SMTP_PASSWORD"]
+def _serial(registry) -> Optional[int]:
+    changes = getattr(registry, "changes", None)
+    return changes.serial() if changes is not None else None
+
+
+class ChangeWatcher:
+    """On PostgreSQL, a thread LISTENing for the registry's change notifications
+    (``registry.notify``); ``quiet()`` is True while nothing was notified since it was
+    last asked and the listener is up. Elsewhere it never starts: the serial is polled."""
+
+    SAFETY_POLL = 60.0      # seconds: the serial is read at least this often anyway
+
+    def __init__(self, open_registry: Callable[[], object]) -> None:
+        self._open = open_registry
+        self._dirty = True
+        self._stop = threading.Event()
+        self._listening = False
+        self._asked = 0.0
+        self._thread: Optional[threading.Thread] = None
+
+    def start(self) -> bool:
+        """Start listening where the registry can notify; whether it does."""
+        registry = self._open()
+        try:
+            feed = getattr(registry, "changes", None)
+            listener = feed.listener() if feed is not None else None
+        finally:
+            registry.close()
+        if listener is None:
+            return False
+        self._thread = threading.Thread(target=self._run, args=(listener,), daemon=True,
+                                        name="mailform-proxy-listen")
+        self._listening = True
+        self._thread.start()
+        return True
+
+    def _run(self, listener) -> None:
+        try:
+            while not self._stop.is_set():
+                if listener.wait(1.0):
+                    self._dirty = True
+        except Exception:  # noqa: BLE001 - the connection was lost: fall back to polling
+            pass
+        finally:
+            self._listening = False
+            listener.close()
+
+    def quiet(self) -> bool:
+        now = time.monotonic()
+        if not self._listening or self._dirty or now - self._asked >= self.SAFETY_POLL:
+            self._dirty, self._asked = False, now
+            return False
+        return True
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+
+
+__all__ = ["AccountDirectory", "ChangeWatcher", "ProxyAccount", "may_log_in", "same_address", "SMTP_PASSWORD"]

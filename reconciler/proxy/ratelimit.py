@@ -22,6 +22,7 @@ DEFAULT_WINDOW = 600.0
 DEFAULT_BASE_DELAY = 1.0
 DEFAULT_MAX_DELAY = 15.0
 MAX_TRACKED = 100_000   # addresses; the stalest are forgotten beyond this
+OK, WAIT, LOCKED = "ok", "wait", "locked"     # what ``reserve`` says
 
 
 def client_key(address: str | None) -> str:
@@ -56,6 +57,7 @@ class LoginLimiter:
         self.settings = settings or LimitSettings()
         self._clock = clock
         self._failures: dict[str, deque[float]] = {}
+        self._inflight: dict[str, int] = {}
         self._lock = threading.Lock()
 
     def _recent(self, key: str, now: float) -> deque[float]:
@@ -82,20 +84,54 @@ class LoginLimiter:
     def failure(self, address: str | None) -> float:
         """Record a failed login; returns the delay to wait before answering it."""
         with self._lock:
-            now = self._clock()
-            key = client_key(address)
-            times = self._recent(key, now)
-            times.append(now)
-            self._failures[key] = times
-            if len(self._failures) > MAX_TRACKED:
-                self._forget_stalest()
-            return self.delay_for(len(times))
+            return self.delay_for(self._count_failure(client_key(address)))
+
+    def _count_failure(self, key: str) -> int:
+        times = self._recent(key, self._clock())
+        times.append(self._clock())
+        self._failures[key] = times
+        if len(self._failures) > MAX_TRACKED:
+            self._forget_stalest()
+        return len(times)
 
     def delay_for(self, failures: int) -> float:
         if failures <= 0:
             return 0.0
         s = self.settings
         return min(s.base_delay * (2 ** min(failures - 1, 30)), s.max_delay)
+
+    def reserve(self, address: str | None) -> str:
+        """Before a password is checked: "ok" (a check slot is taken: ``failed`` or
+        ``release`` it), "wait" (the slots are taken by checks in flight: ask again in a
+        moment) or "locked" (the failures reached the limit)."""
+        with self._lock:
+            key = client_key(address)
+            failures = len(self._recent(key, self._clock()))
+            if failures >= self.settings.max_failures:
+                return LOCKED
+            if failures + self._inflight.get(key, 0) >= self.settings.max_failures:
+                return WAIT
+            self._inflight[key] = self._inflight.get(key, 0) + 1
+            return OK
+
+    def _done(self, key: str) -> None:
+        left = self._inflight.get(key, 0) - 1
+        if left > 0:
+            self._inflight[key] = left
+        else:
+            self._inflight.pop(key, None)
+
+    def release(self, address: str | None) -> None:
+        """Give back the slot of a check that did not fail (a login, a registry error)."""
+        with self._lock:
+            self._done(client_key(address))
+
+    def failed(self, address: str | None) -> int:
+        """The check of a reserved slot failed: it counts; the failures in the window."""
+        with self._lock:
+            key = client_key(address)
+            self._done(key)
+            return self._count_failure(key)
 
     def failures(self, address: str | None) -> int:
         with self._lock:
@@ -107,5 +143,55 @@ class LoginLimiter:
             del self._failures[key]
 
 
-__all__ = ["LimitSettings", "LoginLimiter", "client_key", "DEFAULT_MAX_FAILURES",
+class SharedLimiter(LoginLimiter):
+    """The same rule kept in the registry (``registry.login_throttle``), shared by every
+    replica and atomic there: check slots are handed out by the database."""
+
+    def __init__(self, settings: LimitSettings, open_registry: Callable[[], object]) -> None:
+        super().__init__(settings)
+        self._open = open_registry
+        self._registry = None
+
+    def _throttle(self):
+        if self._registry is None:
+            self._registry = self._open()
+        return self._registry.login_throttle
+
+    def _call(self, method: str, *args):
+        with self._lock:
+            try:
+                return getattr(self._throttle(), method)(*args)
+            except Exception:
+                self.close()      # reopened on the next attempt (a lost connection)
+                raise
+
+    def reserve(self, address: str | None) -> str:
+        return self._call("reserve", client_key(address), self.settings.max_failures,
+                          self.settings.window)
+
+    def release(self, address: str | None) -> None:
+        self._call("release", client_key(address))
+
+    def failed(self, address: str | None) -> int:
+        return self._call("failed", client_key(address))
+
+    def failures(self, address: str | None) -> int:
+        return self._call("failures", client_key(address), self.settings.window)
+
+    def retry_after(self, address: str | None) -> float:
+        return 0.0     # decided by ``reserve``, atomically
+
+    def failure(self, address: str | None) -> float:
+        return self.delay_for(self.failed(address))
+
+    def close(self) -> None:
+        registry, self._registry = self._registry, None
+        if registry is not None:
+            try:
+                registry.close()
+            except Exception:  # noqa: BLE001 - being thrown away
+                pass
+
+
+__all__ = ["LimitSettings", "LoginLimiter", "SharedLimiter", "client_key", "DEFAULT_MAX_FAILURES",
            "DEFAULT_WINDOW", "DEFAULT_BASE_DELAY", "DEFAULT_MAX_DELAY"]

@@ -1,25 +1,21 @@
-"""Relaying one message through an account's own upstream SMTP server (SPEC §7).
+"""What a relay through an account's upstream server comes to, and how the client hears it.
 
-All or nothing: the upstream gets MAIL FROM, every RCPT TO, then DATA on one
-connection; when any step fails (connection, TLS, greeting, login, a refused
-sender or recipient, the DATA reply, a timeout) the transaction is abandoned
-before DATA where possible and the result says so, so that the proxy answers
-its client with a temporary failure and the client keeps the message. A
-success is reported only when the upstream answered DATA with 250.
-
-Every socket operation is bounded by the settings' ``timeout``. The settings
-and the login (SASL, UTF-8 credentials) are the shared ones of
-``reconciler.servers``. Nothing here logs, and no result holds the password.
+``RelayResult`` is a failure (or success) of a whole step with the upstream; ``one_line``
+makes an upstream's text safe for one reply line or log line; ``failure_reply`` turns a
+failed step into the temporary answer the client gets (451: it keeps the message).
+``relay_message`` sends one message in one session (synchronous, for one-off use and
+tests); the proxy itself keeps sessions open per account (``pool``, ``transaction``).
 """
 from __future__ import annotations
 
-import smtplib
-import socket
-import ssl
+import asyncio
 from dataclasses import dataclass
-from typing import Iterable, Optional
+from typing import Optional
 
-from ..servers import DEFAULT_TIMEOUT, SaslError, ServerSettings, smtp_authenticate
+from ..servers import DEFAULT_TIMEOUT, ServerSettings
+
+STATUS_OF_STAGE = {"connect": "4.4.1", "tls": "4.7.0", "auth": "4.7.0", "account": "4.7.0",
+                   "registry": "4.3.0", "shutdown": "4.3.2"}
 
 
 @dataclass(frozen=True)
@@ -34,12 +30,6 @@ class RelayResult:
         return f"{self.stage}: {code}{self.detail}".strip()
 
 
-class _Failed(Exception):
-    def __init__(self, stage: str, code: Optional[int], detail: str):
-        super().__init__(detail)
-        self.stage, self.code, self.detail = stage, code, detail
-
-
 def one_line(text, limit: int = 200) -> str:
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
@@ -47,96 +37,42 @@ def one_line(text, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _error_detail(exc: BaseException) -> tuple[Optional[int], str]:
-    if isinstance(exc, smtplib.SMTPResponseException):
-        return exc.smtp_code, one_line(exc.smtp_error)
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        return None, "certificate invalid: " + one_line(exc.verify_message or exc)
-    if isinstance(exc, (socket.timeout, TimeoutError)):
-        return None, "timed out"
-    if isinstance(exc, OSError) and exc.strerror:
-        return None, one_line(exc.strerror)
-    return None, one_line(str(exc) or type(exc).__name__)
+def failure_reply(result: RelayResult) -> str:
+    """A 451: the client keeps the message and tries again later."""
+    status = STATUS_OF_STAGE.get(result.stage, "4.4.0")
+    code = f"{result.code} " if result.code else ""
+    detail = one_line(f"{code}{result.detail}", 160) or "no reply"
+    return (f"451 {status} Upstream {result.stage} failed ({detail}); "
+            "message not sent, try again later")
 
 
-def _step(stage: str, func, *args, **kwargs):
-    """Run one client step; any failure becomes _Failed(stage, …)."""
+async def relay_once(up: ServerSettings, sender: str, recipients: list[str], data: bytes, *,
+                     local_hostname: Optional[str] = None, eightbit: bool = False
+                     ) -> RelayResult:
+    """One message in one session; ok only when every recipient and DATA got 2xx."""
+    from .upstream import StepFailed, Upstream
+    session = Upstream(up, local_hostname, up.timeout)
     try:
-        return func(*args, **kwargs)
-    except (smtplib.SMTPException, OSError, SaslError, ValueError) as exc:
-        raise _Failed(stage, *_error_detail(exc)) from None
-
-
-def _open(up: ServerSettings, local_hostname: Optional[str]) -> smtplib.SMTP:
-    if up.security == "ssl":
-        return _step("connect", smtplib.SMTP_SSL, up.host, up.port, local_hostname=local_hostname,
-                     timeout=up.timeout, context=up.tls_context())
-    return _step("connect", smtplib.SMTP, up.host, up.port, local_hostname=local_hostname,
-                 timeout=up.timeout)
-
-
-def _greet_and_login(smtp: smtplib.SMTP, up: ServerSettings) -> None:
-    _step("greeting", smtp.ehlo_or_helo_if_needed)
-    if up.security == "starttls":
-        if not smtp.has_extn("starttls"):
-            raise _Failed("tls", None, "the upstream server does not offer STARTTLS")
-        _step("tls", smtp.starttls, context=up.tls_context())
-        _step("greeting", smtp.ehlo)
-    if up.authenticate:
-        _login(smtp, up)
-
-
-def _login(smtp: smtplib.SMTP, up: ServerSettings) -> None:
-    """The shared SASL client: UTF-8 credentials (smtplib.login encodes them as ASCII)."""
-    if not smtp.has_extn("auth"):
-        raise _Failed("auth", None, "the upstream server does not offer AUTH")
-    code, text = _step("auth", smtp_authenticate, smtp, up)
-    if code not in (235, 503):  # 503: already authenticated
-        raise _Failed("auth", code, up.redact(one_line(text)))
-
-
-def _expect(stage: str, reply: tuple[int, bytes], ok: Iterable[int]) -> None:
-    code, text = reply
-    if code not in tuple(ok):
-        raise _Failed(stage, code, one_line(text))
-
-
-def _transaction(smtp: smtplib.SMTP, sender: str, recipients: list[str], data: bytes,
-                 eightbit: bool) -> tuple[int, bytes]:
-    options = ["BODY=8BITMIME"] if eightbit and smtp.has_extn("8bitmime") else []
-    _expect("mail", _step("mail", smtp.mail, sender, options), (250,))
-    for rcpt in recipients:
-        _expect("rcpt", _step("rcpt", smtp.rcpt, rcpt), (250, 251))
-    reply = _step("data", smtp.data, data)
-    _expect("data", reply, (250,))
-    return reply
+        await session.open()
+        await session.mail(sender, eightbit)
+        for rcpt in recipients:
+            code, text = await session.rcpt(rcpt)
+            if code // 100 != 2:
+                return RelayResult(False, "rcpt", code, text)
+        code, text = await session.data(data)
+        return RelayResult(code // 100 == 2, "done" if code // 100 == 2 else "data", code, text)
+    except StepFailed as failed:
+        return RelayResult(False, failed.stage, failed.code, failed.detail)
+    finally:
+        await session.close(polite=not session.broken)
 
 
 def relay_message(up: ServerSettings, sender: str, recipients: list[str], data: bytes, *,
                   local_hostname: Optional[str] = None, eightbit: bool = False) -> RelayResult:
-    """Send one message through ``up`` (every step bounded by ``up.timeout``); never
-    raises for a network or SMTP failure."""
-    smtp = None
-    try:
-        smtp = _open(up, local_hostname)
-        _greet_and_login(smtp, up)
-        code, text = _transaction(smtp, sender, recipients, data, eightbit)
-        return RelayResult(True, "done", code, one_line(text))
-    except _Failed as failed:
-        if failed.stage in ("mail", "rcpt"):
-            _quietly(smtp.rset)
-        return RelayResult(False, failed.stage, failed.code, failed.detail)
-    finally:
-        if smtp is not None:
-            _quietly(smtp.quit)
-            _quietly(smtp.close)
+    """``relay_once`` from synchronous code; never raises for a network or SMTP failure."""
+    return asyncio.run(relay_once(up, sender, recipients, data,
+                                  local_hostname=local_hostname, eightbit=eightbit))
 
 
-def _quietly(func) -> None:
-    try:
-        func()
-    except Exception:  # noqa: BLE001 - tidying up a connection that may be gone
-        pass
-
-
-__all__ = ["RelayResult", "relay_message", "DEFAULT_TIMEOUT"]
+__all__ = ["RelayResult", "relay_message", "relay_once", "failure_reply", "one_line",
+           "DEFAULT_TIMEOUT"]

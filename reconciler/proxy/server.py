@@ -1,51 +1,38 @@
-"""The SMTP submission proxy (SPEC §7), on aiosmtpd.
+"""The SMTP submission proxy (SPEC §7, issue 12): what every session shares, and the
+listening server with its graceful stop.
 
-A client logs in with an account's email and SMTP password (AUTH PLAIN or
-LOGIN), sends as that account (MAIL FROM must be the account's email, else
-553), and each message is relayed through the account's own upstream server
-(``relay.py``), tagged first so that its bounces can be trusted. The client hears 250 only when the upstream accepted the
-message; any upstream failure is a 451, so the client keeps the message.
-
-AUTH is offered and accepted only on an encrypted connection (after STARTTLS,
-or with implicit TLS), unless ``allow_plain_auth`` is set, which the caller
-permits only on a loopback listener (``check_listen``). Failed logins are
-throttled per client address (``ratelimit.py``).
-
-Logging (logger ``mailform.proxy``): one line per event, never a password or a
-message body. aiosmtpd's own logger (``mail.log``), which would echo AUTH
-lines at debug level, is kept at WARNING.
+``ProxyCore`` holds the settings, the registry view (``auth``), the failed-login limiter
+(``ratelimit``), the upstream sessions (``pool``) and three small thread pools: *login*
+(password checks, the limiter), *relay* (settings, the tag: what a relay waits for) and
+*log* (the delivery log and the contact ledger, written after the client's answer). Relays themselves run on the event loop (``upstream``), so no number
+of stalled upstreams can hold up a login. ``ProxyServer.stop`` is the SIGTERM path: stop
+accepting, 421 to idle sessions, let transactions in flight finish up to
+``shutdown_grace`` seconds, then 421 to the rest (a message still being received is never
+acknowledged; one being relayed waits for the upstream's answer, within its deadline).
 """
 from __future__ import annotations
 
 import asyncio
-import ipaddress
+import gc
 import logging
 import socket
-import ssl
 import threading
-import warnings
+import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Optional
 
-from aiosmtpd.smtp import SMTP, AuthResult
-
-from ..servers import ServerSettingsError
-from .auth import AccountDirectory, ProxyAccount, same_address
-from .ratelimit import LimitSettings, LoginLimiter
-from .relay import DEFAULT_TIMEOUT, RelayResult, one_line, relay_message
+from .auth import AccountDirectory
+from .config import (DEFAULT_MAX_MESSAGE_SIZE, ConfigError, ProxyConfig, check_config,
+                     is_loopback, parse_listen, server_tls_context)
+from .pool import UpstreamPool
+from .ratelimit import LoginLimiter
+from .records import record
+from .relay import failure_reply
+from .smtp import ProxySMTP
+from .upstream import Upstream
 
 log = logging.getLogger("mailform.proxy")
-
-DEFAULT_MAX_MESSAGE_SIZE = 32 * 1024 * 1024
-DEFAULT_MAX_RECIPIENTS = 100
-
-R_AUTH_OK = "235 2.7.0 Authentication successful"
-R_AUTH_BAD = "535 5.7.8 Authentication credentials invalid"
-R_AUTH_TEMP = "454 4.7.0 Temporary authentication failure, try again later"
-R_AUTH_LOCKED = "454 4.7.0 Too many failed logins from your address, try again later"
-R_NEED_TLS = "530 5.7.0 Must issue a STARTTLS command first"
-R_NO_TLS = "530 5.7.0 Authentication is not available on this unencrypted connection"
 
 
 class _QuietAuthWarning(logging.Filter):
@@ -59,80 +46,8 @@ _AIOSMTPD_LOG = logging.getLogger("mail.log")
 _AIOSMTPD_LOG.addFilter(_QuietAuthWarning())
 
 
-class ConfigError(ValueError):
-    """The proxy cannot start with these settings (a usage error)."""
-
-
-@dataclass(frozen=True)
-class ProxyConfig:
-    host: str
-    port: int
-    tls_cert: Optional[str] = None
-    tls_key: Optional[str] = None
-    implicit_tls: bool = False
-    allow_plain_auth: bool = False
-    limits: LimitSettings = field(default_factory=LimitSettings)
-    upstream_timeout: float = DEFAULT_TIMEOUT
-    hostname: Optional[str] = None
-    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
-    max_recipients: int = DEFAULT_MAX_RECIPIENTS
-    session_timeout: float = 300.0
-    ca_file: Optional[str] = None    # extra trust anchor for upstream servers
-
-    @property
-    def tls(self) -> bool:
-        return bool(self.tls_cert)
-
-
-def parse_listen(value: str) -> tuple[str, int]:
-    """``HOST:PORT`` or ``[IPv6]:PORT`` → (host, port)."""
-    host, sep, port = value.strip().rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ConfigError(f"--listen {value!r}: expected HOST:PORT (e.g. 127.0.0.1:2525)")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    return host, int(port)
-
-
-def is_loopback(host: str) -> bool:
-    """True when every address the host resolves to is a loopback address."""
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        pass
-    try:
-        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
-    except OSError:
-        return False
-    addresses = {info[4][0] for info in infos}
-    return bool(addresses) and all(ipaddress.ip_address(a.split("%")[0]).is_loopback
-                                   for a in addresses)
-
-
-def check_config(config: ProxyConfig) -> None:
-    if config.allow_plain_auth and not is_loopback(config.host):
-        raise ConfigError(f"--allow-plain-auth is only allowed on a loopback listener; "
-                          f"{config.host} is not loopback (use TLS: --tls-cert/--tls-key)")
-    if config.implicit_tls and not config.tls_cert:
-        raise ConfigError("--implicit-tls needs --tls-cert (and --tls-key unless the key "
-                          "is in the certificate file)")
-    if config.tls_key and not config.tls_cert:
-        raise ConfigError("--tls-key needs --tls-cert")
-
-
-def server_tls_context(cert: str, key: Optional[str]) -> ssl.SSLContext:
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    try:
-        ctx.load_cert_chain(cert, key or None)
-    except (OSError, ssl.SSLError) as exc:
-        raise ConfigError(f"cannot load the TLS certificate/key ({cert}"
-                          f"{', ' + key if key else ''}): {exc}") from None
-    return ctx
-
-
 class ProxyCore:
-    """What every session shares: settings, the registry view, the limiter, workers."""
+    """What every session shares (see the module docstring)."""
 
     def __init__(self, config: ProxyConfig, directory: AccountDirectory,
                  limiter: Optional[LoginLimiter] = None) -> None:
@@ -140,171 +55,104 @@ class ProxyCore:
         self.directory = directory
         self.limiter = limiter or LoginLimiter(config.limits)
         self.hostname = config.hostname or socket.gethostname()
-        self.executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="mailform-proxy")
+        self.login_workers = ThreadPoolExecutor(4, thread_name_prefix="mailform-proxy-login")
+        self.relay_workers = ThreadPoolExecutor(4, thread_name_prefix="mailform-proxy-relay")
+        self.log_workers = ThreadPoolExecutor(1, thread_name_prefix="mailform-proxy-log")
+        self.pool = UpstreamPool(config.max_upstream_sessions, config.upstream_idle,
+                                 config.upstream_timeout)
+        self.sessions: set = set()
+        self._tasks: set[asyncio.Task] = set()
 
-    def relay(self, account: ProxyAccount, sender: str, recipients: list[str],
-              data: bytes, eightbit: bool) -> RelayResult:
-        """Runs in a worker thread: fresh settings from the registry, the message tagged
-        and recorded there (``bounces.tags``), then the upstream."""
+    @staticmethod
+    def now() -> datetime:
+        return datetime.now(timezone.utc)
+
+    async def run_login(self, func, *args):
+        return await asyncio.get_running_loop().run_in_executor(self.login_workers, func, *args)
+
+    async def run_relay(self, func, *args):
+        """Registry work a relay waits for (settings, the tag)."""
+        return await asyncio.get_running_loop().run_in_executor(self.relay_workers, func, *args)
+
+    async def run_log(self, func, *args):
+        """Registry work nobody waits for (the delivery log, the ledger, pruning)."""
+        return await asyncio.get_running_loop().run_in_executor(self.log_workers, func, *args)
+
+    async def settings_of(self, name: str):
+        options = {"timeout": self.config.upstream_timeout, "ca_file": self.config.ca_file}
+        known = getattr(self.directory, "known_current", None)
+        settings = known(name, **options) if known is not None else None
+        if settings is None:
+            _, settings = await self.run_relay(lambda: self.directory.current(name, **options))
+        return settings
+
+    async def open_upstream(self, settings) -> Upstream:
+        upstream = Upstream(settings, self.hostname, self.config.upstream_timeout)
         try:
-            current, upstream = self.directory.current(
-                account.name, timeout=self.config.upstream_timeout, ca_file=self.config.ca_file)
-            if current is not None:
-                data = self.directory.tag(current, recipients, data)
-        except ServerSettingsError as exc:
-            return RelayResult(False, "account", None, str(exc))
-        except Exception as exc:  # noqa: BLE001 - the registry is down: temporary
-            return RelayResult(False, "registry", None,
-                               f"registry unavailable ({type(exc).__name__})")
-        if current is None:
-            return RelayResult(False, "account", None, "account no longer allowed to use the proxy")
-        return relay_message(upstream, sender, recipients, data,
-                             local_hostname=self.hostname, eightbit=eightbit)
+            await upstream.open()
+        except BaseException:
+            await upstream.close(polite=False)
+            raise
+        return upstream
 
+    async def tag(self, delivery, recipients: list[str], data: bytes) -> bytes:
+        from .auth import ProxyAccount
+        account = ProxyAccount(delivery.account, delivery.mail_from)
+        return await self.run_relay(self.directory.tag, account, recipients, data)
 
-def _client_ip(session) -> str:
-    peer = getattr(session, "peer", None)
-    return str(peer[0]) if isinstance(peer, tuple) and peer else str(peer or "unknown")
+    async def finish(self, tx) -> None:
+        """A transaction's upstream session back to the pool; its records written."""
+        if tx.upstream is not None:
+            await self.pool.release(tx.key, tx.upstream, reuse=not tx.upstream.broken)
+            tx.upstream = None
+        tx.delivery.finished = self.now()
+        self.background(self.run_log(self._record, tx.delivery))
 
-
-def _shown_login(login) -> str:
-    if isinstance(login, bytes):
-        login = login.decode("utf-8", "replace")
-    text = "".join(ch if ch.isprintable() and not ch.isspace() else "?" for ch in str(login))
-    return text[:100] or "(empty)"
-
-
-def _stash(server, session, envelope, mechanism, auth_data) -> AuthResult:
-    """aiosmtpd's (synchronous) authenticator: keep the credentials for the asynchronous
-    check in ``ProxySMTP.smtp_AUTH`` and let it answer."""
-    server.offered = (mechanism, auth_data)
-    return AuthResult(success=False, handled=True)
-
-
-class ProxySMTP(SMTP):
-    """aiosmtpd's SMTP with our AUTH policy, registry check and throttling."""
-
-    def __init__(self, core: ProxyCore, tls_context: Optional[ssl.SSLContext]) -> None:
-        config = core.config
-        starttls = tls_context if (tls_context and not config.implicit_tls) else None
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")   # "AUTH without requiring TLS": we enforce it
-            super().__init__(
-                ProxyHandler(core), hostname=core.hostname, ident="mailform proxy",
-                tls_context=starttls,
-                require_starttls=bool(starttls) and not config.allow_plain_auth,
-                auth_required=True, auth_require_tls=False, authenticator=_stash,
-                data_size_limit=config.max_message_size, timeout=config.session_timeout)
-        self.core = core
-        self.offered = None
-
-    def encrypted(self) -> bool:
-        if self._tls_protocol is not None:
-            return True
-        transport = self.transport
-        return transport is not None and transport.get_extra_info("ssl_object") is not None
-
-    def may_authenticate(self) -> bool:
-        return self.encrypted() or self.core.config.allow_plain_auth
-
-    async def smtp_AUTH(self, arg: str) -> None:
-        if not self.may_authenticate():
-            await self.push(R_NEED_TLS if self.tls_context else R_NO_TLS)
-            return
-        client = _client_ip(self.session)
-        if self.core.limiter.retry_after(client) > 0:
-            log.warning("login refused client=%s reason=too-many-failures", client)
-            await self.push(R_AUTH_LOCKED)
-            return
-        self.offered = None
-        await super().smtp_AUTH(arg)
-        offered, self.offered = self.offered, None
-        if offered is not None:
-            await self.push(await self._check(client, *offered))
-
-    async def _check(self, client: str, mechanism: str, creds) -> str:
-        loop = asyncio.get_running_loop()
-        login = _shown_login(creds.login)
+    def _record(self, delivery) -> None:
         try:
-            account = await loop.run_in_executor(
-                self.core.executor, self.core.directory.authenticate, creds.login, creds.password)
-        except Exception as exc:  # noqa: BLE001 - registry unreachable: temporary
-            log.error("login error user=%s client=%s reason=registry-unavailable (%s)",
-                      login, client, type(exc).__name__)
-            return R_AUTH_TEMP
-        if account is None:
-            delay = self.core.limiter.failure(client)
-            log.warning("login failed user=%s client=%s mechanism=%s failures=%d",
-                        login, client, mechanism, self.core.limiter.failures(client))
-            await asyncio.sleep(delay)
-            return R_AUTH_BAD
-        self.session.authenticated = True
-        self.session.auth_data = account
-        log.info("login ok account=%s user=%s client=%s mechanism=%s tls=%s",
-                 account.name, account.email, client, mechanism,
-                 "yes" if self.encrypted() else "no")
-        return R_AUTH_OK
+            self.directory.write(record, delivery)
+        except Exception as exc:  # noqa: BLE001 - a log row must not fail a relay
+            log.error("delivery log not written account=%s id=%s (%s)", delivery.account,
+                      delivery.id, type(exc).__name__)
 
+    def background(self, awaitable) -> None:
+        task = asyncio.ensure_future(awaitable)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
-class ProxyHandler:
-    """aiosmtpd handler hooks: sender policy, recipient limit, relaying."""
+    async def housekeeping(self) -> None:
+        """Once a second, free the reference cycles closed connections leave (asyncio
+        transports, SSL objects): collected in bursts by Python's own schedule they peak
+        at tens of MB. Every few seconds, expire idle upstream sessions; once an hour,
+        prune the delivery log and the throttle's finished windows."""
+        tick = 0
+        while True:
+            await asyncio.sleep(1.0)
+            gc.collect()
+            if tick % 5 == 0:
+                await self.pool.expire()
+            if tick % 3600 == 0:
+                self.background(self.run_log(self._prune))
+            tick += 1
 
-    def __init__(self, core: ProxyCore) -> None:
-        self.core = core
+    def _prune(self) -> None:
+        try:
+            self.directory.write(self._prune_in)
+        except Exception as exc:  # noqa: BLE001 - tried again in an hour
+            log.error("delivery log not pruned (%s)", type(exc).__name__)
 
-    async def handle_EHLO(self, server, session, envelope, hostname, responses):
-        session.host_name = hostname
-        if not server.may_authenticate():
-            responses = [line for line in responses if not line.startswith("250-AUTH")]
-        return responses
+    def _prune_in(self, registry) -> None:
+        registry.delivery_log.prune(self.config.log_retention_days)
+        registry.login_throttle.prune(self.config.limits.window)
 
-    async def handle_MAIL(self, server, session, envelope, address, mail_options):
-        account: ProxyAccount = session.auth_data
-        if not same_address(address, account.email):
-            log.warning("sender refused account=%s client=%s mail_from=%s",
-                        account.name, _client_ip(session), _shown_login(address or "<>"))
-            return f"553 5.7.1 Sender address must be {account.email}, the account you logged in as"
-        envelope.mail_from = address
-        envelope.mail_options.extend(mail_options)
-        return "250 2.1.0 OK"
-
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
-        if len(envelope.rcpt_tos) >= self.core.config.max_recipients:
-            return "452 4.5.3 Too many recipients"
-        envelope.rcpt_tos.append(address)
-        envelope.rcpt_options.extend(rcpt_options)
-        return "250 2.1.5 OK"
-
-    async def handle_DATA(self, server, session, envelope):
-        account: ProxyAccount = session.auth_data
-        data = envelope.original_content or envelope.content or b""
-        if isinstance(data, str):
-            data = data.encode("utf-8")
-        eightbit = any(o.upper() == "BODY=8BITMIME" for o in envelope.mail_options)
-        recipients = list(envelope.rcpt_tos)
-        loop = asyncio.get_running_loop()
-        result = await loop.run_in_executor(self.core.executor, self.core.relay, account,
-                                            envelope.mail_from, recipients, data, eightbit)
-        client = _client_ip(session)
-        if result.ok:
-            log.info("relayed account=%s client=%s recipients=%d size=%d upstream_reply=%s",
-                     account.name, client, len(recipients), len(data),
-                     f"{result.code} {result.detail}")
-            return f"250 2.0.0 Relayed: {one_line(result.detail, 120)}"
-        log.error("upstream failure account=%s client=%s recipients=%d stage=%s detail=%s",
-                  account.name, client, len(recipients), result.stage,
-                  one_line(result.describe(), 300))
-        return failure_reply(result)
-
-
-def failure_reply(result: RelayResult) -> str:
-    """Always a 451: the client keeps the message and tries again later."""
-    status = {"connect": "4.4.1", "tls": "4.7.0", "auth": "4.7.0", "account": "4.7.0",
-              "registry": "4.3.0"}.get(result.stage, "4.4.0")
-    code = f"{result.code} " if result.code else ""
-    detail = one_line(f"{code}{result.detail}", 160) or "no reply"
-    return (f"451 {status} Upstream {result.stage} failed ({detail}); "
-            "message not sent, try again later")
+    async def drain(self) -> None:
+        """Wait for background records; close the pool and the workers."""
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=30)
+        await self.pool.close()
+        self.login_workers.shutdown(wait=False, cancel_futures=True)
+        self.relay_workers.shutdown(wait=True)
+        self.log_workers.shutdown(wait=True)
 
 
 class ProxyServer:
@@ -318,21 +166,25 @@ class ProxyServer:
         self.tls_context = server_tls_context(config.tls_cert, config.tls_key) \
             if config.tls else None
         self._server: Optional[asyncio.base_events.Server] = None
+        self._housekeeping: Optional[asyncio.Task] = None
         self.address: Optional[tuple[str, int]] = None
+        self.sock: Optional[socket.socket] = None     # a listening socket shared by workers
 
     async def start(self) -> tuple[str, int]:
         _AIOSMTPD_LOG.setLevel(logging.WARNING)   # its debug lines would show AUTH data
         loop = asyncio.get_running_loop()
         implicit = self.tls_context if self.config.implicit_tls else None
         try:
+            where = {"sock": self.sock} if self.sock is not None else {
+                "host": self.config.host, "port": self.config.port, "backlog": 1024}
             self._server = await loop.create_server(
-                lambda: ProxySMTP(self.core, self.tls_context),
-                host=self.config.host, port=self.config.port, ssl=implicit)
+                lambda: ProxySMTP(self.core, self.tls_context), ssl=implicit, **where)
         except OSError as exc:
             raise ConfigError(f"cannot listen on {self.config.host}:{self.config.port}: "
                               f"{exc.strerror or exc}") from None
         sockname = self._server.sockets[0].getsockname()
         self.address = (sockname[0], sockname[1])
+        self._housekeeping = asyncio.ensure_future(self.core.housekeeping())
         return self.address
 
     def describe(self) -> str:
@@ -345,13 +197,38 @@ class ProxyServer:
         else:
             mode = "no TLS, " + ("plain AUTH allowed (loopback)" if self.config.allow_plain_auth
                                  else "AUTH refused (no TLS configured)")
-        return f"{shown} ({mode})"
+        extra = ", PROXY protocol" if self.config.proxy_protocol else ""
+        return f"{shown} ({mode}{extra})"
 
-    async def stop(self) -> None:
+    async def stop(self, grace: Optional[float] = None) -> None:
+        """Stop accepting; let transactions in flight finish up to ``grace`` seconds."""
         if self._server is not None:
             self._server.close()
             self._server = None
-        self.core.executor.shutdown(wait=False, cancel_futures=True)
+        grace = self.config.shutdown_grace if grace is None else grace
+        await self._close_sessions(("idle",))
+        deadline = time.monotonic() + grace
+        while self._busy(("mail", "data", "relaying")) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+            await self._close_sessions(("idle",))
+        await self._close_sessions(("idle", "mail", "data"))
+        relay_deadline = time.monotonic() + 2 * self.config.upstream_timeout + 2
+        while self._busy(("relaying",)) and time.monotonic() < relay_deadline:
+            await asyncio.sleep(0.05)
+        await self._close_sessions(("idle", "mail", "data", "relaying"))
+        if self._housekeeping is not None:
+            self._housekeeping.cancel()
+        await self.core.drain()
+
+    def _busy(self, phases) -> bool:
+        return any(s.phase in phases for s in self.core.sessions)
+
+    async def _close_sessions(self, phases) -> None:
+        closing = [s for s in list(self.core.sessions) if s.phase in phases]
+        if closing:
+            await asyncio.gather(*(s.close_for_shutdown() for s in closing))
+            for session in closing:
+                self.core.sessions.discard(session)
 
 
 class ThreadedProxy:
@@ -367,8 +244,9 @@ class ThreadedProxy:
         self._thread.start()
         return asyncio.run_coroutine_threadsafe(self.server.start(), self.loop).result(10)
 
-    def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.server.stop(), self.loop).result(10)
+    def stop(self, grace: float = 0.0) -> None:
+        asyncio.run_coroutine_threadsafe(self.server.stop(grace), self.loop).result(
+            grace + 4 * self.server.config.upstream_timeout + 40)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(10)
         self.loop.close()
@@ -392,5 +270,6 @@ async def serve_until(server: ProxyServer, stop: asyncio.Event, on_ready=None) -
         await server.stop()
 
 
-__all__ = ["ProxyConfig", "ProxyServer", "ThreadedProxy", "ConfigError", "serve_until",
-           "parse_listen", "is_loopback", "check_config", "failure_reply"]
+__all__ = ["ProxyConfig", "ProxyServer", "ProxyCore", "ThreadedProxy", "ConfigError",
+           "serve_until", "parse_listen", "is_loopback", "check_config", "failure_reply",
+           "DEFAULT_MAX_MESSAGE_SIZE"]

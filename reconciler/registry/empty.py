@@ -14,6 +14,7 @@ from typing import Any, Optional
 
 from ..errors import NotFoundError
 from .base import RegistryMeta, StoredAccount
+from .conditions import NoConditions
 from .crypto import KeyRing
 
 CREATED_BY = "`mailform apply` or `mailform registry init` creates it"
@@ -23,6 +24,7 @@ class EmptyRegistry:
     """The read side of the ``Registry`` protocol for a registry that is not there."""
 
     missing = True
+    conditions = NoConditions()
 
     def __init__(self, url: str) -> None:
         self.url = url

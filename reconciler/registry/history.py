@@ -5,16 +5,28 @@ Every write that changes what plan compares (an apply, an operator's edit, an
 activation) bumps the serial, so a saved plan can tell that the registry moved
 on since it was made. The bump is ``UPDATE … RETURNING``, which row-locks the
 serial: two writers can never hand out the same number.
+
+An apply of more than ``INLINE_CHANGES`` changes keeps its history row small: the
+changes go one row each into ``history_changes`` (serialised one at a time, so an
+apply of 100,000 accounts never holds them all as one text), and the row records how
+many (``changes_stored``). ``entries()`` — `mailform history` — never reads them;
+``entry(serial)`` does.
 """
 from __future__ import annotations
 
-from typing import Any
+import json
+from typing import Any, Iterator, Optional
 
 from .base import RegistryMeta
 from .common import default_actor, dumps, iso, loads, utcnow
+from .notify import CHANNEL
 from .store import SQLStore
 
 _COLUMNS = ("actor", "counts", "changes", "serial", "time")
+INLINE_CHANGES = 100
+# a change's body as the plan made it (its keys in their order: no sorting, read back as is)
+_BODY = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+STORED = "changes_stored"
 
 
 class HistoryLog:
@@ -33,25 +45,63 @@ class HistoryLog:
         return int(rows[0][0]) if rows else 0
 
     def entries(self) -> list[dict]:
+        """Every entry; an apply's changes inline, or ``changes_stored`` and []."""
         rows = self._store.read("SELECT serial, time, actor, counts, changes, extra "
                                 "FROM history ORDER BY serial")
-        return [{**loads(extra), "serial": serial, "time": time, "actor": actor,
-                 "counts": loads(counts), "changes": loads(changes)}
-                for serial, time, actor, counts, changes, extra in rows]
+        return [_entry(row) for row in rows]
+
+    def entry(self, serial: int) -> Optional[dict]:
+        """One entry with every change it made (also those stored one row each)."""
+        rows = self._store.read("SELECT serial, time, actor, counts, changes, extra "
+                                "FROM history WHERE serial = ?", (serial,))
+        if not rows:
+            return None
+        entry = _entry(rows[0])
+        if entry.get(STORED):
+            entry["changes"] = list(self.changes(serial))
+        return entry
+
+    def changes(self, serial: int) -> Iterator[Any]:
+        """The changes stored one row each for an entry, in order."""
+        rows = self._store.read("SELECT body FROM history_changes WHERE serial = ? "
+                                "ORDER BY seq", (serial,))
+        return (loads(body) for (body,) in rows)
 
     def bump_serial(self, cur: Any) -> int:
         """The next serial, inside the caller's transaction."""
         cur.execute("UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) "
                     "WHERE key = 'serial' RETURNING value")
-        return int(cur.fetchall()[0][0])
+        serial = int(cur.fetchall()[0][0])
+        self._store.backend.notify(cur, CHANNEL, str(serial))   # long-running readers
+        return serial
 
     def add(self, cur: Any, entry: dict) -> int:
-        """Bump the serial and record {time, actor, counts, changes, …}; the new serial."""
+        """Bump the serial and record {time, actor, counts, changes, …}; the new serial.
+        ``changes``: JSON-ready values, or objects with ``to_dict()`` (a plan's changes).
+        """
         serial = self.bump_serial(cur)
         extra = {k: v for k, v in entry.items() if k not in _COLUMNS}
+        changes = entry.get("changes") or []
+        if len(changes) > INLINE_CHANGES:
+            extra[STORED] = len(changes)
+            cur.executemany(self._store.q(
+                "INSERT INTO history_changes (serial, seq, body) VALUES (?, ?, ?)"),
+                ((serial, seq, _BODY.encode(_plain(c))) for seq, c in enumerate(changes)))
+            changes = []
         cur.execute(self._store.q(
             "INSERT INTO history (serial, time, actor, counts, changes, extra) "
             "VALUES (?, ?, ?, ?, ?, ?)"),
             (serial, iso(utcnow()), entry.get("actor") or default_actor(),
-             dumps(entry.get("counts", {})), dumps(entry.get("changes", [])), dumps(extra)))
+             dumps(entry.get("counts", {})), dumps([_plain(c) for c in changes]),
+             dumps(extra)))
         return serial
+
+
+def _plain(change: Any) -> Any:
+    return change.to_dict() if hasattr(change, "to_dict") else change
+
+
+def _entry(row: tuple) -> dict:
+    serial, time, actor, counts, changes, extra = row
+    return {**loads(extra), "serial": serial, "time": time, "actor": actor,
+            "counts": loads(counts), "changes": loads(changes)}

@@ -10,6 +10,12 @@ kept apart in ``unverified_bounces`` for contacts, never changing their status, 
 ``UNVERIFIED_RETENTION_DAYS``. A scanned message's bounces and the fact that it was
 processed are written in one transaction, so a scan that fails midway loses or repeats
 nothing.
+
+Every bounce or complaint of a contact is also an event (``events``), and so is its
+turning faulty, in the same transaction; the last bounce keeps the diagnostic, the
+message-id and the source (``inbox:ACCOUNT/MAILBOX/UID`` or a provider) for review. The
+contact lifecycle (reactivate, purge, erase, listing with filters) is ``lifecycle``.
+Nothing here bumps the registry's serial.
 """
 from __future__ import annotations
 
@@ -19,9 +25,11 @@ from typing import Any, Iterable, Optional
 from ..policy import (DEFAULT_SOFT_BOUNCE_LIMIT, DEFAULT_SOFT_BOUNCE_WINDOW_DAYS, Bounce,
                       SoftBounce, count_bounce)
 from .common import as_moment, dumps, iso, loads, utcnow
+from .events import add_event
+from .lifecycle import Lifecycle
 from .store import SQLStore
 
-_CONTACT_COLUMNS = "email, details, status, soft_bounces, last_bounce, updated"
+_CONTACT_COLUMNS = "email, details, status, soft_bounces, last_bounce, updated, faulty_since"
 _DOUBT_COLUMNS = "email, account, mailbox, uid, received_at, kind, status, reason, why"
 UNVERIFIED_RETENTION_DAYS = 90
 _CHUNK = 500
@@ -33,7 +41,7 @@ def normalise_email(email: str) -> str:
     return email.strip().lower()
 
 
-class ContactLedger:
+class ContactLedger(Lifecycle):
     """Contacts (filled by ``contacts import`` and the inbox scanner) and processed messages."""
 
     def __init__(self, store: SQLStore) -> None:
@@ -94,7 +102,9 @@ class ContactLedger:
             return self._count(cur, email, bounce, soft_limit, window_days)[1]
 
     def _count(self, cur: Any, email: str, bounce: Bounce, limit: int,
-               window_days: int, reason: Optional[str] = None) -> Outcome:
+               window_days: int, reason: Optional[str] = None,
+               more: Optional[dict] = None) -> Outcome:
+        """``more``: the diagnostic, message_id and source kept with the last bounce."""
         key = normalise_email(email)
         cur.execute(self._store.q("SELECT status, soft_bounces FROM contacts WHERE email = ?"),
                     (key,))
@@ -102,36 +112,53 @@ class ContactLedger:
         if row is None:
             return None, None
         before, stored = row[0], loads(row[1])
+        more = {k: v for k, v in (more or {}).items() if v}
+        _bounce_event(self._store, cur, key, bounce, reason, more)
         outcome = count_bounce(_soft_bounces(stored), bounce, limit, window_days)
         if not outcome.counts:
             return before, before
         after = "faulty" if outcome.faulty else before
         last = _with_reason({"time": iso(bounce.time), "kind": bounce.kind,
-                             "status": bounce.status, "account": bounce.account}, reason)
+                             "status": bounce.status, "account": bounce.account, **more}, reason)
         reasons = {**_reasons(stored), _soft_key(last): reason}
         cur.execute(self._store.q("UPDATE contacts SET status = ?, soft_bounces = ?, "
                                   "last_bounce = ?, updated = ? WHERE email = ?"),
                     (after, _dump_soft(outcome.soft_bounces, reasons), dumps(last),
                      iso(utcnow()), key))
+        if after == "faulty" and before != "faulty":
+            self._turned_faulty(cur, key, bounce, reason, more.get("source"))
         return before, after
+
+    def _turned_faulty(self, cur: Any, key: str, bounce: Bounce, reason: Optional[str],
+                       source: Optional[str]) -> None:
+        cur.execute(self._store.q("UPDATE contacts SET faulty_since = ? WHERE email = ?"),
+                    (iso(bounce.time), key))
+        add_event(self._store, cur, "faulty", key, bounce.account, source,
+                  {"cause": bounce.kind, "status": bounce.status, "reason": reason},
+                  bounce.time)
 
     def record_message(self, account: str, mailbox: str, uid: Any,
                        recipients: Iterable[tuple], soft_limit: int = DEFAULT_SOFT_BOUNCE_LIMIT,
                        window_days: int = DEFAULT_SOFT_BOUNCE_WINDOW_DAYS, when: Any = None,
-                       unverified: Iterable[tuple] = ()) -> list[Outcome]:
-        """One scanned message, atomically: its bounces counted, its unverified ones kept
-        apart, and the message remembered.
+                       unverified: Iterable[tuple] = (),
+                       message_id: Optional[str] = None) -> list[Outcome]:
+        """One scanned message, atomically: its bounces counted (each an event), its
+        unverified ones kept apart, and the message remembered.
 
-        ``recipients``: (address, kind, status[, reason]) that count; returns, per
+        ``recipients``: (address, kind, status[, reason[, diagnostic]]) that count;
+        ``message_id``: the bounced message's Message-ID when known; returns, per
         recipient, the contact's (status before, status after), (None, None) for an
         address that is not a contact. ``unverified``: (address, kind, status, reason,
         why) of a report not to be believed (SECURITY.md): recorded for contacts only,
         never changing their status.
         """
         moment = as_moment(when)
+        source = f"inbox:{account}/{mailbox}/{uid}"
         with self._store.write() as cur:
             out = [self._count(cur, email, Bounce(kind, moment, status, account),
-                               soft_limit, window_days, *rest[:1])
+                               soft_limit, window_days, (rest or [None])[0],
+                               {"diagnostic": rest[1] if len(rest) > 1 else None,
+                                "message_id": message_id, "source": source})
                    for email, kind, status, *rest in recipients]
             self._doubt(cur, (account, mailbox, str(uid), iso(moment)), list(unverified))
             self.mark_processed(account, mailbox, [uid])
@@ -195,9 +222,18 @@ class ContactLedger:
 
 
 def _contact(row: tuple) -> dict:
-    email, details, status, soft, last, updated = row
+    email, details, status, soft, last, updated, faulty_since = row
     return {"email": email, "details": loads(details), "status": status,
-            "soft_bounces": loads(soft), "last_bounce": loads(last), "updated": updated}
+            "soft_bounces": loads(soft), "last_bounce": loads(last), "updated": updated,
+            "faulty_since": faulty_since}
+
+
+def _bounce_event(store: SQLStore, cur: Any, key: str, bounce: Bounce,
+                  reason: Optional[str], more: dict) -> None:
+    kind = "complaint" if bounce.kind == "complaint" else "bounce"
+    data = {"kind": bounce.kind, "status": bounce.status, "reason": reason,
+            "diagnostic": more.get("diagnostic"), "message_id": more.get("message_id")}
+    add_event(store, cur, kind, key, bounce.account, more.get("source"), data, bounce.time)
 
 
 def _soft_bounces(stored: Any) -> list[SoftBounce]:

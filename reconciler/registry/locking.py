@@ -105,6 +105,18 @@ class WriteLock:
         held = self.current()     # a plain read first: never waits on a writer
         if held is not None and not can_take_over(held, utcnow(), host):
             return None, held
+        try:
+            return self._take(holder, lease_seconds, host)
+        except RegistryError:
+            # the database stayed busy (SQLite: the holder, who took the lock just after
+            # our read, is writing its apply): it is held, if the lock row says so
+            held = self.current()
+            if held is not None and not can_take_over(held, utcnow(), host):
+                return None, held
+            raise
+
+    def _take(self, holder: str, lease_seconds: float, host: str
+              ) -> tuple[Optional[LockInfo], Optional[LockInfo]]:
         with self._store.write() as cur:
             self._store.backend.lock_table(cur, "lock")
             cur.execute(f"SELECT {_LOCK_COLUMNS} FROM lock")

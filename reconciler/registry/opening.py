@@ -22,6 +22,10 @@ from .store import SQLStore
 def open_schema(store: SQLStore, migrations: Sequence[schema.Migration]) -> KeyRing:
     """Bring the database up to date (or refuse one newer than the code); its key ring."""
     schema.check_order(migrations)
+    newer = _newer_than_code(store, migrations)
+    if newer:
+        store.backend.read_only = newer
+        return _existing_key(store, _meta(store.raw_cursor()))
     keys = _open_read_only(store, migrations)
     if keys is not None:
         return keys
@@ -33,6 +37,24 @@ def open_schema(store: SQLStore, migrations: Sequence[schema.Migration]) -> KeyR
                 cur.execute(statement.format(blob=backend.blob_type))
             backend.set_schema_version(cur, step.version)
         return _init_meta(store, cur)
+
+
+def _newer_than_code(store: SQLStore, migrations: Sequence[schema.Migration]) -> str:
+    """Why the registry cannot be written by this code ("" when its schema is known)."""
+    latest = migrations[-1].version if migrations else 0
+    try:
+        current = store.backend.schema_version(store.raw_cursor())
+    except store.backend.errors:
+        return ""
+    if current <= latest:
+        return ""
+    return (f"its schema version {current} is newer than this mailform understands (up to "
+            f"{latest}); upgrade mailform to write to it")
+
+
+def _meta(cur) -> dict:
+    cur.execute("SELECT key, value FROM meta")
+    return dict(cur.fetchall())
 
 
 def _open_read_only(store: SQLStore, migrations: Sequence[schema.Migration]) -> KeyRing | None:
@@ -47,8 +69,7 @@ def _open_read_only(store: SQLStore, migrations: Sequence[schema.Migration]) -> 
         cur = store.raw_cursor()
         if schema.pending(store.backend.schema_version(cur), migrations, store.url):
             return None
-        cur.execute("SELECT key, value FROM meta")
-        meta = dict(cur.fetchall())
+        meta = _meta(cur)
     except store.backend.errors:
         return None
     if "lineage" not in meta:

@@ -90,6 +90,15 @@ class PostgresBackend(Backend):
     def reconnect(self) -> Any:
         return self._reconnect()
 
+    def notify(self, cur: Any, channel: str, payload: str) -> None:
+        cur.execute("SELECT pg_notify(%s, %s)", (channel, payload))
+
+    def listen_connection(self) -> Any:
+        return self._reconnect()
+
+    def relax_durability(self, conn: Any) -> None:
+        conn.execute("SET synchronous_commit = off")
+
     def commit_failed(self, exc: BaseException) -> bool:
         # The server's answer to COMMIT was an error (it has a SQLSTATE, e.g. 57P01 for a
         # terminated backend): not committed. No answer at all: it may have committed.

@@ -99,6 +99,88 @@ MIGRATIONS: tuple[Migration, ...] = (
         # JSON list of the tag's MACs under earlier keys (registry rekey writes them)
         "ALTER TABLE sent_messages ADD COLUMN prior_macs TEXT",
     )),
+    Migration(6, "the event log, provider event ids, webhook deliveries; when contacts "
+                 "became faulty (issue 14)", (
+        """CREATE TABLE events (
+            seq INTEGER PRIMARY KEY,
+            id TEXT NOT NULL UNIQUE,
+            time TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            email TEXT,
+            account TEXT,
+            source TEXT,
+            data TEXT NOT NULL)""",
+        "CREATE INDEX events_by_email ON events (email, seq)",
+        "CREATE INDEX events_by_time ON events (time)",
+        """CREATE TABLE provider_events (
+            provider TEXT NOT NULL,
+            event_id TEXT NOT NULL,
+            received_at TEXT NOT NULL,
+            PRIMARY KEY (provider, event_id))""",
+        """CREATE TABLE webhook_deliveries (
+            webhook TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            email TEXT,
+            state TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_at TEXT NOT NULL,
+            last_error TEXT,
+            updated TEXT NOT NULL,
+            PRIMARY KEY (webhook, seq))""",
+        "CREATE INDEX webhook_deliveries_by_state ON webhook_deliveries (state, next_at)",
+        "CREATE TABLE webhook_cursors (webhook TEXT PRIMARY KEY, seq INTEGER NOT NULL)",
+        "ALTER TABLE contacts ADD COLUMN faulty_since TEXT",
+    )),
+    Migration(7, "the proxy's delivery log and failed-login throttle (issue 12)", (
+        """CREATE TABLE delivery_log (
+            id TEXT PRIMARY KEY,
+            account TEXT NOT NULL,
+            message_id TEXT,
+            mail_from TEXT NOT NULL,
+            recipients TEXT NOT NULL,
+            upstream_reply TEXT,
+            size INTEGER NOT NULL,
+            client TEXT,
+            started TEXT NOT NULL,
+            finished TEXT NOT NULL)""",
+        "CREATE INDEX delivery_log_by_account ON delivery_log (account, finished)",
+        "CREATE INDEX delivery_log_by_time ON delivery_log (finished)",
+        """CREATE TABLE login_throttle (
+            client TEXT PRIMARY KEY,
+            window_start BIGINT NOT NULL,
+            attempts INTEGER NOT NULL,
+            failures INTEGER NOT NULL DEFAULT 0)""",
+    )),
+    Migration(8, "status conditions per account: Verified, InboxScanned, Applied, Drifted "
+                 "(issue 13)", (
+        """CREATE TABLE conditions (
+            subject TEXT NOT NULL,
+            type TEXT NOT NULL,
+            status TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            message TEXT NOT NULL,
+            observed TEXT NOT NULL,
+            last_transition TEXT NOT NULL,
+            last_probe TEXT NOT NULL,
+            PRIMARY KEY (subject, type))""",
+    )),
+    Migration(9, "the changes of a large apply, one row each (issue 16)", (
+        # history.changes then holds [] and history.extra {"changes_stored": N}
+        """CREATE TABLE history_changes (
+            serial INTEGER NOT NULL,
+            seq INTEGER NOT NULL,
+            body TEXT NOT NULL,
+            PRIMARY KEY (serial, seq))""",
+    )),
+    Migration(10, "the inbox scanner's UIDVALIDITY and last UID seen per mailbox (issue 13)", (
+        """CREATE TABLE scan_state (
+            account TEXT NOT NULL,
+            mailbox TEXT NOT NULL,
+            uidvalidity TEXT NOT NULL,
+            last_uid BIGINT NOT NULL,
+            updated TEXT NOT NULL,
+            PRIMARY KEY (account, mailbox))""",
+    )),
 )
 
 LATEST = MIGRATIONS[-1].version

@@ -28,14 +28,20 @@ from ..policy import DEFAULT_SOFT_BOUNCE_LIMIT, DEFAULT_SOFT_BOUNCE_WINDOW_DAYS
 from . import rekey, schema
 from .accounts import AccountBook
 from .base import AccountWrite, LockInfo, Rekeyed, RegistryMeta, StoredAccount
+from .conditions import Conditions
 from .crypto import KeyRing
+from .delivery import DeliveryLog
+from .events import EventLog
 from .history import HistoryLog
 from .ledger import ContactLedger, Outcome
 from .sent import SentLog
 from .locking import WriteLock
+from .notify import ChangeFeed
 from .opening import open_schema
 from .rotation import plan_rotation
+from .scanstate import ScanState
 from .store import Backend, SQLStore
+from .throttle import LoginThrottle
 
 
 class SQLRegistry:
@@ -56,6 +62,12 @@ class SQLRegistry:
         self.ledger = ContactLedger(self.store)
         self.sent_log = SentLog(self.store)
         self.history_log = HistoryLog(self.store)
+        self.delivery_log = DeliveryLog(self.store)       # the proxy's (issue 12)
+        self.login_throttle = LoginThrottle(self.store)
+        self.changes = ChangeFeed(self.store)
+        self.conditions = Conditions(self.store)
+        self.events = EventLog(self.store)                # issue 14
+        self.scan_state = ScanState(self.store)           # the inbox scanner's (issue 13)
 
     def close(self) -> None:
         self.store.close()
@@ -190,9 +202,10 @@ class SQLRegistry:
     def record_message(self, account: str, mailbox: str, uid: Any,
                        recipients: Iterable[tuple], soft_limit: int = DEFAULT_SOFT_BOUNCE_LIMIT,
                        window_days: int = DEFAULT_SOFT_BOUNCE_WINDOW_DAYS, when: Any = None,
-                       unverified: Iterable[tuple] = ()) -> list[Outcome]:
+                       unverified: Iterable[tuple] = (),
+                       message_id: Optional[str] = None) -> list[Outcome]:
         return self.ledger.record_message(account, mailbox, uid, recipients, soft_limit,
-                                          window_days, when, unverified)
+                                          window_days, when, unverified, message_id)
 
     def unverified_bounces(self, email: str) -> list[dict]:
         return self.ledger.unverified(email)
@@ -235,17 +248,24 @@ class SQLTransaction:
     def put_account(self, write: AccountWrite) -> None:
         self._registry.account_book.put(self._cursor(), write)
 
+    def put_accounts(self, writes: list[AccountWrite]) -> None:
+        self._registry.account_book.put_many(self._cursor(), writes)
+
     def delete_account(self, name: str) -> None:
         cur = self._cursor()
         self._registry.account_book.delete(cur, name)
         self._registry.ledger.forget_account(cur, name)
         self._registry.sent_log.forget_account(cur, name)
+        self._registry.scan_state.forget_account(cur, name)
+        self._registry.conditions.forget_account(cur, name)
 
     def move_account(self, old: str, new: str) -> None:
         cur = self._cursor()
         self._registry.account_book.rename(cur, old, new)
         self._registry.ledger.rename_account(cur, old, new)
         self._registry.sent_log.rename_account(cur, old, new)
+        self._registry.scan_state.rename_account(cur, old, new)
+        self._registry.conditions.rename_account(cur, old, new)
 
     def set_owner(self, name: str, owner: Optional[str]) -> None:
         self._registry.account_book.set_owner(self._cursor(), name, owner)

@@ -66,6 +66,9 @@ class SQLiteBackend(Backend):
     def key_file(self) -> Optional[Path]:
         return self.key_path
 
+    def relax_durability(self, conn: Any) -> None:
+        conn.execute("PRAGMA synchronous = NORMAL")    # WAL: no fsync per commit
+
 
 class SQLiteRegistry(SQLRegistry):
     """The registry in one SQLite file; the key file beside it unless the key is in the env."""

@@ -80,6 +80,17 @@ class Backend:
     def lock_table(self, cur: Any, table: str) -> None:
         """Make a check-and-insert on ``table`` exclusive where BEGIN alone does not."""
 
+    def notify(self, cur: Any, channel: str, payload: str) -> None:
+        """Tell listeners on ``channel`` (at commit) where the backend can (PostgreSQL)."""
+
+    def listen_connection(self) -> Any:
+        """A new connection for LISTEN (None: this backend has no notifications)."""
+        return None
+
+    def relax_durability(self, conn: Any) -> None:
+        """Commits on ``conn`` stop waiting for the disk (a busy writer of records whose
+        last seconds may be lost with the machine, never corrupted: the proxy's)."""
+
 
 class SQLStore:
     """One connection of one registry, shared by its parts."""
@@ -168,6 +179,11 @@ class SQLStore:
                 return cur.fetchall()
             except self.backend.errors as exc:
                 raise self.fail(exc) from exc
+
+    def relax_durability(self) -> None:
+        """See ``Backend.relax_durability``; for this connection only."""
+        with self._mutex:
+            self.backend.relax_durability(self._connection())
 
     def raw_cursor(self) -> Any:
         """A plain cursor for opening, where a failed query means "not initialised yet"."""

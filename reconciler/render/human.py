@@ -1,6 +1,8 @@
 """Terraform-shaped text: drift first, one block per account, the Plan line last."""
 from __future__ import annotations
 
+from typing import Callable, Optional
+
 from ..plan import Plan, ResourceChange
 from .style import style
 from .values import change_text, show
@@ -15,8 +17,13 @@ RULE = "─" * 77
 
 
 class _Out:
-    def __init__(self, color: bool):
-        self.color, self.lines = color, []
+    """The lines of a rendering; with ``write``, handed out every ``FLUSH_LINES`` lines
+    (a plan of 100,000 creates is never held as one text)."""
+
+    FLUSH_LINES = 1000
+
+    def __init__(self, color: bool, write: Optional[Callable[[str], None]] = None):
+        self.color, self.lines, self.write = color, [], write
 
     def sym(self, symbol: str) -> str:
         return style(symbol, fg=COLORS[symbol], bold=True) if self.color else symbol
@@ -26,6 +33,20 @@ class _Out:
 
     def add(self, text: str = "") -> None:
         self.lines.append(text)
+        if self.write is not None and len(self.lines) >= self.FLUSH_LINES:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.lines:
+            self.write("\n".join(self.lines) + "\n")
+            self.lines = []
+
+    def text(self) -> str:
+        """What is left: written out (returns "") or, without ``write``, the whole text."""
+        if self.write is not None:
+            self.flush()
+            return ""
+        return "\n".join(self.lines) + "\n"
 
 
 def _fields(out: _Out, rc: ResourceChange) -> None:
@@ -116,8 +137,10 @@ def _drift(out: _Out, plan: Plan) -> None:
     out.add("")
 
 
-def render_human(plan: Plan, color: bool = False) -> str:
-    out = _Out(color)
+def render_human(plan: Plan, color: bool = False,
+                 write: Optional[Callable[[str], None]] = None) -> str:
+    """The plan as text; with ``write``, written out piece by piece (returns "")."""
+    out = _Out(color, write)
     if plan.unmanaged:
         out.add(unmanaged_line(plan.unmanaged))
         out.add("")
@@ -126,11 +149,11 @@ def render_human(plan: Plan, color: bool = False) -> str:
     if not plan.has_changes:
         out.add(out.bold("No changes.") + " The registry matches the manifests." if color else
                 "No changes. The registry matches the manifests.")
-        return "\n".join(out.lines) + "\n"
+        return out.text()
     out.add("mailform will perform the following actions:")
     out.add("")
     for rc in plan.resource_changes:
         _resource(out, rc)
     _guards(out, plan)
     out.add(out.bold("Plan:") + " " + summary_line(plan.summary))
-    return "\n".join(out.lines) + "\n"
+    return out.text()

@@ -9,9 +9,21 @@ from ..diff import Change
 SENSITIVE_TEXT = "(sensitive value)"
 
 
+_LITERALS = {True: "true", False: "false", None: "null"}
+
+
 def show(value: Any, sensitive: bool = False) -> str:
+    """The value as JSON (what ``json.dumps(value, ensure_ascii=False)`` gives; the common
+    cases — plain strings, booleans, null, integers — without calling it)."""
     if sensitive and value is not None:
         return SENSITIVE_TEXT
+    if value is None or value is True or value is False:
+        return _LITERALS[value]
+    kind = type(value)
+    if kind is str and value.isprintable() and '"' not in value and "\\" not in value:
+        return f'"{value}"'
+    if kind is int:
+        return str(value)
     return json.dumps(value, ensure_ascii=False)
 
 

@@ -6,7 +6,7 @@ import time
 from dataclasses import replace
 
 from . import imap, pop3, smtp
-from ..servers import ServerSettings, redact
+from ..servers import ServerSettings
 from . import results as r
 from .net import Attempt, ProbeFailure, classify
 
@@ -93,4 +93,4 @@ def _result(ep: ServerSettings, att: Attempt, failure: ProbeFailure | None, extr
 
 def _redact(text: str | None, ep: ServerSettings) -> str | None:
     """A server echoing the password back must not put it into our output."""
-    return redact(text, ep.secret)
+    return ep.redact(text)

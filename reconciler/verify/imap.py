@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import imaplib
 
-from ..servers import SaslError, ServerSettings, choose_mechanism, imap_authenticate
+from ..servers import (SaslError, ServerSettings, TokenFailure, choose_mechanism,
+                       imap_authenticate)
 from . import results as r
 from .net import Attempt, ProbeFailure
+from .token import fetch_token, token_failure
 
 
 class _Logged:
@@ -106,6 +108,9 @@ def _require_login(client: imaplib.IMAP4, ep: ServerSettings, att: Attempt) -> N
     att.stage = "auth"
     caps = client.capabilities
     offered = [c[5:] for c in caps if c.upper().startswith("AUTH=")]
+    if ep.uses_oauth2 and choose_mechanism(offered, ep) is None:
+        raise ProbeFailure(r.AUTH_UNSUPPORTED, "the server offers neither OAUTHBEARER nor "
+                           "XOAUTH2 here (server offers " + (" ".join(offered) or "none") + ")")
     if "LOGINDISABLED" in caps and choose_mechanism(offered) is None:
         hint = None
         if ep.security == "none" and "STARTTLS" in caps:
@@ -114,11 +119,14 @@ def _require_login(client: imaplib.IMAP4, ep: ServerSettings, att: Attempt) -> N
 
 
 def _login(client: imaplib.IMAP4, ep: ServerSettings, att: Attempt) -> None:
+    fetch_token(ep, att)
     att.stage = "auth"
     try:
         typ, data = imap_authenticate(client, ep)
     except imaplib.IMAP4.abort:
         raise
+    except TokenFailure as exc:
+        raise token_failure(exc) from None
     except imaplib.IMAP4.error as exc:
         raise ProbeFailure(r.AUTH_FAILED, _error_text(exc)) from None
     except SaslError as exc:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import poplib
 
-from ..servers import SaslError, ServerSettings, choose_mechanism, pop3_authenticate
+from ..servers import (NoCommonMechanism, SaslError, ServerSettings, TokenFailure,
+                       choose_mechanism, pop3_authenticate)
 from . import results as r
 from .net import Attempt, ProbeFailure
+from .token import fetch_token, token_failure
 
 
 class _Logged:
@@ -108,7 +110,11 @@ def _stls(client: poplib.POP3, att: Attempt, caps: dict) -> dict:
 
 def _require_user(ep: ServerSettings, att: Attempt, caps: dict) -> None:
     att.stage = "auth"
-    if caps and "USER" not in caps and choose_mechanism(caps.get("SASL") or ()) is None:
+    offered = caps.get("SASL") or ()
+    if ep.uses_oauth2 and choose_mechanism(offered, ep) is None:
+        raise ProbeFailure(r.AUTH_UNSUPPORTED, "the server offers neither OAUTHBEARER nor "
+                           "XOAUTH2 here (SASL: " + (" ".join(offered) or "none") + ")")
+    if caps and "USER" not in caps and choose_mechanism(offered) is None:
         hint = None
         if ep.security == "none" and "STLS" in caps:
             hint = "login offered only after STLS: use security: starttls"
@@ -117,11 +123,16 @@ def _require_user(ep: ServerSettings, att: Attempt, caps: dict) -> None:
 
 
 def _login(client: poplib.POP3, ep: ServerSettings, att: Attempt, caps: dict) -> None:
+    fetch_token(ep, att)
     att.stage = "auth"
     try:
         resp = pop3_authenticate(client, ep, caps)
     except poplib.error_proto as exc:
         raise ProbeFailure(r.AUTH_FAILED, _text(exc)) from None
+    except TokenFailure as exc:
+        raise token_failure(exc) from None
+    except NoCommonMechanism as exc:
+        raise ProbeFailure(r.AUTH_UNSUPPORTED, str(exc)) from None
     except SaslError as exc:
         raise ProbeFailure(r.PROTOCOL_ERROR, str(exc)) from None
     att.reply(None, resp)

@@ -7,9 +7,11 @@ import uuid
 from email.message import EmailMessage
 from email.utils import formatdate
 
-from ..servers import NoCommonMechanism, SaslError, ServerSettings, smtp_authenticate
+from ..servers import (NoCommonMechanism, SaslError, ServerSettings, TokenFailure,
+                       smtp_authenticate)
 from . import results as r
 from .net import Attempt, ProbeFailure
+from .token import fetch_token, token_failure
 
 
 class _Logged:
@@ -142,11 +144,14 @@ def _require_auth(client: smtplib.SMTP, ep: ServerSettings, att: Attempt) -> Non
 
 
 def _login(client: smtplib.SMTP, ep: ServerSettings, att: Attempt) -> None:
+    fetch_token(ep, att)
     att.stage = "auth"
     try:
         code, msg = smtp_authenticate(client, ep)
     except NoCommonMechanism as exc:
         raise ProbeFailure(r.AUTH_UNSUPPORTED, str(exc)) from None
+    except TokenFailure as exc:
+        raise token_failure(exc) from None
     except SaslError as exc:
         raise ProbeFailure(r.PROTOCOL_ERROR, str(exc)) from None
     att.reply(code, msg)

@@ -79,3 +79,53 @@ def record_checks(registry: Registry, desired: Mapping[str, EmailAccount],
             registry.set_status(name, {"verification": roles})
             written.append(name)
     return written
+
+
+# --- deliverability (issue 15): warnings in plan --verify and the apply gate ----------
+
+DNS_FAILED = "dns_failed"
+
+
+def dns_reports(plan: Plan, options) -> list:
+    """The DNS checks of every created, updated or replaced account, as it will be
+    written (``options``: deliverability.checks.Options)."""
+    from ..deliverability.gate import check_specs
+    specs = [(rc.name, rc.payload.record) for rc in plan.accounts_to_write()
+             if isinstance(rc.payload, AccountPayload)]
+    return check_specs(specs, options)
+
+
+def annotate_dns(plan: Plan, reports: list) -> None:
+    """`plan --verify`: each finding as a note on its account's change."""
+    by_name = {report.account: report for report in reports}
+    for rc in plan.resource_changes:
+        report = by_name.get(rc.name)
+        if report is not None and rc.is_account:
+            rc.notes.extend(f"dns: {f.line()}" for f in report.findings)
+            rc.notes.extend(f"dns: {error}" for error in report.errors)
+
+
+def dns_failures(reports: list, strict: bool) -> list[str]:
+    """What fails the plan or the gate: nothing unless ``strict`` (then errors, warnings
+    and unanswered lookups)."""
+    from ..deliverability.gate import failing
+    return failing(reports, strict=True) if strict else []
+
+
+def with_dns(verify, options, strict: bool, warn):
+    """The apply gate: ``verify`` (connectivity), then the DNS checks. Findings go to
+    ``warn``; with ``strict``, an account with failing findings gets a failed `dns`
+    check, so nothing is applied."""
+    from ..deliverability.gate import warnings_of
+
+    def gate(plan: Plan, secrets) -> Checks:
+        found = verify(plan, secrets)
+        reports = dns_reports(plan, options)
+        for line in warnings_of(reports):
+            warn(line)
+        for name in sorted({r.account for r in reports if dns_failures([r], strict)}):
+            found.setdefault(name, {})["dns"] = {
+                "code": DNS_FAILED, "credentials_sent": False,
+                "summary": "deliverability DNS checks failed (--strict-dns)"}
+        return found
+    return gate

@@ -9,12 +9,19 @@ MAILFORM_VERIFY_ALLOW_HOSTS (comma-separated shell patterns), never a file in th
 repository. Every other server gets a connectivity-only check (connect, TLS,
 certificate, greeting, capabilities; no AUTH). `apply` runs on reviewed manifests
 and logs in everywhere.
+
+An OAuth2 login sends credentials to two places: the refresh token and the client
+secret to the token endpoint, the access token to the mail server. Both follow the
+rule: the token endpoint's host and port are the ones this account's last apply wrote
+for the role (and its OAuth2 secrets ones that apply wrote), or the runner allows the
+endpoint's host.
 """
 from __future__ import annotations
 
 import fnmatch
 import hmac
 import os
+from urllib.parse import urlsplit
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Iterable, Mapping, Optional
 
@@ -33,6 +40,21 @@ def _address(section: Optional[Mapping]) -> Optional[Address]:
     return str(section["host"]).rstrip(".").lower(), int(section["port"])
 
 
+def url_address(url: Optional[str]) -> Optional[Address]:
+    """(host, port) of a token URL, as compared here; None when it has no host."""
+    try:
+        parts = urlsplit(str(url or ""))
+        port = parts.port or {"https": 443, "http": 80}.get(parts.scheme, 0)
+    except ValueError:
+        return None
+    return ((parts.hostname or "").rstrip(".").lower(), port) if parts.hostname else None
+
+
+def _token_address(section: Optional[Mapping]) -> Optional[Address]:
+    oauth2 = section.get("oauth2") if isinstance(section, Mapping) else None
+    return url_address(oauth2.get("token_url")) if isinstance(oauth2, Mapping) else None
+
+
 @dataclass(frozen=True)
 class Destinations:
     """Per account and role, the server its credentials were applied for; and the
@@ -44,6 +66,8 @@ class Destinations:
     # fingerprint), and the registry's fingerprint function to compare a value with them
     secrets: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     fingerprint: Optional[Callable[[str, str], str]] = None
+    # per account and role, the OAuth2 token endpoint its last apply wrote
+    token_endpoints: Mapping[str, Mapping[str, Address]] = field(default_factory=dict)
 
     @classmethod
     def from_registry(cls, stored: Mapping[str, StoredAccount], allow: Iterable[str] = (),
@@ -55,13 +79,33 @@ class Destinations:
                    for name, account in stored.items()}
         secrets = {name: dict(getattr(account, "applied_fingerprints", None) or {})
                    for name, account in stored.items()}
-        return cls(applied, tuple(p.lower() for p in allow if p), secrets, fingerprint)
+        tokens = {name: {role: address for role in ROLES
+                         for address in [_token_address(account.applied.get(role))] if address}
+                  for name, account in stored.items()}
+        return cls(applied, tuple(p.lower() for p in allow if p), secrets, fingerprint, tokens)
 
     def may_log_in(self, account: str, role: str, settings: "ServerSettings") -> bool:
+        """Whether the check may send this account's credentials: to its server and, for
+        an OAuth2 login, to its token endpoint."""
         host = settings.host.rstrip(".").lower()
-        if (self.applied.get(account, {}).get(role) == (host, settings.port)
-                and self._applied_secret(account, settings.secret)):
+        server = ((self.applied.get(account, {}).get(role) == (host, settings.port)
+                   and self._applied_secret(account, settings.secret))
+                  or self._allowed(host))
+        return server and self._may_ask_for_token(account, role, settings)
+
+    def _may_ask_for_token(self, account: str, role: str, settings: "ServerSettings") -> bool:
+        credential = getattr(settings, "oauth2", None)
+        if credential is None:
             return True
+        address = url_address(credential.token_url)
+        if address is None:
+            return False
+        if (self.token_endpoints.get(account, {}).get(role) == address
+                and all(self._applied_secret(account, s) for s in credential.secrets())):
+            return True
+        return self._allowed(address[0])
+
+    def _allowed(self, host: str) -> bool:
         return any(fnmatch.fnmatchcase(host, pattern) for pattern in self.allow)
 
     def _applied_secret(self, account: str, secret: Optional[str]) -> bool:

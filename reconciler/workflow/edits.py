@@ -14,7 +14,7 @@ from ..diff import flatten, record_of
 from ..errors import MailformError, NotFoundError
 from ..manifest.export import account_document
 from ..manifest.registry_edit import edit_problems, edited_spec
-from ..model import SECRET_PATHS, EmailAccount
+from ..model import SECRET_FIELDS, EmailAccount
 from ..registry.base import Registry
 
 
@@ -34,8 +34,8 @@ def set_field(registry: Registry, name: str, path: str, value: Any) -> Edit:
     if problems:
         raise MailformError(f"refusing to set {path} on account {name} (nothing was "
                             "changed): " + "; ".join(problems))
-    stored = value if path in SECRET_PATHS else _normalised(account, path, value)
-    new_field = (path not in SECRET_PATHS and path not in flatten(account.spec)
+    stored = value if path in SECRET_FIELDS else _normalised(account, path, value)
+    new_field = (path not in SECRET_FIELDS and path not in flatten(account.spec)
                  and not path.startswith("labels."))
     return Edit(registry.set_field(name, path, stored), stored, new_field)
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 import functools
 import os
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping, Optional, Sequence
+from typing import Any, Iterable, Mapping, Optional, Sequence
 
 from ..errors import MailformError, ManifestError, SecretError
 from ..manifest import Desired, load as load_manifests, load_var_file, resolve
+from ..manifest.cached import DocumentCache
 from ..manifest.secrets import SecretPolicy
-from ..model import EmailAccount, SecretRef
+from ..model import EmailAccount, SecretRef, secret_refs
 from ..project import Limits
 
 DEFAULT_PATHS = ("manifests",)
@@ -45,6 +46,11 @@ class Loaded:
     desired: Desired
     secrets: Resolved
     inputs: Inputs = Inputs()
+    cache: Optional[Any] = None     # workflow.cache.LocalCache, or None (--no-cache)
+
+    def registry_rows(self, registry: Any) -> dict:
+        """The registry's accounts, from the local cache when it has not changed."""
+        return self.cache.rows.accounts(registry) if self.cache else registry.accounts()
 
     def plan_options(self) -> dict:
         """What the planner takes beyond manifests and registry (``planner.PlanInput``):
@@ -67,8 +73,11 @@ class SecretsUnresolved(MailformError):
         super().__init__(f"{len(errors)} secret reference(s) cannot be resolved:\n{lines}")
 
 
-def load_desired(inputs: Inputs) -> Desired:
-    """Gather template variables and load the manifests; all problems raised together."""
+def load_desired(inputs: Inputs, cache: Optional[DocumentCache] = None,
+                 lean: bool = False) -> Desired:
+    """Gather template variables and load the manifests; all problems raised together.
+    ``cache``: clean files' validated documents (``workflow.cache``); ``lean``: validate
+    only, the accounts' models are not kept."""
     variables: dict = {}
     problems = []
     for path in inputs.var_files:
@@ -80,7 +89,7 @@ def load_desired(inputs: Inputs) -> Desired:
         raise ManifestError(problems)
     skip = tuple(inputs.skip) + tuple(inputs.var_files)
     return load_manifests(inputs.paths or DEFAULT_PATHS, variables, inputs.environment,
-                          skip=skip)
+                          skip=skip, cache=cache, lean=lean)
 
 
 def load(inputs: Inputs, registry_url: Optional[str] = None) -> Loaded:
@@ -102,11 +111,7 @@ def _base_dir(account: EmailAccount) -> str:
 
 
 def _declared_refs(account: EmailAccount) -> Iterable[tuple[str, SecretRef]]:
-    for section in ("smtp", "inbox"):
-        settings = getattr(account.spec, section)
-        ref = getattr(settings, "password", None) if settings is not None else None
-        if ref is not None:
-            yield f"{section}.password", ref
+    yield from secret_refs(account.spec)
 
 
 def resolve_all(accounts: Iterable[EmailAccount], policy: Optional[SecretPolicy] = None
@@ -114,24 +119,58 @@ def resolve_all(accounts: Iterable[EmailAccount], policy: Optional[SecretPolicy]
     """Resolve every secret reference; all failures reported together, never a value.
     ``policy``: where secrets may be read (``Desired.secret_policy``); without one, each
     reference only within its own manifest's folder and the runner's secret folders."""
-    out, errors, seen = Resolved(), [], set()
+    out, errors, seen, resolver = Resolved(), [], set(), _Resolver(policy)
     for account in accounts:
         base = _base_dir(account)
+        refs, values = {}, {}
         for path, ref in _declared_refs(account):
-            stored_ref = ({"env": ref.env} if ref.env is not None
-                          else {"file": os.path.normpath(os.path.join(base, ref.file))})
-            out.refs.setdefault(account.name, {})[path] = stored_ref
+            key = (ref.env, ref.file, None if ref.env is not None else base)
+            refs[path] = resolver.stored(key, ref, base)
             try:
-                value = resolve(ref, base, account.name, f"spec.{path}", policy=policy)
+                values[path] = resolver.value(key, ref, base, account.name, path)
             except SecretError as exc:
                 if (exc.account, exc.reference) not in seen:
                     seen.add((exc.account, exc.reference))
                     errors.append(exc)
-                continue
-            out.values.setdefault(account.name, {})[path] = value
+        if refs:
+            out.refs[account.name] = resolver.shared(refs)
+        if values:
+            out.values[account.name] = resolver.shared(values)
     if errors:
         raise SecretsUnresolved(errors)
     return out
+
+
+class _Resolver:
+    """One resolution per distinct reference (100,000 accounts often share a handful of
+    secrets), and one object for equal per-account mappings. A failure is not kept: each
+    account's own error names it."""
+
+    def __init__(self, policy: Optional[SecretPolicy]) -> None:
+        self.policy = policy
+        self.refs: dict[tuple, dict] = {}
+        self.values: dict[tuple, str] = {}
+        self.mappings: dict[tuple, dict] = {}
+
+    def stored(self, key: tuple, ref: SecretRef, base: str) -> dict:
+        found = self.refs.get(key)
+        if found is None:
+            found = self.refs[key] = (
+                {"env": ref.env} if ref.env is not None
+                else {"file": os.path.normpath(os.path.join(base, ref.file))})
+        return found
+
+    def value(self, key: tuple, ref: SecretRef, base: str, account: str, path: str) -> str:
+        found = self.values.get(key)
+        if found is None:
+            found = self.values[key] = resolve(ref, base, account, f"spec.{path}",
+                                               policy=self.policy)
+        return found
+
+    def shared(self, mapping: dict) -> dict:
+        """One object for equal mappings of shared parts (read-only)."""
+        key = tuple((path, id(part)) for path, part in mapping.items())
+        return self.mappings.setdefault(key, mapping)
 
 
 def saved_plan_policy(registry_url: Optional[str] = None) -> SecretPolicy:

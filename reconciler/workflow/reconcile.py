@@ -13,9 +13,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
+from .. import metrics
 from ..errors import LockedError, ManifestError, MailformError, RegistryError
 from ..registry import open_registry
-from .inputs import Inputs, load
+from .checkout import StaleCheckoutError, commit_of, refuse_if_stale
+from .inputs import DEFAULT_PATHS, Inputs, load
+from .pass_conditions import account_rows, names_of, pending_of, pass_row, record
 from .run import ApplyRequest, AutoApprove, Status, Verify, apply, make_plan
 
 MAX_BACKOFF = 600.0
@@ -23,17 +26,18 @@ MAX_BACKOFF = 600.0
 
 @dataclass
 class PassResult:
-    result: str                     # in_sync | drift | changes | applied | error | blocked
+    result: str             # in_sync | drift | changes | applied | error | blocked | stale
     message: str = ""
     transient: bool = False
     digest: str = ""
     counts: dict = field(default_factory=dict)
     drift: int = 0
     exit_code: int = 0
+    conditions: dict = field(default_factory=dict)      # subject -> conditions written
 
     @property
     def terminal(self) -> bool:
-        return not self.transient and self.result in ("error", "blocked")
+        return not self.transient and self.result in ("error", "blocked", "stale")
 
 
 @dataclass(frozen=True)
@@ -46,18 +50,22 @@ class PassOptions:
 
 
 def run_pass(inputs: Inputs, options: PassOptions, verify: Optional[Verify]) -> PassResult:
-    """One pass; never raises for expected failures."""
+    """One pass; never raises for expected failures. Writes the accounts' ``Applied`` and
+    ``Drifted`` conditions and the pass's own, and the drift / serial / last-success
+    metrics."""
     try:
         loaded = load(inputs, options.registry_url)
     except ManifestError as exc:
-        return PassResult("error", f"{len(exc.problems)} manifest error(s); first: "
-                          f"{exc.problems[0]}", exit_code=1)
+        return _unplanned(options, PassResult(
+            "error", f"{len(exc.problems)} manifest error(s); first: {exc.problems[0]}",
+            exit_code=1))
     except MailformError as exc:
-        return PassResult("error", str(exc).splitlines()[0], exit_code=exc.exit_code)
+        return _unplanned(options, PassResult("error", str(exc).splitlines()[0],
+                                              exit_code=exc.exit_code))
     digest = loaded.desired.digest
     try:
         with open_registry(options.registry_url) as registry:
-            return _pass(registry, loaded, options, verify)
+            return _observed(_pass(registry, loaded, options, verify), registry)
     except LockedError as exc:
         return PassResult("error", str(exc), transient=True, digest=digest, exit_code=5)
     except (RegistryError, OSError) as exc:
@@ -66,19 +74,56 @@ def run_pass(inputs: Inputs, options: PassOptions, verify: Optional[Verify]) -> 
         return PassResult("error", str(exc), digest=digest, exit_code=exc.exit_code)
 
 
+def _unplanned(options: PassOptions, outcome: PassResult) -> PassResult:
+    """A pass that never planned: its condition, when the registry can be reached."""
+    try:
+        with open_registry(options.registry_url, create=False) as registry:
+            record(registry, [pass_row(outcome.result, outcome.message, outcome.digest)])
+    except (MailformError, OSError):
+        pass
+    return outcome
+
+
+def _observed(outcome: PassResult, registry) -> PassResult:
+    metrics.DRIFT.set(outcome.drift)
+    metrics.SERIAL.set(registry.meta().serial)
+    if outcome.result in ("in_sync", "applied", "changes", "drift"):
+        metrics.LAST_SUCCESS.labels(kind="reconcile").set_to_current_time()
+    return outcome
+
+
 def _pass(registry, loaded, options: PassOptions, verify: Optional[Verify]) -> PassResult:
     plan = make_plan(registry, loaded)
     base = PassResult("in_sync", digest=loaded.desired.digest, counts=plan.summary,
                       drift=len(plan.drift))
-    if not plan.has_changes:
-        return base
-    if not options.auto_apply:
+    applied = not plan.has_changes
+    if plan.has_changes and not options.auto_apply:
         base.result = "drift" if plan.drift else "changes"
         base.message = "changes pending; run with --auto-apply or `mailform apply`"
         base.exit_code = 2 if options.detailed else 0
+    elif plan.has_changes:
+        base = _apply(registry, loaded, options, verify, base)
+        applied = base.result == "applied"
+    rows = account_rows(plan, names_of(plan, loaded), pending_of(plan, applied),
+                        base.result, base.message, base.digest)
+    base.conditions = record(registry, [*rows, pass_row(base.result, base.message,
+                                                        base.digest)])
+    return base
+
+
+def _apply(registry, loaded, options: PassOptions, verify: Optional[Verify],
+           base: PassResult) -> PassResult:
+    commit = commit_of(loaded.inputs.paths or DEFAULT_PATHS)
+    request = ApplyRequest(
+        loaded=loaded, force=options.force, holder=options.holder,
+        history={"commit": commit} if commit else {},
+        under_lock=lambda reg: refuse_if_stale(loaded.inputs.paths or DEFAULT_PATHS, commit,
+                                               reg.history()))
+    try:
+        outcome = apply(registry, request, AutoApprove(), verify)
+    except StaleCheckoutError as exc:
+        base.result, base.message, base.exit_code = "stale", str(exc), 3
         return base
-    request = ApplyRequest(loaded=loaded, force=options.force, holder=options.holder)
-    outcome = apply(registry, request, AutoApprove(), verify)
     return _applied(base, outcome)
 
 

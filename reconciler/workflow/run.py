@@ -30,9 +30,10 @@ PROBED_NOTE = ("verified without logging in ({roles}): credentials go only to se
 
 def make_plan(registry: Registry, loaded: Loaded, targets: Optional[Iterable[str]] = None
               ) -> Plan:
-    """The plan from the manifests to this registry (read now, not cached)."""
+    """The plan from the manifests to this registry (read now; its rows from the local
+    cache when the registry has not changed since, see workflow.cache)."""
     desired, secrets = loaded.desired, loaded.secrets
-    actual = registry.accounts()
+    actual = loaded.registry_rows(registry)
     targets = target_names(targets)
     if targets:
         unknown = sorted(set(targets) - set(desired.accounts) - set(actual))
@@ -40,14 +41,29 @@ def make_plan(registry: Registry, loaded: Loaded, targets: Optional[Iterable[str
             raise MailformError("--target names no account in the manifests or the registry: "
                                 + ", ".join(unknown))
     meta = registry.meta()
-    fps = {name: {path: registry.fingerprint(path, value) for path, value in values.items()}
-           for name, values in secrets.values.items()}
+    fps = fingerprints_of(registry, secrets.values)
     return build_plan(PlanInput(
         accounts=desired.accounts, actual=actual, lineage=meta.lineage, serial=meta.serial,
         manifest_digest=desired.digest, fingerprints=fps, secret_refs=secrets.refs,
         contact_count=registry.contact_count(), targets=targets,
         policy=desired.policy.spec.model_dump() if desired.policy else None,
-        actual_policy=registry.get_setting("bounce_policy"), **loaded.plan_options()))
+        actual_policy=registry.get_setting("bounce_policy"),
+        record_digests=desired.record_digests, **loaded.plan_options()))
+
+
+def fingerprints_of(registry: Registry, values: Mapping[str, Mapping[str, str]]
+                    ) -> dict[str, dict[str, str]]:
+    """Each account's secrets' fingerprints; accounts that share one mapping of secrets
+    (inputs.resolve_all: a handful for 100,000 accounts) share its fingerprints."""
+    done: dict[int, dict[str, str]] = {}
+    out = {}
+    for name, secrets in values.items():
+        found = done.get(id(secrets))
+        if found is None:
+            found = done[id(secrets)] = {path: registry.fingerprint(path, value)
+                                         for path, value in secrets.items()}
+        out[name] = found
+    return out
 
 
 def target_names(targets: Optional[Iterable[str]]) -> list[str]:
@@ -198,6 +214,8 @@ class ApplyRequest:
     force: bool = False
     lock_timeout: float = 0.0
     holder: str = field(default_factory=actor)
+    history: dict = field(default_factory=dict)      # more for the history entry (commit)
+    under_lock: Optional[Callable[[Registry], None]] = None   # a check once the lock is held
 
 
 @dataclass
@@ -219,6 +237,8 @@ def apply(registry: Registry, request: ApplyRequest, approval: Approval,
     saved = read_saved_plan(request.plan_file, registry) if request.plan_file else None
     _say_if_waiting(registry, request.lock_timeout, on_event)
     with registry.lock(holder=request.holder, timeout=request.lock_timeout) as held:
+        if request.under_lock is not None:
+            request.under_lock(registry)
         plan, secrets = _plan_under_lock(registry, request, saved)
         on_event(Event("planned", plan=plan))
         early = _before_checks(plan, request, approval)
@@ -230,11 +250,17 @@ def apply(registry: Registry, request: ApplyRequest, approval: Approval,
         if not approval.confirm(plan):
             return ApplyOutcome(Status.CANCELLED, plan)
         result = apply_plan(registry, plan, secrets, who=request.holder, statuses=statuses,
-                            lock_id=held.id,
+                            lock_id=held.id, history=_history(plan, request),
                             before_commit=lambda serial: on_event(Event("writing", serial=serial)),
                             on_write=lambda rc: on_event(Event("wrote", address=rc.address,
                                                                action=str(rc.action))))
     return ApplyOutcome(Status.APPLIED, plan, result)
+
+
+def _history(plan: Plan, request: ApplyRequest) -> dict:
+    """What the history entry records beside the changes: the manifests' digest, and
+    whatever the caller adds (a reconcile pass: the checkout's git commit)."""
+    return {"manifest_digest": plan.manifest_digest, **request.history}
 
 
 def _say_if_waiting(registry: Registry, timeout: float, on_event) -> None:

@@ -1,0 +1,181 @@
+#!/usr/bin/env python3
+"""Benchmark: inbox scanning at scale, one process and the fleet (issue 13).
+
+Starts a throwaway mail stack (devtools/mailstack.py); Postfix writes a few real DSNs,
+which are copied (each with its own failed recipient, and the account's own address)
+into Dovecot Maildirs; Dovecot indexes every mailbox before any clock starts.
+
+(a) one inbox of ``--single`` messages (10,000) scanned by one ``mailform inbox scan``
+    process on a SQLite registry (start-up included): messages/s and peak RSS;
+(b) ``--inboxes`` inboxes (200) x ``--bounces`` bounces (50), each on its own fresh
+    PostgreSQL registry holding the same accounts and contacts:
+    ``inbox scan --all --concurrency 1`` (one process, start-up included) vs a round
+    queued for ``--workers`` (4) ``mailform worker`` processes already started
+    (``--no-schedule``; start-up not counted): from queueing until the queue is empty.
+    Each worker's peak RSS (VmHWM) is read before it stops.
+
+Every bounce must be counted exactly once in both runs (checked). Last line:
+``RESULT {"bench": "scan", "single_inbox_per_second": …, "sequential_seconds": …,
+"fleet_seconds": …, "ratio": …, "peak_rss_mb": …}`` (peak_rss_mb: the largest of the
+single-inbox scan and the workers).
+
+    .venv/bin/python bench/scan_scale.py
+    .venv/bin/python bench/scan_scale.py --single 2000 --inboxes 40 --bounces 20
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import imaplib
+import json
+import os
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+import fleetkit  # noqa: E402
+from devtools.mailstack import MailStack  # noqa: E402
+
+PASSWORD = "bench-Secret-1"
+GOALS = {"single_inbox_per_second": 1500, "ratio": 1.8, "worker_rss_mb": 150}
+
+
+def index_all(stack, manifests: Path) -> None:
+    """Dovecot indexes each mailbox on its first SELECT: before the clocks start."""
+    text = manifests.joinpath("accounts.yaml").read_text()
+    for local in fleetkit._locals(text.split("---\n")[1:]):
+        with imaplib.IMAP4("127.0.0.1", stack.ports["imap"], timeout=600) as imap:
+            imap.login(stack.address(local), PASSWORD)
+            imap.select("INBOX", readonly=True)
+
+
+def registry(env_base: dict, manifests: Path, failed: list[str], url: str, work: Path) -> dict:
+    """A registry at ``url`` with the accounts applied and the failed recipients as contacts."""
+    env = dict(env_base, MAILFORM_REGISTRY=url)
+    for args in (["apply", str(manifests), "--auto-approve", "--skip-verify"],
+                 ["contacts", "import", str(contacts_file(work, failed))]):
+        done = fleetkit.mailform(env, *args)
+        assert done.returncode == 0, done.stdout + done.stderr
+    return env
+
+
+def contacts_file(work: Path, failed: list[str]) -> Path:
+    path = work / "contacts.csv"
+    with path.open("w", newline="") as handle:
+        csv.writer(handle).writerows([["email"], *[[a] for a in failed]])
+    return path
+
+
+def counted(env: dict) -> int:
+    os.environ["MAILFORM_MASTER_KEY"] = env["MAILFORM_MASTER_KEY"]
+    from reconciler.registry import open_registry
+    with open_registry(env["MAILFORM_REGISTRY"], create=False) as reg:
+        return sum((a.status.get("bounce_totals") or {}).get("hard", 0)
+                   for a in reg.accounts().values())
+
+
+def single(stack, work: Path, count: int) -> dict:
+    manifests, failed = fleetkit.make_accounts(stack, work / "single", 1, count, PASSWORD)
+    index_all(stack, manifests)
+    env = fleetkit.env_for(stack, f"sqlite:///{work}/single.db", "", PASSWORD)
+    env.pop("MAILFORM_MASTER_KEY")
+    env = registry(env, manifests, failed, env["MAILFORM_REGISTRY"], work / "single")
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    started = time.monotonic()
+    done = fleetkit.mailform(env, "inbox", "scan", "--all", "--format", "json")
+    seconds = time.monotonic() - started
+    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    assert done.returncode == 0, done.stdout + done.stderr
+    (report,) = json.loads(done.stdout)
+    assert report["scanned"] == count and report["bounces"]["hard"] == count, report
+    return {"messages": count, "seconds": round(seconds, 2),
+            "per_second": round(count / seconds, 1),
+            "peak_rss_mb": round(max(rss, before) / 1024, 1)}
+
+
+def sequential(env: dict, expected: int) -> float:
+    started = time.monotonic()
+    done = fleetkit.mailform(env, "inbox", "scan", "--all", "--concurrency", "1",
+                             "--format", "json", timeout=3600)
+    seconds = time.monotonic() - started
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert counted(env) == expected
+    return seconds
+
+
+def fleet(env: dict, workers: int, work: Path, expected: int) -> tuple[float, float]:
+    from reconciler.fleet import queue, worker
+    from reconciler.fleet.config import FleetConfig
+    config = FleetConfig(env["MAILFORM_REGISTRY"], timeout=120)
+    queue.migrate(config)
+    procs = [fleetkit.start_worker(env, "--no-schedule", "--concurrency", "2",
+                                   "--name", f"bench{n}", log=work / f"worker{n}.log")
+             for n in range(workers)]
+    try:
+        time.sleep(3)                               # started and listening
+        started = time.monotonic()
+        queued = worker.enqueue(config, "scan")
+        assert worker.wait_idle(config, 3600, poll=0.1) and queued
+        seconds = time.monotonic() - started
+        rss = max(_hwm_mb(p.pid) for p in procs)
+    finally:
+        codes = fleetkit.stop_workers(procs)
+    assert codes == [0] * workers, codes
+    assert counted(env) == expected
+    return seconds, rss
+
+
+def _hwm_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--single", type=int, default=10000)
+    parser.add_argument("--inboxes", type=int, default=200)
+    parser.add_argument("--bounces", type=int, default=50)
+    parser.add_argument("--workers", type=int, default=4)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="mailform-scan-scale-"))
+    os.chmod(work, 0o755)
+    urls = []
+    with MailStack(work / "stack") as stack:
+        one = single(stack, work, args.single)
+        print(f"(a) one inbox: {one}", flush=True)
+        manifests, failed = fleetkit.make_accounts(stack, work / "many", args.inboxes,
+                                                   args.bounces, PASSWORD)
+        index_all(stack, manifests)
+        key = fleetkit.master_key()
+        base = fleetkit.env_for(stack, "", key, PASSWORD)
+        urls = [fleetkit.new_database("mf_bench"), fleetkit.new_database("mf_bench")]
+        try:
+            envs = [registry(base, manifests, failed, url, work / "many") for url in urls]
+            expected = args.inboxes * args.bounces
+            seq = sequential(envs[0], expected)
+            print(f"(b) sequential: {seq:.2f}s", flush=True)
+            fleet_seconds, rss = fleet(envs[1], args.workers, work, expected)
+            print(f"(b) fleet of {args.workers}: {fleet_seconds:.2f}s, worker peak RSS "
+                  f"{rss:.1f} MB", flush=True)
+        finally:
+            for url in urls:
+                fleetkit.drop_database(url)
+    shutil.rmtree(work, ignore_errors=True)
+    result = {"bench": "scan", "single_inbox_per_second": one["per_second"],
+              "sequential_seconds": round(seq, 2), "fleet_seconds": round(fleet_seconds, 2),
+              "ratio": round(seq / fleet_seconds, 2),
+              "peak_rss_mb": round(max(one["peak_rss_mb"], rss), 1)}
+    print(f"goals: {GOALS} (worker RSS {rss:.1f} MB, single scan RSS {one['peak_rss_mb']} MB)")
+    print("RESULT " + json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,131 @@
+"""Hard time limits for one inbox scan: per network step and for the whole account.
+
+Like the probes' watchdog (``reconciler.verify.net``), but for a scan: every socket
+of the scan is registered here; each network step (connect, login, SELECT, one
+batch FETCH...) runs under ``step(stage)``, which gives the sockets a timeout no
+longer than what is left and arms a watchdog thread that shuts the sockets down
+when the step's time (``per_step`` seconds) or the account's (``total``) is up.
+A server trickling a literal one byte every few seconds — which resets an
+ordinary socket timeout on every byte — is cut off all the same: the blocked
+read fails, ``expired`` says why, and the scan reports a timeout.
+"""
+from __future__ import annotations
+
+import socket
+import ssl
+import threading
+import time
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Iterator, Optional
+
+
+class ScanDeadline:
+    """The time a scan may take; shuts its sockets when it is up (see the module doc)."""
+
+    def __init__(self, total: float, per_step: float) -> None:
+        self.end = time.monotonic() + total
+        self.total, self.per_step = total, per_step
+        self.stage, self.expired = "connect", False
+        self._socks: list[socket.socket] = []
+        self._until, self._closed = self.end, False
+        self._cond = threading.Condition()
+        threading.Thread(target=self._run, daemon=True, name="scan-deadline").start()
+
+    def remaining(self) -> float:
+        return max(0.0, self.end - time.monotonic())
+
+    def step_timeout(self) -> float:
+        """A socket timeout for the next step: never past the account's deadline."""
+        return max(0.01, min(self.per_step, self.remaining()))
+
+    def watch(self, sock: Optional[socket.socket]) -> None:
+        """Register a socket: shut down when time is up (at once if it already is)."""
+        if sock is None:
+            return
+        with self._cond:
+            self._socks.append(sock)
+            fired = self.expired
+        if fired:
+            _shutdown(sock)
+
+    @contextmanager
+    def step(self, stage: str) -> Iterator[None]:
+        """One network step: it may last ``per_step`` seconds, and not past the end."""
+        if self.expired or self.remaining() <= 0:
+            self.expired = True
+            raise TimeoutError(f"deadline passed before {stage}")
+        timeout = self.step_timeout()
+        with self._cond:
+            self.stage, self._until = stage, time.monotonic() + timeout
+            socks = list(self._socks)
+            self._cond.notify()
+        for sock in socks:
+            _settimeout(sock, timeout)
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._until = self.end
+                self._cond.notify()
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._socks = []
+            self._cond.notify()
+
+    def _run(self) -> None:
+        with self._cond:
+            while not self._closed:
+                wait = self._until - time.monotonic()
+                if wait <= 0:
+                    self.expired = True
+                    socks = list(self._socks)
+                    break
+                self._cond.wait(wait)
+            else:
+                return
+        for sock in socks:
+            _shutdown(sock)
+
+    def describe(self) -> str:
+        """What ran out, for the scan's error."""
+        if self.remaining() <= 0:
+            return f"the scan's deadline of {self.total:g}s passed (during {self.stage})"
+        return f"no answer within {self.per_step:g}s (during {self.stage})"
+
+
+class WatchedContext:
+    """An ``ssl.SSLContext`` stand-in for imaplib/poplib: the TLS socket is watched
+    before its handshake, so a stalling handshake is cut off too."""
+
+    def __init__(self, ctx: ssl.SSLContext, deadline: ScanDeadline) -> None:
+        self.ctx, self.deadline = ctx, deadline
+
+    def wrap_socket(self, sock: socket.socket, server_hostname: Optional[str] = None,
+                    **_ignored) -> ssl.SSLSocket:
+        sock.settimeout(self.deadline.step_timeout())
+        ssock = self.ctx.wrap_socket(sock, server_hostname=server_hostname,
+                                     do_handshake_on_connect=False)
+        self.deadline.watch(ssock)
+        ssock.do_handshake()
+        return ssock
+
+
+ACTIVE: ContextVar[Optional[ScanDeadline]] = ContextVar("scan_deadline", default=None)
+"""The deadline of the scan running in this thread (``open_mailbox`` uses it)."""
+
+
+def _settimeout(sock: socket.socket, timeout: float) -> None:
+    try:
+        sock.settimeout(timeout)
+    except OSError:
+        pass
+
+
+def _shutdown(sock: socket.socket) -> None:
+    try:
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+    except (OSError, ValueError):
+        pass

@@ -1,0 +1,76 @@
+"""Running a worker: the queue's schema, the tasks, the periodic schedule, until SIGTERM.
+
+procrastinate's worker handles SIGTERM and SIGINT: it takes no new job, lets the
+running ones finish, and returns (the command then exits 0). Synchronous jobs run
+in a thread pool as large as ``--concurrency``.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import procrastinate
+
+from . import queue, schedule, tasks
+from .config import FleetConfig, require_postgres
+
+log = logging.getLogger("mailform.fleet")
+
+
+def prepare(config: FleetConfig) -> procrastinate.App:
+    """The app with the fleet's tasks, the queue's schema created when missing."""
+    require_postgres(config.registry_url)
+    if queue.migrate(config):
+        log.info("queue schema created", extra={"event": "migrated",
+                                                "schema": config.queue_schema})
+    return tasks.register(queue.make_app(config), config)
+
+
+def run(config: FleetConfig, app: procrastinate.App) -> None:
+    asyncio.run(_run(config, app))
+
+
+async def _run(config: FleetConfig, app: procrastinate.App) -> None:
+    loop = asyncio.get_running_loop()
+    loop.set_default_executor(ThreadPoolExecutor(config.concurrency + 2,
+                                                 thread_name_prefix="job"))
+    log.info("worker started", extra={"event": "started", "worker": config.name,
+                                      "concurrency": config.concurrency})
+    async with app.open_async():
+        await app.run_worker_async(
+            concurrency=config.concurrency, name=config.name, delete_jobs="successful",
+            update_heartbeat_interval=config.heartbeat_seconds,
+            stalled_worker_timeout=config.stalled_seconds, install_signal_handlers=True)
+    log.info("worker stopped", extra={"event": "stopped", "worker": config.name})
+
+
+def enqueue(config: FleetConfig, kind: str) -> int:
+    """Queue one job of ``kind`` per account now (forced: run even if checked lately);
+    the number queued."""
+    app = tasks.register(queue.make_app(config), config)
+    accounts = [None] if kind == "reconcile" else _accounts(config, kind)
+
+    async def go() -> int:
+        async with app.open_async():
+            return sum([await schedule.defer(app, kind, name, force=True)
+                        for name in accounts])
+    return asyncio.run(go())
+
+
+def _accounts(config: FleetConfig, kind: str) -> list[str]:
+    from .jobs import registry_of
+    accounts = registry_of(config).accounts()
+    return sorted(n for n, a in accounts.items() if not a.released
+                  and (a.spec.get("inbox") or (kind == "verify" and a.spec.get("smtp"))))
+
+
+def wait_idle(config: FleetConfig, timeout: float, poll: float = 0.5) -> bool:
+    """Until no job of the fleet is queued or running; False when ``timeout`` passed."""
+    deadline = time.monotonic() + timeout
+    while queue.pending(config):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(poll)
+    return True

@@ -1,0 +1,59 @@
+"""A file's validated documents as a cache keeps them, and played back on a hit.
+
+Only a file whose documents all validated without an error is kept: for each
+document its model (with its source position) and the positions that registering
+it may report (its name, its kind, the document itself, and the fields its
+warnings point at). Playing a file back registers the same models the same way
+(duplicate names across files, a second BouncePolicy, warnings), so a run with the
+cache reports exactly what a run without it reports.
+
+The store behind it (``workflow.cache``) authenticates what it hands back; this
+module only needs ``get(filename, text)`` and ``put(filename, text, entries)``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional, Protocol
+
+from ..model import EmailAccount, warnings_for
+
+Loc = tuple
+_ALWAYS: tuple[Loc, ...] = ((), ("metadata", "name"), ("kind",))
+
+
+class DocumentCache(Protocol):
+    def get(self, filename: str, text: str) -> Optional[list]: ...
+    def put(self, filename: str, text: str, entries: list) -> None: ...
+
+
+@dataclass
+class Entry:
+    """One document of a clean file: its kind, name, model and positions."""
+
+    kind: str
+    name: Optional[str]
+    model: Any
+    positions: dict = field(default_factory=dict)   # loc -> (line, column)
+    record: Optional[bytes] = None  # SHA-256 of an account's record JSON, by the store
+
+
+class ReplayedDocument:
+    """Stands in for a parsed ``yamlpos.Document`` when a file is played back."""
+
+    def __init__(self, entry: Entry) -> None:
+        self.entry = entry
+        self.value = {"kind": entry.kind, "metadata": {"name": entry.name}}
+
+    def position(self, loc: Loc, key: bool = False) -> tuple[int, int]:
+        return self.entry.positions[tuple(loc)]
+
+
+def entry_of(doc: Any, data: dict, model: Any) -> Entry:
+    """What a cache keeps of a document that validated."""
+    meta = data.get("metadata")
+    name = meta.get("name") if isinstance(meta, dict) else None
+    locs = list(_ALWAYS)
+    if isinstance(model, EmailAccount):
+        locs += [tuple(loc) for loc, _ in warnings_for(model)]
+    return Entry(data["kind"], name if isinstance(name, str) else None, model,
+                 {loc: doc.position(loc) for loc in locs})

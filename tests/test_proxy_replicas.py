@@ -1,0 +1,224 @@
+"""Proxy replicas on one PostgreSQL registry (issue 12): behind a load balancer speaking
+the PROXY protocol (v1 and v2), sharing one atomic failed-login throttle, picking up
+registry changes through LISTEN/NOTIFY."""
+from __future__ import annotations
+
+import base64
+import ipaddress
+import os
+import socket
+import struct
+import threading
+import time
+import uuid
+from types import SimpleNamespace
+
+import pytest
+
+from test_proxy_stack import MANIFEST, Served, arrived, mailform, message
+
+PG_URL = os.environ.get("MAILFORM_TEST_POSTGRES", "postgresql://root@127.0.0.1:5432/test")
+
+
+def _postgres() -> bool:
+    try:
+        import psycopg
+        with psycopg.connect(PG_URL, connect_timeout=2):
+            return True
+    except Exception:  # noqa: BLE001
+        return False
+
+
+pytestmark = pytest.mark.skipif(not _postgres(), reason="no PostgreSQL server")
+
+
+@pytest.fixture(scope="module")
+def world(mailstack, tmp_path_factory):
+    import psycopg
+    from reconciler.registry.crypto import generate_key
+    tmp = tmp_path_factory.mktemp("replicas")
+    schema = f"px_{uuid.uuid4().hex[:10]}"
+    suffix = uuid.uuid4().hex[:6]
+    users = {"sender": f"rs-pw-{suffix}", "reader": f"rr-pw-{suffix}"}
+    locals_ = {name: f"pr{name}{suffix}" for name in users}
+    env = dict(os.environ, MAILFORM_CA_FILE=mailstack.ca_file, NO_COLOR="1",
+               MAILFORM_REGISTRY=f"{PG_URL}?schema={schema}", MAILFORM_MASTER_KEY=generate_key())
+    docs = []
+    for name, password in users.items():
+        mailstack.add_user(locals_[name], password)
+        env[f"PR_{name.upper()}_PW"] = password
+        docs.append(MANIFEST.format(name=name, email=mailstack.address(locals_[name]),
+                                    var=f"PR_{name.upper()}_PW",
+                                    port=mailstack.ports["submission"]))
+    (tmp / "manifests").mkdir()
+    (tmp / "manifests" / "accounts.yaml").write_text("---\n".join(docs))
+    mailform(["apply", str(tmp / "manifests"), "--auto-approve"], env)
+    yield SimpleNamespace(stack=mailstack, env=env, url=env["MAILFORM_REGISTRY"], tmp=tmp,
+                          email=lambda n: mailstack.address(locals_[n]),
+                          password=lambda n: users[n], local=lambda n: locals_[n])
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.fixture
+def replicas(world):
+    pair = [Served(world, "--proxy-protocol", "--allow-plain-auth", "--max-auth-failures", "5")
+            for _ in range(2)]
+    yield pair
+    for one in pair:
+        one.stop()
+
+
+def proxy_v1(client_ip: str) -> bytes:
+    return f"PROXY TCP4 {client_ip} 127.0.0.1 40000 25\r\n".encode()
+
+
+def proxy_v2(client_ip: str) -> bytes:
+    addresses = ipaddress.IPv4Address(client_ip).packed + ipaddress.IPv4Address("127.0.0.1").packed
+    body = addresses + struct.pack("!HH", 40000, 25)
+    return b"\r\n\r\n\x00\r\nQUIT\n" + bytes([0x21, 0x11]) + struct.pack("!H", len(body)) + body
+
+
+def login_once(address, header: bytes, user: str, password: str) -> int:
+    """One connection: PROXY header, EHLO, AUTH PLAIN; the AUTH reply code."""
+    with socket.create_connection(address, timeout=60) as sock:
+        reader = sock.makefile("rb")
+        sock.sendall(header)
+        assert reader.readline().startswith(b"220")
+        sock.sendall(b"EHLO client.test\r\n")
+        while not reader.readline().startswith(b"250 "):
+            pass
+        blob = base64.b64encode(f"\0{user}\0{password}".encode()).decode()
+        sock.sendall(f"AUTH PLAIN {blob}\r\n".encode())
+        code = int(reader.readline()[:3])
+        sock.sendall(b"QUIT\r\n")
+        return code
+
+
+@pytest.mark.mailstack
+def test_both_replicas_relay_and_see_the_client_address(world, replicas):
+    for proxy, header in zip(replicas, (proxy_v1("198.51.100.1"), proxy_v2("198.51.100.2"))):
+        assert login_once(proxy.address, header, world.email("sender"),
+                          world.password("sender")) == 235
+    import smtplib
+    msg = message(world, "sender", world.email("reader"))
+    with socket.create_connection(replicas[1].address) as sock:
+        sock.sendall(proxy_v2("198.51.100.3"))
+        smtp = smtplib.SMTP()
+        smtp.sock, smtp.file = sock, None
+        assert smtp.getreply()[0] == 220
+        smtp.ehlo("client.test")
+        smtp.login(world.email("sender"), world.password("sender"))
+        assert smtp.send_message(msg) == {}
+        smtp.quit()
+    assert arrived(world, "reader", msg["Subject"]) == 1
+    errs = [proxy.stop()[1] for proxy in replicas]
+    assert "client=198.51.100.1" in errs[0] and "client=198.51.100.2" in errs[1]
+    assert "client=198.51.100.3" in errs[1] and "notified (LISTEN/NOTIFY)" in errs[0]
+
+
+@pytest.mark.mailstack
+def test_200_simultaneous_wrong_logins_across_two_replicas_check_at_most_the_limit(
+        world, replicas):
+    header = proxy_v1("203.0.113.77")
+    codes: list[int] = []
+    lock = threading.Lock()
+
+    def attempt(index: int) -> None:
+        code = login_once(replicas[index % 2].address, header, world.email("sender"),
+                          f"wrong-{index}")
+        with lock:
+            codes.append(code)
+
+    threads = [threading.Thread(target=attempt, args=(i,)) for i in range(200)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert len(codes) == 200
+    assert codes.count(535) <= 5 and codes.count(535) + codes.count(454) == 200
+    # the right password is refused too now, on both replicas; another address is not
+    for proxy in replicas:
+        assert login_once(proxy.address, header, world.email("sender"),
+                          world.password("sender")) == 454
+    assert login_once(replicas[0].address, proxy_v1("203.0.113.78"), world.email("sender"),
+                      world.password("sender")) == 235
+
+
+@pytest.mark.mailstack
+def test_a_password_change_reaches_both_replicas_by_notification(world, replicas):
+    new = f"changed-{uuid.uuid4().hex}"
+    mailform(["registry", "set", "reader", f"smtp.password={new}"], world.env)
+    deadline, attempt = time.monotonic() + 10, 0
+    for proxy in replicas:
+        while True:
+            attempt += 1        # a new address each time: failures are throttled per address
+            header = proxy_v1(f"192.0.2.{attempt}")
+            if login_once(proxy.address, header, world.email("reader"), new) == 235:
+                break
+            assert time.monotonic() < deadline, "the change was not picked up"
+            time.sleep(0.2)
+    for proxy in replicas:
+        assert "notified (LISTEN/NOTIFY)" in proxy.stop()[1]
+
+
+@pytest.fixture
+def pg_url():
+    import psycopg
+    from reconciler.registry.crypto import generate_key
+    schema = f"px_{uuid.uuid4().hex[:10]}"
+    old = os.environ.get("MAILFORM_MASTER_KEY")
+    os.environ["MAILFORM_MASTER_KEY"] = generate_key()
+    yield f"{PG_URL}?schema={schema}"
+    if old is None:
+        os.environ.pop("MAILFORM_MASTER_KEY")
+    else:
+        os.environ["MAILFORM_MASTER_KEY"] = old
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def test_the_watcher_hears_a_serial_bump_at_once(pg_url):
+    from reconciler.proxy.auth import ChangeWatcher
+    from reconciler.registry import open_registry
+    open_registry(pg_url).close()
+    watcher = ChangeWatcher(lambda: open_registry(pg_url))
+    assert watcher.start()
+    try:
+        assert not watcher.quiet()         # the first question always reads
+        time.sleep(1.5)
+        assert watcher.quiet()             # nothing happened since
+        registry = open_registry(pg_url)
+        with registry.store.write() as cur:
+            registry.history_log.bump_serial(cur)
+        registry.close()
+        deadline = time.monotonic() + 5
+        while watcher.quiet():
+            assert time.monotonic() < deadline, "no notification"
+            time.sleep(0.05)
+    finally:
+        watcher.stop()
+
+
+def test_throttle_slots_are_handed_out_once_each_under_concurrency(pg_url):
+    from concurrent.futures import ThreadPoolExecutor
+    from reconciler.registry import open_registry
+    registries = [open_registry(pg_url) for _ in range(8)]
+    client = "203.0.113.9"
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            said = list(pool.map(
+                lambda i: registries[i].login_throttle.reserve(client, 5, 600), range(8)))
+        assert sorted(said) == ["ok"] * 5 + ["wait"] * 3     # 5 checks in flight at most
+        throttle = registries[0].login_throttle
+        throttle.release(client)                             # one login succeeded
+        assert throttle.reserve(client, 5, 600) == "ok"
+        assert [throttle.failed(client) for _ in range(5)] == [1, 2, 3, 4, 5]
+        assert throttle.reserve(client, 5, 600) == "locked"
+        assert registries[3].login_throttle.failures(client, 600) == 5
+        assert throttle.reserve("203.0.113.10", 5, 600) == "ok"
+        past = int(time.time() * 1000) + 601_000             # the window is over
+        assert throttle.reserve(client, 5, 600, now_ms=past) == "ok"
+    finally:
+        for registry in registries:
+            registry.close()

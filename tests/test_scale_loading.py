@@ -1,0 +1,84 @@
+"""Loading many files in worker processes reports exactly what a serial run reports:
+the same models, the same errors and warnings at the same positions."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from clihelpers import dump, marketing_account, smtp_account
+from reconciler.errors import ManifestError
+from reconciler.manifest import load, parallel
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture
+def forced(monkeypatch):
+    """Workers for any number of files; counts the pools started."""
+    started = []
+    real = parallel.start_pool
+    monkeypatch.setattr(parallel, "MIN_FILES", 1)
+    monkeypatch.setattr(parallel, "MIN_BYTES", 0)
+    monkeypatch.setattr(parallel, "can_fork", lambda: True)   # (the test server's thread)
+    monkeypatch.setattr(parallel, "start_pool", lambda n: started.append(n) or real(n))
+    return started
+
+
+def _outcome(paths, jobs: str, monkeypatch, **kw):
+    monkeypatch.setenv("MAILFORM_JOBS", jobs)
+    try:
+        desired = load([str(p) for p in paths], **kw)
+    except ManifestError as exc:
+        return [str(p) for p in exc.problems], [str(w) for w in exc.warnings], None
+    return [], [str(w) for w in desired.warnings], (desired.accounts, desired.policy,
+                                                    desired.digest)
+
+
+@pytest.mark.parametrize("folder", ["bad", "good"])
+def test_the_fixtures_in_workers_as_in_one_process(folder, forced, monkeypatch):
+    serial = _outcome([FIXTURES / folder], "1", monkeypatch, variables={"team": "x"})
+    assert forced == []
+    workers = _outcome([FIXTURES / folder], "2", monkeypatch, variables={"team": "x"})
+    assert forced == [2]
+    assert workers == serial
+
+
+def test_many_files_with_cross_file_problems(tmp_path, forced, monkeypatch):
+    for i in range(30):
+        docs = [smtp_account(f"s{i}", display_name="{{ var.team }}"), marketing_account(f"m{i}")]
+        if i % 7 == 3:
+            docs.append(marketing_account(f"m{i - 1}"))              # a duplicate elsewhere
+        if i % 11 == 5:
+            docs[0]["spec"]["smtp"]["port"] = "587"                  # a wrong type
+        (tmp_path / f"f{i:02d}.yaml").write_text(dump(docs) + ("{{ oops" if i == 17 else ""))
+    serial = _outcome([tmp_path], "1", monkeypatch, variables={"team": "t"})
+    workers = _outcome([tmp_path], "2", monkeypatch, variables={"team": "t"})
+    assert forced == [2] and workers == serial and len(serial[0]) >= 6
+
+
+def test_clean_files_in_workers_give_the_same_models(tmp_path, forced, monkeypatch):
+    for i in range(20):
+        (tmp_path / f"f{i:02d}.yaml").write_text(dump(
+            [smtp_account(f"s{i}", reply_to={"email": "r@example.com"}),
+             marketing_account(f"m{i}", labels={"team": "a"})]))
+    serial = _outcome([tmp_path], "1", monkeypatch)
+    workers = _outcome([tmp_path], "2", monkeypatch)
+    assert workers == serial and len(serial[2][0]) == 40
+    assert [a.source for a in serial[2][0].values()] == \
+        [a.source for a in workers[2][0].values()]
+
+
+def test_no_workers_for_a_few_small_files(tmp_path, monkeypatch):
+    (tmp_path / "a.yaml").write_text(dump([marketing_account("a")]))
+    monkeypatch.setattr(parallel, "start_pool", _never)
+    monkeypatch.setenv("MAILFORM_JOBS", "4")
+    assert list(load([str(tmp_path)]).accounts) == ["a"]
+    assert parallel.jobs({"MAILFORM_JOBS": "1"}) == 1 and parallel.jobs({}) >= 1
+    assert parallel.jobs({}, lean=True) == 1 and parallel.jobs({"MAILFORM_JOBS": "3"}) == 3
+    assert os.environ["MAILFORM_JOBS"] == "4"
+
+
+def _never(n):
+    raise AssertionError("no pool for one small file")
