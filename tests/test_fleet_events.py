@@ -31,7 +31,7 @@ def test_worker_delivers_events_to_webhooks(pg_url, tmp_path):
                HOOK_SECRET=SECRET, NO_COLOR="1", PYTHONPATH=str(ROOT))
     (tmp_path / "mailform.yaml").write_text(
         "apiVersion: mailform/v1\nkind: Project\nmetadata: {name: demo}\nspec:\n"
-        "  events:\n    webhooks:\n      - name: crm\n"
+        "  events:\n    retention_days: 30\n    webhooks:\n      - name: crm\n"
         f"        url: {receiver.url}\n        secret: {{env: HOOK_SECRET}}\n"
         "        backoff_seconds: 0\n        max_attempts: 5\n")
     os.environ["MAILFORM_MASTER_KEY"], saved = key, os.environ.get("MAILFORM_MASTER_KEY")

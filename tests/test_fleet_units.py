@@ -151,3 +151,25 @@ def test_a_checkout_that_does_not_know_the_last_commit_is_stale(tmp_path):
     refuse_if_stale([str(repo / "m")], ours, [{"commit": ours}])      # the same: fine
     refuse_if_stale([str(repo / "m")], None, [{"commit": ours}])      # not in git: fine
     assert commit_of([str(tmp_path / "nowhere")]) is None
+
+
+def test_the_prune_job_keeps_the_projects_retention(tmp_path):
+    """spec.events.retention_days, applied by the worker's hourly prune job: older events
+    go, newer ones stay."""
+    from datetime import datetime, timedelta, timezone
+
+    from reconciler.fleet import jobs
+    from reconciler.fleet.config import FleetConfig
+    from reconciler.registry import open_registry
+
+    url = f"sqlite:///{tmp_path}/reg.db"
+    now = datetime.now(timezone.utc)
+    with open_registry(url) as registry:
+        registry.events.record("replied", "old@example.com", "news", when=now - timedelta(40))
+        registry.events.record("replied", "new@example.com", "news", when=now - timedelta(2))
+    try:
+        assert jobs.prune(FleetConfig(registry_url=url, retention_days=30)) == "ok"
+    finally:
+        jobs.drop_registry()
+    with open_registry(url) as registry:
+        assert [e["email"] for e in registry.events.since()] == ["new@example.com"]

@@ -46,7 +46,13 @@ def _config(registry_url, options: dict) -> FleetConfig:
         concurrency=options["concurrency"], stalled_seconds=options["stalled_timeout"],
         heartbeat_seconds=max(1.0, min(10.0, options["stalled_timeout"] / 3)),
         name=options["name"] or f"{socket.gethostname()}-{os.getpid()}",
-        schedule=options["schedule"], webhooks=tuple(_webhooks()))
+        schedule=options["schedule"], webhooks=tuple(_webhooks()),
+        retention_days=_retention_days())
+
+
+def _retention_days():
+    from ..events.config import retention_days
+    return retention_days(current_settings().project.project)
 
 
 def _webhooks() -> list:

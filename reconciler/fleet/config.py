@@ -57,6 +57,7 @@ class FleetConfig:
     name: str = "worker"
     schedule: bool = True                    # False: run queued jobs only (rounds, recovery)
     webhooks: tuple = ()                     # events.config.WebhookTarget: deliver events
+    retention_days: Optional[int] = None     # events and delivery log kept this long
 
     @property
     def tick_seconds(self) -> int:

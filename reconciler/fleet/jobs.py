@@ -16,6 +16,7 @@ import logging
 import socket
 import threading
 import time
+from datetime import timedelta
 from typing import Optional
 
 from .. import metrics
@@ -117,6 +118,16 @@ def deliver(config: FleetConfig) -> str:
     fleet, so each contact's events leave in order)."""
     report = deliver_pending(registry_of(config), config.webhooks)
     return "failed" if report.dead else "ok"
+
+
+def prune(config: FleetConfig) -> str:
+    """Forget events, their deliveries and the proxy's delivery log past the project's
+    retention (spec.events.retention_days)."""
+    registry = registry_of(config)
+    days = config.retention_days
+    registry.events.prune(utcnow() - timedelta(days=days))
+    registry.delivery_log.prune(days)
+    return "ok"
 
 
 # --- scan ------------------------------------------------------------------------------

@@ -61,6 +61,12 @@ def register(app: procrastinate.App, config: FleetConfig) -> procrastinate.App:
         def deliver(timestamp: int) -> str:
             return jobs.timed("deliver", None, jobs.deliver, config)
 
+    if config.retention_days:
+        @app.periodic(cron="17 * * * *", periodic_id="prune")          # hourly
+        @app.task(name="prune", queueing_lock="prune", lock="prune")
+        def prune(timestamp: int) -> str:
+            return jobs.timed("prune", None, jobs.prune, config)
+
     @app.periodic(cron=cron(config.tick_seconds), periodic_id="recover")
     @app.task(name="recover", queueing_lock="recover")
     async def recover(timestamp: int) -> int:
