@@ -13,6 +13,7 @@ from __future__ import annotations
 import binascii
 import codecs
 import re
+import threading
 from email.header import decode_header, make_header
 
 MAX_BYTES = 256 * 1024   # bounded prefix of every message
@@ -242,8 +243,23 @@ def _codec_name(charset: str) -> str:
     return name
 
 
+_recent = threading.local()     # this thread's last (raw, tree): one parse per message
+
+
 def read_message(raw: bytes) -> Part:
-    """Parse a bounded prefix of a raw message (any line ends) into a Part tree."""
+    """Parse a bounded prefix of a raw message (any line ends) into a Part tree. The
+    classifier and the bounce-trust checks read the same message one after another: the
+    last tree this thread made is handed out again for the same bytes object (held
+    here, so its identity cannot be reused)."""
+    last = getattr(_recent, "last", None)
+    if last is not None and last[0] is raw:
+        return last[1]
+    part = _parse_message(raw)
+    _recent.last = (raw, part)
+    return part
+
+
+def _parse_message(raw: bytes) -> Part:
     data = raw[:MAX_BYTES]
     if b"\r" in data:
         data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")

@@ -27,7 +27,7 @@ from datetime import datetime, timezone
 from typing import Any, Optional
 
 from .classify import classify
-from .mime import MAX_BYTES
+from .mime import MAX_BYTES, read_message
 
 _AUTO_HEADERS = ("x-autoreply", "x-autorespond", "x-auto-response-suppress",
                  "x-autoreply-from", "x-mail-autoreply", "x-post-messageclass",
@@ -103,10 +103,10 @@ def human_reply(raw: bytes) -> Optional[Reply]:
 
 
 def message_id_of(raw: bytes) -> Optional[str]:
-    """A message's own Message-ID (kept with a bounce for review), None when it has none."""
-    head = raw[:MAX_BYTES].split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
-    msg = email.message_from_bytes(head + b"\r\n\r\n", policy=email.policy.compat32)
-    return _header(msg, "Message-ID") or None
+    """A message's own Message-ID (kept with a bounce for review), None when it has none.
+    (The classifier's parse of the same message, which the scanner has just made, is
+    reused: ``mime.read_message``.)"""
+    return " ".join(read_message(raw).header("message-id").split()) or None
 
 
 def note_reply(registry: Any, account: str, raw: bytes) -> bool:
