@@ -149,3 +149,37 @@ def test_provider_events_count_against_the_sending_account(registry):
     assert report.newly_faulty == ["ann@example.com"]
     assert registry.contact("ann@example.com")["last_bounce"]["account"] == "news"
     assert [e["account"] for e in registry.events.since()] == ["news", "news"]
+
+
+def test_concurrent_bounces_of_one_contact_are_all_counted(reg_url):  # noqa: F811
+    """Two scanners (own connections) count a soft bounce of the same contact at once:
+    the second waits for the first's batch to commit and counts on top of it, instead
+    of writing over it (a lost update once the event counter no longer serialised them)."""
+    import threading
+
+    from reconciler.registry import open_registry
+
+    first, second = open_registry(reg_url), open_registry(reg_url)
+    try:
+        first.upsert_contacts([("shared@example.com", {})])
+        release, done = threading.Event(), threading.Event()
+
+        def other() -> None:
+            second.record_message("b", "INBOX", 1, [("shared@example.com", "soft", "4.2.2")])
+            done.set()
+
+        with first.scan_state.batch():
+            first.record_message("a", "INBOX", 1, [("shared@example.com", "soft", "4.2.2")])
+            thread = threading.Thread(target=other)
+            thread.start()
+            assert not done.wait(0.5)            # it waits for this batch's commit
+        thread.join(30)
+        assert done.is_set()
+        contact = first.contact("shared@example.com")
+        assert len(contact["soft_bounces"]) == 2
+        kinds = [e["kind"] for e in first.events.since()]
+        assert kinds == ["bounce", "bounce"]
+        assert [e["seq"] for e in first.events.since()] == [1, 2]
+    finally:
+        first.close()
+        second.close()

@@ -15,7 +15,8 @@ Webhook deliveries are the ``deliveries`` sub-part (``registry/deliveries.py``).
 from __future__ import annotations
 
 import uuid
-from typing import Any, Iterable, Optional
+from contextlib import contextmanager
+from typing import Any, Iterable, Iterator, Optional
 
 from .common import as_moment, dumps, iso, loads, utcnow
 from .deliveries import WebhookLog
@@ -28,30 +29,63 @@ _COLUMNS = "seq, id, time, kind, email, account, source, data"
 def add_event(store: SQLStore, cur: Any, kind: str, email: Optional[str],
               account: Optional[str] = None, source: Optional[str] = None,
               data: Optional[dict] = None, when: Any = None) -> dict:
-    """Append one event inside the caller's transaction; the event as stored."""
-    seq = _next_seq(store, cur)
-    event = {"seq": seq, "id": str(uuid.uuid4()), "time": iso(as_moment(when)), "kind": kind,
-             "email": email, "account": account, "source": source, "data": data or {}}
-    cur.execute(store.q(f"INSERT INTO events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"),
-                (*[event[k] for k in ("seq", "id", "time", "kind", "email", "account",
-                                      "source")], dumps(event["data"])))
+    """Append one event inside the caller's transaction; the event as stored (inside
+    ``numbered_at_end``, written and given its ``seq`` when that block ends)."""
+    event = {"seq": None, "id": str(uuid.uuid4()), "time": iso(as_moment(when)),
+             "kind": kind, "email": email, "account": account, "source": source,
+             "data": data or {}}
+    deferred = getattr(store, "deferred_events", None)
+    if deferred is not None:
+        deferred.append(event)
+        return event
+    _insert(store, cur, [event])
     return event
 
 
-def _next_seq(store: SQLStore, cur: Any) -> int:
-    """The next ``seq``, from a counter in ``meta`` that never goes back (an erasure may
-    empty the table); its row lock orders concurrent writers, so commits come in order."""
-    cur.execute("UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) "
-                "WHERE key = 'event_seq' RETURNING value")
+def _insert(store: SQLStore, cur: Any, events: list[dict]) -> None:
+    """Number ``events`` from the counter (one step for all) and write them."""
+    last = _next_seq(store, cur, len(events))
+    for offset, event in enumerate(events):
+        event["seq"] = last - len(events) + 1 + offset
+    cur.executemany(store.q(f"INSERT INTO events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"),
+                    [(*[e[k] for k in ("seq", "id", "time", "kind", "email", "account",
+                                       "source")], dumps(e["data"])) for e in events])
+
+
+@contextmanager
+def numbered_at_end(store: SQLStore, cur: Any) -> Iterator[None]:
+    """Inside one long transaction (an inbox scan's batch): the events it makes are
+    numbered and written at its end, so the counter's row lock — which makes commit order
+    ``seq`` order — is held from there to the commit, not for the whole batch (other
+    scanners' batches would wait on it). Nested: the outer block numbers them."""
+    if getattr(store, "deferred_events", None) is not None:
+        yield
+        return
+    store.deferred_events = []
+    try:
+        yield
+        pending = store.deferred_events
+    finally:
+        store.deferred_events = None
+    if pending:
+        _insert(store, cur, pending)
+
+
+def _next_seq(store: SQLStore, cur: Any, count: int = 1) -> int:
+    """The last of ``count`` new ``seq`` values, from a counter in ``meta`` that never
+    goes back (an erasure may empty the table); its row lock orders concurrent writers,
+    so commits come in order."""
+    cur.execute(store.q("UPDATE meta SET value = CAST(CAST(value AS INTEGER) + ? AS TEXT) "
+                        "WHERE key = 'event_seq' RETURNING value"), (count,))
     rows = cur.fetchall()
     if rows:
         return int(rows[0][0])
     store.backend.lock_table(cur, "meta")
     cur.execute("SELECT COALESCE(MAX(seq), 0) FROM events")
-    seq = int(cur.fetchone()[0]) + 1
+    seq = int(cur.fetchone()[0]) + count
     cur.execute(store.q("INSERT INTO meta (key, value) VALUES ('event_seq', ?) ON CONFLICT "
-                        "(key) DO UPDATE SET value = CAST(CAST(meta.value AS INTEGER) + 1 "
-                        "AS TEXT) RETURNING value"), (str(seq),))
+                        "(key) DO UPDATE SET value = CAST(CAST(meta.value AS INTEGER) + ? "
+                        "AS TEXT) RETURNING value"), (str(seq), count))
     return int(cur.fetchall()[0][0])
 
 

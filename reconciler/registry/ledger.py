@@ -106,8 +106,8 @@ class ContactLedger(Lifecycle):
                more: Optional[dict] = None) -> Outcome:
         """``more``: the diagnostic, message_id and source kept with the last bounce."""
         key = normalise_email(email)
-        cur.execute(self._store.q("SELECT status, soft_bounces FROM contacts WHERE email = ?"),
-                    (key,))
+        cur.execute(self._store.q("SELECT status, soft_bounces FROM contacts WHERE email = ?"
+                                  + self._store.backend.row_lock), (key,))
         row = cur.fetchone()
         if row is None:
             return None, None

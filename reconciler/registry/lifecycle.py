@@ -54,7 +54,8 @@ class Lifecycle:
 
     def _reactivate_one(self, cur: Any, key: str, reason: str, actor: str) -> str:
         q = self._store.q
-        cur.execute(q("SELECT status, last_bounce FROM contacts WHERE email = ?"), (key,))
+        cur.execute(q("SELECT status, last_bounce FROM contacts WHERE email = ?"
+                      + self._store.backend.row_lock), (key,))
         row = cur.fetchone()
         if row is None:
             return "unknown"

@@ -55,6 +55,7 @@ class PostgresBackend(Backend):
     """BEGIN alone does not serialise a check-and-insert or first opens here: locks do."""
 
     begin_sql = "BEGIN"
+    row_lock = " FOR UPDATE"
     blob_type = "BYTEA"
     errors = (psycopg.Error,) if psycopg else ()
     paramstyle = "format"

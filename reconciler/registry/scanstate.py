@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from typing import Any, Iterable, Iterator, Optional
 
 from .common import iso, utcnow
+from .events import numbered_at_end
 from .store import SQLStore
 
 _CHUNK = 500
@@ -38,9 +39,11 @@ class ScanState:
 
     @contextmanager
     def batch(self) -> Iterator[Any]:
-        """One transaction for a batch of messages: ``record_message`` calls join it."""
+        """One transaction for a batch of messages: ``record_message`` calls join it; the
+        events they make are numbered at its end (``events.numbered_at_end``)."""
         with self._store.write() as cur:
-            yield cur
+            with numbered_at_end(self._store, cur):
+                yield cur
 
     def advance(self, account: str, place: str, validity: str, last_uid: int) -> None:
         """Set the mark (inside ``batch``, or on its own)."""

@@ -40,6 +40,9 @@ class Backend:
     errors: tuple[type[BaseException], ...] = ()
     paramstyle = "qmark"
     read_only = ""      # why the registry cannot be written here ("": it can)
+    # appended to a SELECT whose row the transaction then updates: a row lock where
+    # concurrent writers are not already serialised by BEGIN (PostgreSQL: FOR UPDATE)
+    row_lock = ""
 
     def q(self, sql: str) -> str:
         """Our ``?`` placeholders in the driver's style."""
