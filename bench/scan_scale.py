@@ -11,7 +11,8 @@ into Dovecot Maildirs; Dovecot indexes every mailbox before any clock starts.
     PostgreSQL registry holding the same accounts and contacts:
     ``inbox scan --all --concurrency 1`` (one process, start-up included) vs a round
     queued for ``--workers`` (4) ``mailform worker`` processes already started
-    (``--no-schedule``; start-up not counted): from queueing until the queue is empty.
+    (``--no-schedule``, each running ``--per-worker`` (4) jobs at once: a scan mostly
+    waits on its servers; start-up not counted): from queueing until the queue is empty.
     Each worker's peak RSS (VmHWM) is read before it stops.
 
 Every bounce must be counted exactly once in both runs (checked). Last line:
@@ -108,12 +109,13 @@ def sequential(env: dict, expected: int) -> float:
     return seconds
 
 
-def fleet(env: dict, workers: int, work: Path, expected: int) -> tuple[float, float]:
+def fleet(env: dict, workers: int, work: Path, expected: int, per_worker: int = 2
+          ) -> tuple[float, float]:
     from reconciler.fleet import queue, worker
     from reconciler.fleet.config import FleetConfig
     config = FleetConfig(env["MAILFORM_REGISTRY"], timeout=120)
     queue.migrate(config)
-    procs = [fleetkit.start_worker(env, "--no-schedule", "--concurrency", "2",
+    procs = [fleetkit.start_worker(env, "--no-schedule", "--concurrency", str(per_worker),
                                    "--name", f"bench{n}", log=work / f"worker{n}.log")
              for n in range(workers)]
     try:
@@ -143,6 +145,8 @@ def main() -> int:
     parser.add_argument("--inboxes", type=int, default=200)
     parser.add_argument("--bounces", type=int, default=50)
     parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--per-worker", type=int, default=4,
+                        help="jobs each worker runs at once (its --concurrency)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="mailform-scan-scale-"))
     os.chmod(work, 0o755)
@@ -161,7 +165,8 @@ def main() -> int:
             expected = args.inboxes * args.bounces
             seq = sequential(envs[0], expected)
             print(f"(b) sequential: {seq:.2f}s", flush=True)
-            fleet_seconds, rss = fleet(envs[1], args.workers, work, expected)
+            fleet_seconds, rss = fleet(envs[1], args.workers, work, expected,
+                                        args.per_worker)
             print(f"(b) fleet of {args.workers}: {fleet_seconds:.2f}s, worker peak RSS "
                   f"{rss:.1f} MB", flush=True)
         finally:
