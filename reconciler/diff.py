@@ -166,10 +166,29 @@ def _leaf_changes(old: Mapping[str, Any], new: Mapping[str, Any], ignore: tuple)
         return [_new(Change, (path, value, None, False)) for path, value in old.items()
                 if value is not None and not (ignore and is_ignored(path, ignore))]
     if not old:                 # a create: every present field comes
-        return [_new(Change, (path, None, value, False)) for path, value in new.items()
+        return [_created(path, value) for path, value in new.items()
                 if value is not None and not (ignore and is_ignored(path, ignore))]
     return [Change(path, old.get(path), new.get(path)) for path in old.keys() | new.keys()
             if old.get(path) != new.get(path) and not (ignore and is_ignored(path, ignore))]
+
+
+_CREATED: dict[tuple, Change] = {}
+_MAX_CREATED = 10000        # (a bound for long-running processes)
+_SHARED_TYPES = frozenset({str, int, bool})      # equal values of one type: the same JSON
+
+
+def _created(path: str, value: Any) -> Change:
+    """A created field's change, one tuple for every account creating the same value (a
+    plan of 100,000 creates repeats most of them: tens of megabytes)."""
+    kind = type(value)
+    if kind not in _SHARED_TYPES:
+        return _new(Change, (path, None, value, False))
+    change = _CREATED.get((path, value, kind))
+    if change is None:
+        change = _new(Change, (path, None, value, False))
+        if len(_CREATED) < _MAX_CREATED:
+            _CREATED[(path, value, kind)] = change
+    return change
 
 
 def _field_changes(before: Mapping, after: Mapping, ignore: tuple) -> list[Change]:

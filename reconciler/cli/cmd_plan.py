@@ -1,6 +1,7 @@
 """`mailform plan` and `mailform apply`: options in, the workflow, output out."""
 from __future__ import annotations
 
+import contextlib
 import functools
 import gc
 import os
@@ -49,6 +50,22 @@ def _load(inputs: Inputs, registry_url: str) -> Loaded:
     print_problems([], desired.warnings)
     return Loaded(desired, resolve_all(desired.accounts.values(),
                                        desired.secret_policy(registry_url)), inputs, cache)
+
+
+@contextlib.contextmanager
+def _collector_off():
+    """While the plan is built and written: it makes millions of objects without cycles
+    (changes, records, rows) that live as long as the command, and the cyclic collector
+    would walk them again and again as they grow (a tenth of an apply of 10,000 creates).
+    Afterwards they join the frozen manifests."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        if was_enabled:
+            gc.enable()
 
 
 def _open_for_saving(registry_url: str):
@@ -175,7 +192,9 @@ def _progress(no_color: bool, force: bool, event: Event) -> None:
     if event.kind == "planned":
         _print_plan(event.plan, "human", no_color, force)
     elif event.kind == "wrote":
-        click.echo(f"{event.address}: {_WRITTEN.get(event.action, event.action)}")
+        # (color=True: nothing to strip, an address has no escapes; not asking whether
+        # stdout is a terminal for each of 100,000 lines)
+        click.echo(f"{event.address}: {_WRITTEN.get(event.action, event.action)}", color=True)
     elif event.kind == "waiting":
         held = event.result or {}
         click.echo(f"Waiting for the registry lock held by {held.get('holder')} on "
@@ -254,7 +273,7 @@ def apply(paths, var_files, var_pairs, environment, registry_url, auto_approve, 
         lock_timeout=lock_timeout)
     opened = run.open_for_saved_plan(registry_url, paths[0]) if from_file else \
         open_registry(registry_url)
-    with opened as registry:
+    with opened as registry, _collector_off():
         gate = None if skip_verify else checks.with_dns(
             checks.check_plan, dns_settings(dns_server, spf_include, timeout=5.0), strict_dns,
             lambda line: click.echo(f"Warning: {line}", err=True))

@@ -90,7 +90,7 @@ class KeyRing:
 
     def fingerprint(self, path: str, value: str) -> str:
         msg = f"{path}\0{value}".encode("utf-8")
-        return "hmac-sha256:" + hmac.new(self.fp_key, msg, hashlib.sha256).hexdigest()
+        return "hmac-sha256:" + hmac.digest(self.fp_key, msg, "sha256").hex()  # (one-shot)
 
     @cached_property
     def _sign_key(self) -> bytes:
