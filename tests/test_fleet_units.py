@@ -173,3 +173,23 @@ def test_the_prune_job_keeps_the_projects_retention(tmp_path):
         jobs.drop_registry()
     with open_registry(url) as registry:
         assert [e["email"] for e in registry.events.since()] == ["new@example.com"]
+
+
+def test_a_job_queued_before_a_terminal_failure_waits_for_a_change(tmp_path):
+    """A scan or check queued before its account failed for good (bad credentials) does
+    not try again on the same settings; after they change, it runs."""
+    from reconciler.fleet import jobs
+    from reconciler.registry import AccountWrite
+
+    url = f"sqlite:///{tmp_path}/reg.db"
+    spec = {"email": "a@example.com", "inbox": {"protocol": "imap", "host": "127.0.0.1",
+                                                "port": 9, "security": "none"}}
+    with open_registry(url) as registry:
+        with registry.transaction() as tx:
+            tx.put_account(AccountWrite("a", "smtp", spec, {}, {}))
+        stored = registry.account("a")
+        registry.conditions.set("a", jobs.SCANNED, "False", "LoginRefused", "bad password",
+                                jobs.observed(stored))
+        assert jobs._recent(registry, stored, jobs.SCANNED, 300)
+        registry.set_field("a", "inbox.port", 10)                  # the settings changed
+        assert not jobs._recent(registry, registry.account("a"), jobs.SCANNED, 300)

@@ -137,18 +137,24 @@ def scan(config: FleetConfig, account: str, force: bool = False) -> str:
     stored = registry.account(account)
     if stored is None or not stored.spec.get("inbox"):
         return "skipped"
-    if not force and _recent(registry, account, SCANNED, config.scan_interval):
+    if not force and _recent(registry, stored, SCANNED, config.scan_interval):
         return "skipped"
     report = scan_stored(registry, stored, config.timeout)
     _count_scan(report)
     return _scan_condition(registry, account, report, observed(stored))
 
 
-def _recent(registry, account: str, type_: str, interval: float) -> bool:
-    """Checked successfully less than half an interval ago (a job queued while another
-    ran); a recovered job (``WorkerLost``) or a failed check always runs."""
-    cond = registry.conditions.get(account, type_)
-    if cond is None or cond.status != "True" or not cond.last_probe:
+def _recent(registry, stored, type_: str, interval: float) -> bool:
+    """Nothing to do now: checked successfully less than half an interval ago (a job
+    queued while another ran), or failed for good on these very settings (a job queued
+    before that result; it waits for a change, as the schedule does). A recovered job
+    (``WorkerLost``) or a failed transient check always runs."""
+    cond = registry.conditions.get(stored.name, type_)
+    if cond is None or not cond.last_probe:
+        return False
+    if cond.reason in TERMINAL_REASONS and cond.observed == observed(stored):
+        return True
+    if cond.status != "True":
         return False
     return (utcnow() - parse_iso(cond.last_probe)).total_seconds() < interval / 2
 
@@ -188,7 +194,7 @@ def verify(config: FleetConfig, account: str, force: bool = False) -> str:
     stored = registry.account(account)
     if stored is None or stored.released:
         return "skipped"
-    if not force and _recent(registry, account, VERIFIED, config.verify_interval):
+    if not force and _recent(registry, stored, VERIFIED, config.verify_interval):
         return "skipped"
     seen = observed(stored)
     servers = servers_of(stored.spec, registry.secrets(account), timeout=config.timeout)
