@@ -96,6 +96,18 @@ class ScanDeadline:
         return f"no answer within {self.per_step:g}s (during {self.stage})"
 
 
+class WatchedClient:
+    """Mixed into an imaplib/poplib client class: its socket is watched by the client's
+    ``deadline`` from the moment it exists."""
+
+    deadline: ScanDeadline
+
+    def _create_socket(self, timeout):
+        sock = super()._create_socket(timeout)   # type: ignore[misc]
+        self.deadline.watch(sock)
+        return sock
+
+
 class WatchedContext:
     """An ``ssl.SSLContext`` stand-in for imaplib/poplib: the TLS socket is watched
     before its handshake, so a stalling handshake is cut off too."""

@@ -18,31 +18,20 @@ import re
 from typing import Any, Iterable
 
 from ..servers import SaslError, ServerSettings, imap_authenticate
-from .deadline import ScanDeadline, WatchedContext
+from .deadline import ScanDeadline, WatchedClient, WatchedContext
 from .mailbox import MAX_BYTES, MailboxError
 
 _UID = re.compile(rb"UID (\d+)")
 _SIZE = re.compile(rb"RFC822\.SIZE (\d+)")
 
 
-class _Watched:
-    """Registers the connection's socket with the deadline as soon as it exists."""
-
-    deadline: ScanDeadline
-
-    def _create_socket(self, timeout):
-        sock = super()._create_socket(timeout)   # type: ignore[misc]
-        self.deadline.watch(sock)
-        return sock
-
-
-class _Imap(_Watched, imaplib.IMAP4):
+class _Imap(WatchedClient, imaplib.IMAP4):
     def __init__(self, host: str, port: int, deadline: ScanDeadline) -> None:
         self.deadline = deadline
         super().__init__(host, port, timeout=deadline.step_timeout())
 
 
-class _ImapSSL(_Watched, imaplib.IMAP4_SSL):
+class _ImapSSL(WatchedClient, imaplib.IMAP4_SSL):
     def __init__(self, host: str, port: int, deadline: ScanDeadline, context) -> None:
         self.deadline = deadline
         super().__init__(host, port, ssl_context=context, timeout=deadline.step_timeout())

@@ -13,26 +13,17 @@ from __future__ import annotations
 import poplib
 
 from ..servers import SaslError, ServerSettings, pop3_authenticate
-from .deadline import ScanDeadline, WatchedContext
+from .deadline import ScanDeadline, WatchedClient, WatchedContext
 from .mailbox import MAX_BYTES, POP3_TOP_LINES, MailboxError
 
 
-class _Watched:
-    deadline: ScanDeadline
-
-    def _create_socket(self, timeout):
-        sock = super()._create_socket(timeout)   # type: ignore[misc]
-        self.deadline.watch(sock)
-        return sock
-
-
-class _Pop3(_Watched, poplib.POP3):
+class _Pop3(WatchedClient, poplib.POP3):
     def __init__(self, host: str, port: int, deadline: ScanDeadline) -> None:
         self.deadline = deadline
         super().__init__(host, port, timeout=deadline.step_timeout())
 
 
-class _Pop3SSL(_Watched, poplib.POP3_SSL):
+class _Pop3SSL(WatchedClient, poplib.POP3_SSL):
     def __init__(self, host: str, port: int, deadline: ScanDeadline, context) -> None:
         self.deadline = deadline
         super().__init__(host, port, context=context, timeout=deadline.step_timeout())
