@@ -11,30 +11,9 @@ from email.message import EmailMessage
 import pytest
 
 from tests.clihelpers import Cli
-from tests.test_oauth_stack import stack  # noqa: F401  (the module's OAuth2 stack fixture)
+from tests.test_oauth_stack import MANIFEST, stack  # noqa: F401  (stack: the OAuth2 stack fixture)
 
 pytestmark = pytest.mark.mailstack(own_stack=True)
-
-MANIFEST = """\
-apiVersion: mailform/v1
-kind: EmailAccount
-metadata: {{name: office}}
-spec:
-  type: smtp
-  email: {user}
-  display_name: Office
-  shared: true
-  smtp:
-    host: 127.0.0.1
-    port: {smtp}
-    security: starttls
-    oauth2:
-      token_url: {token_url}
-      client_id: {client_id}
-      client_secret: {{env: OFFICE_CLIENT_SECRET}}
-      refresh_token: {{env: OFFICE_REFRESH_TOKEN}}
-  inbox: {{protocol: {protocol}, host: 127.0.0.1, port: {port}, security: ssl}}
-"""
 
 
 @pytest.mark.parametrize("protocol", ["imap", "pop3"])

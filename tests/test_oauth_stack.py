@@ -130,7 +130,7 @@ spec:
       client_secret: {{env: OFFICE_CLIENT_SECRET}}
       refresh_token: {{env: OFFICE_REFRESH_TOKEN}}
       scope: mail
-  inbox: {{protocol: pop3, host: 127.0.0.1, port: {pop3s}, security: ssl}}
+  inbox: {{protocol: {protocol}, host: 127.0.0.1, port: {port}, security: ssl}}
 """
 
 
@@ -141,7 +141,7 @@ def test_cli_verify_of_an_oauth2_account(stack, tmp_path):
     cli = Cli(tmp_path, env={"MAILFORM_CA_FILE": stack.ca_file, "OFFICE_REFRESH_TOKEN": refresh,
                              "OFFICE_CLIENT_SECRET": CLIENT_SECRET})
     cli.write("manifests/office.yaml", MANIFEST.format(
-        user=user, smtp=stack.ports["submission"], pop3s=stack.ports["pop3s"],
+        user=user, smtp=stack.ports["submission"], protocol="pop3", port=stack.ports["pop3s"],
         token_url=stack.endpoint.token_url, client_id=CLIENT_ID))
     done = cli.run("verify", "--format", "json", "--timeout", "15")
     assert done.code == 0, done.text
