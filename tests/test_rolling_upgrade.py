@@ -5,19 +5,17 @@ from __future__ import annotations
 import base64
 import os
 import sqlite3
-import uuid
 from pathlib import Path
 
-import psycopg
 import pytest
 
 import clihelpers
+from fleetkit import drop_database, new_database
 from reconciler.errors import RegistryError
 from reconciler.registry import open_registry
 from reconciler.registry.schema import LATEST
 
 ROOT = Path(__file__).resolve().parent.parent
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 ACCOUNT = """\
 apiVersion: mailform/v1
 kind: EmailAccount
@@ -62,13 +60,10 @@ def test_older_binary_reads_a_newer_sqlite_registry_but_does_not_write(tmp_path)
 
 @pytest.fixture
 def pg_url(monkeypatch):
-    name = f"mf_roll_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+    url = new_database("mf_roll")
     monkeypatch.setenv("MAILFORM_MASTER_KEY", base64.urlsafe_b64encode(os.urandom(32)).decode())
-    yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    yield url
+    drop_database(url)
 
 
 def test_older_binary_beside_a_newer_postgres_registry(pg_url):

@@ -13,6 +13,7 @@ import uuid
 import psycopg
 import pytest
 
+from fleetkit import drop_database, new_database
 from reconciler.bounces import pop3_fetch
 from reconciler.bounces.scan import scan_stored
 from reconciler.registry import open_registry
@@ -20,7 +21,6 @@ from test_inbox_scan import (account, contacts, flags, imap_session, is_dsn,  # 
                              mailform, send)
 
 pytestmark = pytest.mark.mailstack
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 class Counting:
@@ -153,17 +153,12 @@ spec: {soft_bounce_limit: 3, soft_bounce_window_days: 30}
 
 @pytest.fixture
 def postgres_url():
-    name = f"mf_scan_{uuid.uuid4().hex[:10]}"
     try:
-        with psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=5) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
+        url = new_database("mf_scan")
     except psycopg.OperationalError as exc:
         pytest.skip(f"no PostgreSQL at 127.0.0.1:5432: {exc}")
-    yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                     "WHERE datname = %s AND pid <> pg_backend_pid()", (name,))
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+    yield url
+    drop_database(url)
 
 
 def many_accounts(stack, tmp_path, count):

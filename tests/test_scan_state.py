@@ -2,14 +2,12 @@
 resets on a new UIDVALIDITY, forgetting what the server no longer has."""
 from __future__ import annotations
 
-import uuid
 
 import psycopg
 import pytest
 
+from fleetkit import drop_database, new_database
 from reconciler.registry import open_registry
-
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -19,18 +17,15 @@ def registry(request, tmp_path, monkeypatch):
         yield reg
         reg.close()
         return
-    name = f"mf_scanstate_{uuid.uuid4().hex[:10]}"
     try:
-        with psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=5) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
+        url = new_database("mf_scanstate")
     except psycopg.OperationalError as exc:
         pytest.skip(f"no PostgreSQL at 127.0.0.1:5432: {exc}")
     monkeypatch.setenv("MAILFORM_MASTER_KEY", "A" * 43 + "=")
-    reg = open_registry(f"postgresql://postgres@127.0.0.1:5432/{name}")
+    reg = open_registry(url)
     yield reg
     reg.close()
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    drop_database(url)
 
 
 def test_mark_moves_with_its_batch(registry):
