@@ -180,7 +180,7 @@ class AccountCheck:
             weak = bits < MIN_BITS
             self.add("dkim_weak_key", f"the DKIM key {name} has {bits} bits "
                      f"({'receivers ignore keys under 1024' if weak else 'under 2048'})",
-                     f"publish a 2048-bit RSA key under a new selector and sign with it",
+                     "publish a 2048-bit RSA key under a new selector and sign with it",
                      severity=ERROR if weak else WARNING)
 
     def dmarc(self) -> None:
