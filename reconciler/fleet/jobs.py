@@ -144,6 +144,12 @@ def scan(config: FleetConfig, account: str, force: bool = False) -> str:
     return _scan_condition(registry, account, report, observed(stored))
 
 
+def parked(cond, token: Optional[str]) -> bool:
+    """Failed for good on the settings ``token`` describes: not tried again until they
+    change (the schedule does not queue it; a job queued before that result skips)."""
+    return token is not None and cond.observed == token and cond.reason in TERMINAL_REASONS
+
+
 def _recent(registry, stored, type_: str, interval: float) -> bool:
     """Nothing to do now: checked successfully less than half an interval ago (a job
     queued while another ran), or failed for good on these very settings (a job queued
@@ -152,7 +158,7 @@ def _recent(registry, stored, type_: str, interval: float) -> bool:
     cond = registry.conditions.get(stored.name, type_)
     if cond is None or not cond.last_probe:
         return False
-    if cond.reason in TERMINAL_REASONS and cond.observed == observed(stored):
+    if parked(cond, observed(stored)):
         return True
     if cond.status != "True":
         return False

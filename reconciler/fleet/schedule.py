@@ -25,7 +25,7 @@ from procrastinate.jobs import Status
 from ..registry.common import parse_iso, utcnow
 from ..registry.conditions import FLEET, TYPES
 from .config import FleetConfig
-from .jobs import SCANNED, TERMINAL_REASONS, VERIFIED, Transient, observed, registry_of
+from .jobs import SCANNED, VERIFIED, Transient, observed, parked, registry_of
 
 PASS = "ReconcilePass"
 log = logging.getLogger("mailform.fleet")
@@ -40,7 +40,7 @@ def lock_of(kind: str, account: Optional[str]) -> str:
 def is_due(cond, interval: float, now: datetime, token: Optional[str], slack: float) -> bool:
     if cond is None or not cond.last_probe:
         return True
-    if token is not None and cond.observed == token and cond.reason in TERMINAL_REASONS:
+    if parked(cond, token):
         return False          # failed for good on what is still there: wait for a change
     age = (now - parse_iso(cond.last_probe)).total_seconds()
     return age >= interval - slack
