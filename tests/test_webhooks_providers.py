@@ -310,3 +310,28 @@ def test_bounces_ingest_checks_the_format(cli_env, tmp_path):
                       env=cli_env, cwd=tmp_path)
     assert result.returncode == 1 and "notjson.jsonl:1: not JSON" in result.err
     assert "Traceback" not in result.text
+
+
+def test_a_silent_client_is_dropped_after_the_request_timeout(tmp_path, monkeypatch):
+    """A client that sends headers promising a body and then nothing (or trickles it)
+    holds its connection only for REQUEST_TIMEOUT, not for ever."""
+    import socket
+    import time
+
+    from reconciler.events import server as events_server
+
+    monkeypatch.setattr(events_server, "REQUEST_TIMEOUT", 1.0)
+    registry = open_registry(f"sqlite:///{tmp_path}/reg.db")
+    srv = make_server(registry, ServeConfig(mailgun_key=MAILGUN_KEY), "127.0.0.1", 0)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        with socket.create_connection(srv.server_address, timeout=20) as sock:
+            sock.sendall(b"POST /mailgun HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+            started = time.monotonic()
+            while sock.recv(4096):          # the server closes the connection
+                pass
+            assert time.monotonic() - started < 10
+    finally:
+        srv.shutdown()
+        srv.server_close()
+        registry.close()

@@ -28,6 +28,7 @@ from .ingest import ingest, parse
 from .provider import PayloadError, SignatureError
 
 MAX_BODY = 5 * 1024 * 1024
+REQUEST_TIMEOUT = 30.0   # seconds a client may stay silent (a trickled or missing body)
 
 
 @dataclass
@@ -110,6 +111,7 @@ def _length(value: Optional[str]) -> Optional[int]:
 def make_server(registry: Any, config: ServeConfig, host: str, port: int) -> ThreadingHTTPServer:
     class Handler(BaseHTTPRequestHandler):
         server_version = "mailform-webhooks/1"
+        timeout = REQUEST_TIMEOUT          # on the connection's socket: no thread held for ever
 
         def do_POST(self) -> None:   # noqa: N802 (http.server's name)
             provider = self.path.split("?", 1)[0].strip("/")
