@@ -107,6 +107,7 @@ class AccountDirectory:
         self._writer = _Connection(open_registry)      # settings and tags, before relaying
         self._recorder = _Connection(open_registry)    # the delivery log, the ledger
         self._settings: dict = {}                      # name -> (serial, account, secrets)
+        self._built: dict = {}                         # name -> (key, ServerSettings)
         self._ttl, self._clock = ttl, clock
         self._cached: dict = {}
         self._cached_at: Optional[float] = None
@@ -177,7 +178,12 @@ class AccountDirectory:
         if cached is None or checked is None or self._clock() - checked >= self._ttl \
                 or cached[0] is None or cached[0] != self._serial:
             return None
-        return servers_of(cached[1].spec, cached[2], **options)["smtp"]
+        key = (name, cached[0], tuple(sorted(options.items())))
+        built = self._built.get(name)
+        if built is None or built[0] != key:     # settings are frozen: built once a serial
+            built = (key, servers_of(cached[1].spec, cached[2], **options)["smtp"])
+            self._built[name] = built
+        return built[1]
 
     def _fresh(self, registry, name: str):
         """(account, secrets) that may log in, or (None, {}); read again only when the
@@ -189,6 +195,7 @@ class AccountDirectory:
         account = registry.account(name)
         if account is None or not may_log_in(account.type, account.spec, account.status):
             self._settings.pop(name, None)
+            self._built.pop(name, None)
             return None, {}
         secrets = registry.secrets(name)
         self._settings[name] = (serial, account, secrets)

@@ -15,12 +15,13 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import queue
 import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
-from typing import Optional
+from typing import Callable, Optional
 
 from .auth import AccountDirectory
 from .config import (DEFAULT_MAX_MESSAGE_SIZE, ConfigError, ProxyConfig, check_config,
@@ -46,6 +47,52 @@ _AIOSMTPD_LOG = logging.getLogger("mail.log")
 _AIOSMTPD_LOG.addFilter(_QuietAuthWarning())
 
 
+def _record_all(registry, deliveries: list) -> None:
+    with registry.store.write():
+        for delivery in deliveries:
+            record(registry, delivery)
+
+
+class Recorder:
+    """One thread writing finished transactions' records (``records.record``) after the
+    client has its answer: whatever queued up while a batch was written goes into the
+    next one, so a busy proxy commits once per batch rather than once per message, and
+    the event loop only puts a record on a queue (no future, no wake-up)."""
+
+    BATCH = 200
+    _STOP = object()
+
+    def __init__(self, write: Callable[[list], None]) -> None:
+        self._write = write
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, daemon=True,
+                                        name="mailform-proxy-log")
+        self._thread.start()
+
+    def put(self, delivery) -> None:
+        self._queue.put(delivery)
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            batch = [self._queue.get()]
+            while len(batch) < self.BATCH:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            if self._STOP in batch:
+                stopping = True
+                batch = [item for item in batch if item is not self._STOP]
+            if batch:
+                self._write(batch)
+
+    def close(self, timeout: float) -> None:
+        """Write what is queued (up to ``timeout`` seconds), then stop."""
+        self._queue.put(self._STOP)
+        self._thread.join(timeout)
+
+
 class ProxyCore:
     """What every session shares (see the module docstring)."""
 
@@ -58,6 +105,7 @@ class ProxyCore:
         self.login_workers = ThreadPoolExecutor(4, thread_name_prefix="mailform-proxy-login")
         self.relay_workers = ThreadPoolExecutor(4, thread_name_prefix="mailform-proxy-relay")
         self.log_workers = ThreadPoolExecutor(1, thread_name_prefix="mailform-proxy-log")
+        self.recorder = Recorder(self._record)
         self.pool = UpstreamPool(config.max_upstream_sessions, config.upstream_idle,
                                  config.upstream_timeout)
         self.sessions: set = set()
@@ -106,14 +154,23 @@ class ProxyCore:
             await self.pool.release(tx.key, tx.upstream, reuse=not tx.upstream.broken)
             tx.upstream = None
         tx.delivery.finished = self.now()
-        self.background(self.run_log(self._record, tx.delivery))
+        self.recorder.put(tx.delivery)
 
-    def _record(self, delivery) -> None:
-        try:
-            self.directory.write(record, delivery)
-        except Exception as exc:  # noqa: BLE001 - a log row must not fail a relay
-            log.error("delivery log not written account=%s id=%s (%s)", delivery.account,
-                      delivery.id, type(exc).__name__)
+    def _record(self, deliveries: list) -> None:
+        """Deliveries' records in one transaction; when that fails, one by one, so that a
+        row that cannot be written costs only itself."""
+        if len(deliveries) > 1:
+            try:
+                self.directory.write(_record_all, deliveries)
+                return
+            except Exception:  # noqa: BLE001 - each on its own below
+                pass
+        for delivery in deliveries:
+            try:
+                self.directory.write(record, delivery)
+            except Exception as exc:  # noqa: BLE001 - a log row must not fail a relay
+                log.error("delivery log not written account=%s id=%s (%s)", delivery.account,
+                          delivery.id, type(exc).__name__)
 
     def background(self, awaitable) -> None:
         task = asyncio.ensure_future(awaitable)
@@ -149,6 +206,7 @@ class ProxyCore:
         """Wait for background records; close the pool and the workers."""
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=30)
+        await asyncio.get_running_loop().run_in_executor(None, self.recorder.close, 30.0)
         await self.pool.close()
         self.login_workers.shutdown(wait=False, cancel_futures=True)
         self.relay_workers.shutdown(wait=True)
@@ -231,12 +289,22 @@ class ProxyServer:
                 self.core.sessions.discard(session)
 
 
+def new_loop() -> asyncio.AbstractEventLoop:
+    """The proxy's event loop: uvloop's where it is installed (its transports and TLS are
+    native code: about a third less CPU per relayed message), asyncio's otherwise."""
+    try:
+        import uvloop
+    except ImportError:     # pragma: no cover - a platform without uvloop's wheels
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
 class ThreadedProxy:
     """The proxy on its own loop in a background thread (tests, embedding)."""
 
     def __init__(self, server: ProxyServer) -> None:
         self.server = server
-        self.loop = asyncio.new_event_loop()
+        self.loop = new_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True,
                                         name="mailform-proxy-loop")
 
@@ -270,6 +338,6 @@ async def serve_until(server: ProxyServer, stop: asyncio.Event, on_ready=None) -
         await server.stop()
 
 
-__all__ = ["ProxyConfig", "ProxyServer", "ProxyCore", "ThreadedProxy", "ConfigError",
+__all__ = ["ProxyConfig", "ProxyServer", "ProxyCore", "ThreadedProxy", "new_loop", "ConfigError",
            "serve_until", "parse_listen", "is_loopback", "check_config", "failure_reply",
            "DEFAULT_MAX_MESSAGE_SIZE"]

@@ -12,7 +12,7 @@ from typing import Callable, Optional
 from .auth import AccountDirectory
 from .config import ConfigError, ProxyConfig
 from .ratelimit import SharedLimiter
-from .server import ProxyServer
+from .server import ProxyServer, new_loop
 
 
 def relaxed(open_registry: Callable[[], object]) -> Callable[[], object]:
@@ -105,7 +105,8 @@ def _running(pid: int) -> bool:
 
 def run_loop(main) -> None:
     """Run the proxy's coroutine (one event loop per process; ``--workers`` for more)."""
-    asyncio.run(main)
+    with asyncio.Runner(loop_factory=new_loop) as runner:
+        runner.run(main)
 
 
 def delivery_entries(registry, account: Optional[str], since) -> list[dict]:

@@ -1,0 +1,260 @@
+"""The proxy's client side made cheaper (issue 12's benchmark) without changing what a
+client sees: STARTTLS through the loop's own TLS (uvloop's), aiosmtpd's constructor work
+done once per server, plain addresses parsed without the email package.
+
+The STARTTLS rules are checked as an attacker would try them: plaintext pipelined after
+STARTTLS is never executed (RFC 3207 §4.2), the session starts over after it, a failed
+handshake ends the connection, and the PROXY header's client address survives it.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import socket
+import ssl
+from types import MethodType
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from reconciler.proxy.config import ProxyConfig
+from reconciler.proxy.server import ProxyCore, ProxyServer, ThreadedProxy, new_loop
+from reconciler.proxy.smtp import ProxySMTP
+from reconciler.proxy.auth import AccountDirectory
+from reconciler.proxy.ratelimit import LimitSettings
+from reconciler.registry import open_registry
+
+from test_proxy import auth_plain, world  # noqa: F401  (the module's stack and registry)
+
+
+class _NoDirectory:
+    pass
+
+
+def _two_connections(**config):
+    """(slow, fast): the first connection of a core built by aiosmtpd's constructor, the
+    second from the template."""
+    async def build():
+        core = ProxyCore(ProxyConfig("127.0.0.1", 0, **config), _NoDirectory())
+        return ProxySMTP(core, None), ProxySMTP(core, None)
+    loop = new_loop()
+    try:
+        return loop.run_until_complete(build())
+    finally:
+        loop.close()
+
+
+@pytest.mark.parametrize("config", [{"allow_plain_auth": True},
+                                    {"allow_plain_auth": True, "proxy_protocol": True}])
+def test_a_connection_from_the_template_is_what_aiosmtpd_would_build(config):
+    slow, fast = _two_connections(**config)
+    assert set(vars(slow)) == set(vars(fast))
+    for name, value in vars(slow).items():
+        other = getattr(fast, name)
+        if name == "_smtp_methods":
+            assert value.keys() == other.keys()
+            for key, bound in other.items():
+                assert isinstance(bound, MethodType) and bound.__self__ is fast
+                assert bound.__func__ is value[key].__func__
+        elif name == "_auth_methods":
+            assert value.keys() == other.keys()
+            for key, attr in other.items():
+                assert attr.is_builtin == value[key].is_builtin
+                if attr.is_builtin:
+                    assert attr.method.__self__ is fast
+                    assert attr.method.__func__ is value[key].method.__func__
+        elif name in ("_stream_reader_wr", "_strong_reader", "_closed", "_client_connected_cb",
+                      "_drain_waiters", "_source_traceback"):
+            assert other is not value or value is None      # asyncio's own, fresh each
+        else:
+            assert other is value or other == value, name
+    assert fast._strong_reader is not slow._strong_reader
+
+
+PLAIN = st.text("abcXYZ019.-+_=!#", min_size=1, max_size=12)
+ARGS = st.one_of(
+    st.builds(lambda l, d, r: f"<{l}@{d}>{r}", PLAIN, PLAIN,
+              st.sampled_from(["", " ", "  SIZE=100", "\tBODY=8BITMIME", " SIZE=1 BODY=7BIT",
+                               " (comment)", "(c) SIZE=1", ">", " X=\"q\"", "x"])),
+    st.text("<>@ .a\"()[]\\,;:\t-", max_size=20))
+
+
+def _outcome(func, *args):
+    try:
+        return "value", func(*args)
+    except Exception as exc:  # noqa: BLE001 - aiosmtpd's parser raises on some junk
+        return "raises", type(exc)
+
+
+@settings(max_examples=400, deadline=None)
+@given(ARGS)
+def test_plain_addresses_parse_as_aiosmtpd_parses_them(arg):
+    slow, fast = _two_connections(allow_plain_auth=True)
+    base = ProxySMTP.__mro__[1]._getaddr          # aiosmtpd's own
+    assert _outcome(fast._getaddr, arg) == _outcome(base, slow, arg)
+
+
+def test_a_local_part_over_the_limit_is_refused_on_the_fast_path_too():
+    slow, fast = _two_connections(allow_plain_auth=True)
+    slow.local_part_limit = fast.local_part_limit = 64        # RFC 5321's (off by default)
+    assert fast._getaddr("<" + "a" * 64 + "@example.com>")[0] is not None
+    arg = "<" + "a" * 65 + "@example.com>"
+    assert fast._getaddr(arg) == (None, None) == ProxySMTP.__mro__[1]._getaddr(slow, arg)
+
+
+# --------------------------------------------------------------------------- STARTTLS
+
+
+@pytest.fixture
+def tls_proxy(world):  # noqa: F811
+    running = []
+
+    def start(**config):
+        cfg = ProxyConfig("127.0.0.1", 0, limits=LimitSettings(base_delay=0),
+                          upstream_timeout=10, hostname="proxy.test",
+                          tls_cert=str(world.stack.certs["server"]),
+                          ca_file=world.stack.ca_file, **config)
+        directory = AccountDirectory(lambda: open_registry(world.url), ttl=0.0)
+        threaded = ThreadedProxy(ProxyServer(cfg, directory))
+        running.append((threaded, directory))
+        return threaded.start()
+
+    yield start
+    for threaded, directory in running:
+        threaded.stop()
+        directory.close()
+
+
+class Line:
+    """A raw client: bytes out, reply lines in (plain, then over TLS)."""
+
+    def __init__(self, address, header: bytes = b"") -> None:
+        self.sock = socket.create_connection(address, timeout=20)
+        if header:
+            self.sock.sendall(header)
+        self.buffer = b""
+        assert self.reply()[0] == 220
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def reply(self) -> tuple[int, list[bytes]]:
+        lines = []
+        while True:
+            while b"\r\n" not in self.buffer:
+                chunk = self.sock.recv(4096)
+                if not chunk:
+                    raise ConnectionError(f"closed after {lines!r}")
+                self.buffer += chunk
+            line, self.buffer = self.buffer.split(b"\r\n", 1)
+            lines.append(line)
+            if line[3:4] != b"-":
+                return int(line[:3]), lines
+
+    def starttls(self, ca_file: str) -> None:
+        context = ssl.create_default_context(cafile=ca_file)
+        self.sock = context.wrap_socket(self.sock, server_hostname="localhost")
+        assert self.buffer == b""
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.mark.mailstack
+def test_plaintext_pipelined_after_starttls_is_never_executed(world, tls_proxy):  # noqa: F811
+    line = Line(tls_proxy())
+    try:
+        line.send(b"EHLO client.test\r\n")
+        assert line.reply()[0] == 250
+        blob = base64.b64encode(f"\0{world.email('alice')}\0{world.password('alice')}".encode())
+        line.send(b"STARTTLS\r\nAUTH PLAIN " + blob + b"\r\nMAIL FROM:<x@y.z>\r\n")
+        assert line.reply()[0] == 220
+        line.starttls(world.stack.ca_file)
+        line.send(b"NOOP\r\n")                 # the first answer over TLS is NOOP's own
+        code, lines = line.reply()
+        assert code == 250 and b"OK" in lines[0]
+        line.send(b"MAIL FROM:<" + world.email("alice").encode() + b">\r\n")
+        code, _ = line.reply()
+        assert code == 503                     # no EHLO since TLS: the session started over
+    finally:
+        line.close()
+
+
+@pytest.mark.mailstack
+def test_after_starttls_the_session_starts_over_and_auth_works(world, tls_proxy):  # noqa: F811
+    line = Line(tls_proxy())
+    try:
+        line.send(b"EHLO client.test\r\n")
+        code, lines = line.reply()
+        assert any(b"STARTTLS" in one for one in lines)
+        line.send(b"STARTTLS\r\n")
+        assert line.reply()[0] == 220
+        line.starttls(world.stack.ca_file)
+        line.send(b"EHLO client.test\r\n")
+        code, lines = line.reply()
+        assert code == 250 and not any(b"STARTTLS" in one for one in lines)
+        assert any(b"AUTH" in one for one in lines)
+        blob = base64.b64encode(f"\0{world.email('alice')}\0{world.password('alice')}".encode())
+        line.send(b"AUTH PLAIN " + blob + b"\r\n")
+        assert line.reply()[0] == 235
+        line.send(b"STARTTLS\r\n")             # not twice
+        assert line.reply()[0] == 554            # as Postfix: "TLS already active"
+    finally:
+        line.close()
+
+
+@pytest.mark.mailstack
+def test_a_failed_handshake_ends_the_connection_and_the_proxy_goes_on(world, tls_proxy):  # noqa: F811
+    address = tls_proxy()
+    line = Line(address)
+    try:
+        line.send(b"EHLO client.test\r\nSTARTTLS\r\n")
+        line.reply()
+        assert line.reply()[0] == 220
+        line.send(b"this is not a TLS client hello\r\n" * 4)
+        line.sock.settimeout(10)
+        with pytest.raises((ConnectionError, OSError)):
+            for _ in range(10):
+                line.reply()
+    finally:
+        line.close()
+    again = Line(address)                      # and the next client is served
+    try:
+        again.send(b"EHLO client.test\r\nSTARTTLS\r\n")
+        again.reply()
+        assert again.reply()[0] == 220
+        again.starttls(world.stack.ca_file)
+        again.send(b"EHLO client.test\r\n")
+        assert again.reply()[0] == 250
+    finally:
+        again.close()
+
+
+@pytest.mark.mailstack
+def test_the_proxy_headers_client_address_survives_starttls(world, tls_proxy, caplog):  # noqa: F811
+    line = Line(tls_proxy(proxy_protocol=True),
+                header=b"PROXY TCP4 203.0.113.7 127.0.0.1 40000 587\r\n")
+    try:
+        line.send(b"EHLO client.test\r\nSTARTTLS\r\n")
+        line.reply()
+        assert line.reply()[0] == 220
+        line.starttls(world.stack.ca_file)
+        line.send(b"EHLO client.test\r\n")
+        line.reply()
+        blob = base64.b64encode(f"\0{world.email('alice')}\0wrong".encode())
+        with caplog.at_level("WARNING", logger="mailform.proxy"):
+            line.send(b"AUTH PLAIN " + blob + b"\r\n")
+            assert line.reply()[0] == 535
+    finally:
+        line.close()
+    assert "client=203.0.113.7" in caplog.text
+
+
+def test_the_proxy_runs_on_uvloop():
+    uvloop = pytest.importorskip("uvloop")
+    loop = new_loop()
+    try:
+        assert isinstance(loop, uvloop.Loop)
+    finally:
+        loop.close()
+    assert asyncio.get_event_loop_policy() is not None
