@@ -222,3 +222,48 @@ def test_throttle_slots_are_handed_out_once_each_under_concurrency(pg_url):
     finally:
         for registry in registries:
             registry.close()
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
+def test_whole_attempts_in_one_transaction_never_check_more_than_the_limit(
+        backend, pg_url, tmp_path):
+    """``LoginThrottle.attempt`` (what the proxy uses): 40 simultaneous wrong passwords
+    from one address on 8 connections run ``check`` at most 5 times; a right one after
+    that is refused too; a right one from another address passes and leaves no slot."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+    from reconciler.registry import open_registry
+    url = pg_url if backend == "postgresql" else f"sqlite:///{tmp_path}/reg.db"
+    open_registry(url).close()
+    registries = [open_registry(url) for _ in range(8)]
+    checked, lock = [], threading.Lock()
+
+    def wrong():
+        with lock:
+            checked.append(1)
+        time.sleep(0.01)                 # a check takes a moment: they really overlap
+        return None
+
+    client = "203.0.113.20"
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            said = list(pool.map(lambda i: registries[i % 8].login_throttle.attempt(
+                client, 5, 600, wrong), range(40)))
+        assert len(checked) == 5
+        assert sorted(verdict for verdict, _, _ in said) == ["locked"] * 35 + ["ok"] * 5
+        assert sorted(failures for verdict, _, failures in said if verdict == "ok") \
+            == [1, 2, 3, 4, 5]
+        throttle = registries[0].login_throttle
+        assert throttle.attempt(client, 5, 600, lambda: "account")[0] == "locked"
+        assert throttle.attempt("203.0.113.21", 5, 600, lambda: "account") == \
+            ("ok", "account", 0)
+        assert throttle.reserve("203.0.113.21", 1, 600) == "ok"   # no slot was left taken
+
+        def broken():
+            raise RuntimeError("registry unreadable")
+        with pytest.raises(RuntimeError):
+            throttle.attempt("203.0.113.22", 1, 600, broken)
+        assert throttle.reserve("203.0.113.22", 1, 600) == "ok"   # rolled back, not counted
+    finally:
+        for registry in registries:
+            registry.close()

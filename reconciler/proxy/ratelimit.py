@@ -137,6 +137,22 @@ class LoginLimiter:
         with self._lock:
             return len(self._recent(client_key(address), self._clock()))
 
+    def attempt(self, address: str | None, check: Callable[[], object]) -> tuple[str, object, int]:
+        """One login attempt: a check slot, ``check()`` (None: the password was wrong),
+        the slot given back or the failure counted. (verdict, check's result, failures)."""
+        verdict = self.reserve(address)
+        if verdict != OK:
+            return verdict, None, 0
+        try:
+            passed = check()
+        except Exception:
+            self.release(address)
+            raise
+        if passed is None:
+            return OK, None, self.failed(address)
+        self.release(address)
+        return OK, passed, 0
+
     def _forget_stalest(self) -> None:
         by_last = sorted(self._failures, key=lambda k: self._failures[k][-1])
         for key in by_last[: len(by_last) - MAX_TRACKED]:
@@ -177,6 +193,11 @@ class SharedLimiter(LoginLimiter):
 
     def failures(self, address: str | None) -> int:
         return self._call("failures", client_key(address), self.settings.window)
+
+    def attempt(self, address: str | None, check: Callable[[], object]) -> tuple[str, object, int]:
+        """The whole attempt in one registry transaction (``LoginThrottle.attempt``)."""
+        return self._call("attempt", client_key(address), self.settings.max_failures,
+                          self.settings.window, check)
 
     def retry_after(self, address: str | None) -> float:
         return 0.0     # decided by ``reserve``, atomically

@@ -26,7 +26,7 @@ from typing import Optional
 from aiosmtpd.smtp import SMTP, AuthResult, TLSSetupException
 
 from .handler import ProxyHandler
-from .ratelimit import LOCKED, OK, WAIT
+from .ratelimit import LOCKED, WAIT
 
 log = logging.getLogger("mailform.proxy")
 
@@ -301,23 +301,4 @@ class ProxySMTP(SMTP):
 def check_login(core, client: str, login, password) -> tuple[str, object, int]:
     """One login attempt, in one worker hop: a check slot (``ratelimit``), the password,
     the slot given back or counted. (verdict, account or None, failures so far)."""
-    limiter = core.limiter
-    verdict = limiter.reserve(client)
-    if verdict != OK:
-        return verdict, None, 0
-    try:
-        account = core.directory.authenticate(login, password)
-    except Exception:
-        _quietly(limiter.release, client)
-        raise
-    if account is None:
-        return OK, None, limiter.failed(client)
-    _quietly(limiter.release, client)
-    return OK, account, 0
-
-
-def _quietly(func, *args) -> None:
-    try:
-        func(*args)
-    except Exception:  # noqa: BLE001 - giving a slot back is best effort
-        pass
+    return core.limiter.attempt(client, lambda: core.directory.authenticate(login, password))

@@ -12,7 +12,7 @@ Everything is forgotten when the window (from the first attempt) ends.
 from __future__ import annotations
 
 import time
-from typing import Optional
+from typing import Callable, Optional
 
 from .store import SQLStore
 
@@ -27,6 +27,7 @@ _RESERVE = (
     "ELSE login_throttle.window_start END "
     "RETURNING attempts, failures")
 _RELEASE = "UPDATE login_throttle SET attempts = attempts - 1 WHERE client = ? AND attempts > 0"
+_FAILED = "UPDATE login_throttle SET failures = failures + 1 WHERE client = ? RETURNING failures"
 
 
 def _now_ms() -> int:
@@ -52,6 +53,30 @@ class LoginThrottle:
             cur.execute(self._store.q(_RELEASE), (client,))
         return "locked" if failures >= limit else "wait"
 
+    def attempt(self, client: str, limit: int, window: float, check: Callable[[], object],
+                now_ms: Optional[int] = None) -> tuple[str, object, int]:
+        """A whole login attempt in ONE transaction: a slot taken, ``check()`` (the
+        password; no I/O of this connection) run while the row (PostgreSQL) or the file
+        (SQLite) is locked, then the slot given back when it passed or the failure counted.
+        (verdict, what ``check`` returned or None, failures). Concurrent attempts queue on
+        the lock, so they never check more than ``limit``; an older replica's slots in
+        flight still count ("wait"). ``check`` raising rolls the slot back."""
+        now = _now_ms() if now_ms is None else now_ms
+        cutoff = now - int(window * 1000)
+        with self._store.write() as cur:
+            cur.execute(self._store.q(_RESERVE), (client, now, cutoff, cutoff, cutoff))
+            attempts, failures = cur.fetchone()
+            if attempts > limit:
+                cur.execute(self._store.q(_RELEASE), (client,))
+                return ("locked" if failures >= limit else "wait"), None, int(failures)
+            passed = check()
+            if passed is not None:
+                cur.execute(self._store.q(_RELEASE), (client,))
+                return "ok", passed, int(failures)
+            cur.execute(self._store.q(_FAILED), (client,))
+            row = cur.fetchone()
+        return "ok", None, int(row[0]) if row else int(failures) + 1
+
     def release(self, client: str) -> None:
         """Give a slot back (the check did not fail)."""
         with self._store.write() as cur:
@@ -60,8 +85,7 @@ class LoginThrottle:
     def failed(self, client: str) -> int:
         """The check failed: its slot stays taken; the failures in the window."""
         with self._store.write() as cur:
-            cur.execute(self._store.q("UPDATE login_throttle SET failures = failures + 1 "
-                                      "WHERE client = ? RETURNING failures"), (client,))
+            cur.execute(self._store.q(_FAILED), (client,))
             row = cur.fetchone()
         return int(row[0]) if row else 0
 
