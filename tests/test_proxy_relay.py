@@ -35,6 +35,7 @@ class FakeUpstream:
         self.mode = mode
         self.messages: list[bytes] = []
         self.logins: list[bytes] = []
+        self.verbs: list[bytes] = []
         self.connections = 0
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
@@ -80,6 +81,7 @@ class FakeUpstream:
 
     async def _command(self, line: bytes, reader, writer) -> bool:
         verb = line[:4].upper()
+        self.verbs.append(verb)
         if verb == b"EHLO":
             writer.write(b"250-fake.test\r\n250-AUTH PLAIN LOGIN\r\n250 8BITMIME\r\n")
         elif verb == b"AUTH":
@@ -230,6 +232,31 @@ def test_upstream_sessions_are_reused_with_rset_and_bounded_per_account(start_pr
             list(pool.map(lambda _: login(address, "acct").sendmail(
                 "acct@example.com", ["live@example.org"], MESSAGE), range(6)))
         assert up.connections <= 2 and len(up.messages) == 9
+
+
+def test_rset_only_when_a_transaction_was_left_open(start_proxy):
+    """A message's final reply ends the upstream transaction (RFC 5321): the next message
+    reuses the session without RSET; a client that gives up after RCPT leaves one open,
+    so the session is RSET before it is used again."""
+    with FakeUpstream() as up:
+        address = start_proxy({"acct": up.port}, max_upstream_sessions=1)
+        for _ in range(2):
+            with login(address, "acct") as smtp:
+                smtp.sendmail("acct@example.com", ["live@example.org"], MESSAGE)
+        assert up.verbs.count(b"RSET") == 0 and up.verbs.count(b"MAIL") == 2
+        with login(address, "acct") as smtp:
+            smtp.ehlo()
+            assert smtp.mail("acct@example.com")[0] == 250
+            assert smtp.rcpt("live@example.org")[0] == 250
+            smtp.rset()
+        with login(address, "acct") as smtp:
+            smtp.sendmail("acct@example.com", ["live@example.org"], MESSAGE)
+        deadline = time.monotonic() + 5
+        while up.verbs.count(b"MAIL") < 4 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        mails = [i for i, verb in enumerate(up.verbs) if verb == b"MAIL"]
+        assert up.verbs[mails[2]:mails[3]].count(b"RSET") == 1
+        assert up.connections == 1 and len(up.messages) == 3
 
 
 @pytest.mark.parametrize("mode, step", [("silent", "MAIL"), ("trickle", "MAIL"),

@@ -50,6 +50,7 @@ class Upstream:
                  timeout: float) -> None:
         self.settings, self.timeout = settings, timeout
         self.broken = False
+        self.in_transaction = False     # MAIL accepted, no final reply to a message yet
         self.idle_since = time.monotonic()
         implicit = settings.security == "ssl"
         self.client = aiosmtplib.SMTP(
@@ -122,6 +123,7 @@ class Upstream:
         options = ["BODY=8BITMIME"] if eightbit and self.client.supports_extension(
             "8bitmime") else []
         await self._step("mail", self.client.mail(sender, options=options), (250,))
+        self.in_transaction = True
 
     async def rcpt(self, recipient: str) -> Reply:
         """The upstream's answer for one recipient (a refusal is an answer)."""
@@ -147,14 +149,21 @@ class Upstream:
             if failed.code is None or failed.broken:
                 raise
             return failed.code, failed.detail
+        self.in_transaction = False     # the message's final reply ends the transaction
         return reply.code, one_line(reply.message)
 
     async def reset(self) -> bool:
-        """RSET before the session is used again; False when it is no longer usable."""
+        """Ready for the next message: RSET when a transaction was left open (the client
+        gave up after MAIL or RCPT, a refusal); none is needed after a message's final
+        reply, which ends the transaction (RFC 5321 §4.1.1.4). False: no longer usable."""
+        if not self.in_transaction:
+            self.idle_since = time.monotonic()
+            return True
         try:
             await self._step("rset", self.client.rset(), (250,))
         except StepFailed:
             return False
+        self.in_transaction = False
         self.idle_since = time.monotonic()
         return True
 
