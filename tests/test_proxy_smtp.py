@@ -24,7 +24,7 @@ from reconciler.proxy.auth import AccountDirectory
 from reconciler.proxy.ratelimit import LimitSettings
 from reconciler.registry import open_registry
 
-from test_proxy import auth_plain, world  # noqa: F401  (the module's stack and registry)
+from test_proxy import auth_plain, client, proxy, world  # noqa: F401  (the stack, registry)
 
 
 class _NoDirectory:
@@ -248,6 +248,18 @@ def test_the_proxy_headers_client_address_survives_starttls(world, tls_proxy, ca
     finally:
         line.close()
     assert "client=203.0.113.7" in caplog.text
+
+
+@pytest.mark.mailstack
+def test_the_declared_size_reaches_the_upstream_which_refuses_at_mail(world, proxy):  # noqa: F811
+    """Postfix's message_size_limit (10 MB by default) is below the proxy's own (32 MB):
+    a client declaring 20 MB gets Postfix's 552 at MAIL FROM, before sending a byte."""
+    with client(proxy()) as smtp:
+        smtp.login(world.email("alice"), world.password("alice"))
+        code, text = smtp.mail(world.email("alice"), options=["SIZE=20000000"])
+        assert code == 552 and b"size" in text.lower()
+        smtp.rset()
+        assert smtp.mail(world.email("alice"), options=["SIZE=2000"])[0] == 250
 
 
 def test_the_proxy_runs_on_uvloop():

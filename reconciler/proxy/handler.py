@@ -72,10 +72,12 @@ class ProxyHandler:
                         account.name, client_ip(session), one_line(address or "<>", 100))
             return f"553 5.7.1 Sender address must be {account.email}, the account you logged in as"
         eightbit = any(o.upper() == "BODY=8BITMIME" for o in mail_options)
+        size = next((int(o[5:]) for o in mail_options
+                     if o.upper().startswith("SIZE=") and o[5:].isdigit()), None)
         tx = Transaction(Delivery(uuid.uuid4().hex, account.name, address, client_ip(session),
                                   self.core.now()))
         session.tx = tx
-        reply = await self._open(tx, address, eightbit)
+        reply = await self._open(tx, address, eightbit, size)
         if reply is not None:
             await self.end(server, session)
             return reply
@@ -84,7 +86,8 @@ class ProxyHandler:
         envelope.mail_options.extend(mail_options)
         return "250 2.1.0 OK"
 
-    async def _open(self, tx: Transaction, sender: str, eightbit: bool) -> Optional[str]:
+    async def _open(self, tx: Transaction, sender: str, eightbit: bool,
+                    size: Optional[int] = None) -> Optional[str]:
         """The upstream session with MAIL FROM given; None, or the reply when it failed."""
         try:
             settings = await self.core.settings_of(tx.delivery.account)
@@ -102,7 +105,7 @@ class ProxyHandler:
             try:
                 tx.upstream, reused = await self.core.pool.acquire(
                     tx.key, lambda: self.core.open_upstream(settings))
-                await tx.upstream.mail(sender, eightbit)
+                await tx.upstream.mail(sender, eightbit, size)
                 return None
             except StepFailed as failed:
                 if tx.upstream is not None:

@@ -25,6 +25,7 @@ from ..servers import SaslError, SaslSession, ServerSettings, decode, encode, re
 from .relay import one_line
 
 Reply = tuple[int, str]
+ADDED_BYTES = 1024      # a Received: line and a tag header, at most
 
 
 class StepFailed(Exception):
@@ -119,9 +120,14 @@ class Upstream:
             raise
         return await self.client.execute_command(encode(response).encode("ascii"))
 
-    async def mail(self, sender: str, eightbit: bool) -> None:
+    async def mail(self, sender: str, eightbit: bool, size: Optional[int] = None) -> None:
+        """MAIL FROM, with BODY=8BITMIME and the client's declared SIZE (plus room for
+        the lines the proxy adds) where the upstream offers them, so that an upstream's
+        size limit refuses a message before it is sent (RFC 1870)."""
         options = ["BODY=8BITMIME"] if eightbit and self.client.supports_extension(
             "8bitmime") else []
+        if size is not None and self.client.supports_extension("size"):
+            options.append(f"SIZE={size + ADDED_BYTES}")
         await self._step("mail", self.client.mail(sender, options=options), (250,))
         self.in_transaction = True
 
