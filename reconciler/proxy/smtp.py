@@ -23,7 +23,9 @@ import weakref
 from types import MethodType
 from typing import Optional
 
-from aiosmtpd.smtp import SMTP, AuthResult, TLSSetupException
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult, TLSSetupException, syntax
+
+from .data import NOMINAL, TOO_LONG, read_data
 
 from .handler import ProxyHandler
 from .ratelimit import LOCKED, WAIT
@@ -226,12 +228,46 @@ class ProxySMTP(SMTP):
     def may_authenticate(self) -> bool:
         return self.encrypted() or self.core.config.allow_plain_auth
 
+    @syntax("DATA")
     async def smtp_DATA(self, arg: str) -> None:
         self.phase = "data"
         try:
-            await super().smtp_DATA(arg)
+            if self._decode_data:
+                await super().smtp_DATA(arg)
+            else:
+                await self._data(arg)
         finally:
             self.phase = "mail" if getattr(self.session, "tx", None) else "idle"
+
+    async def _data(self, arg: str) -> None:
+        """aiosmtpd's DATA with the message read in chunks (``data.read_data``): the same
+        checks, replies and envelope."""
+        if await self.check_helo_needed():
+            return
+        if await self.check_auth_needed("DATA"):
+            return
+        if not self.envelope.rcpt_tos:
+            await self.push("503 Error: need RCPT command")
+            return
+        if arg:
+            await self.push("501 Syntax: DATA")
+            return
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        try:
+            verdict, content = await read_data(self._reader, self.line_length_limit,
+                                               self.data_size_limit)
+        except asyncio.CancelledError:
+            self._writer.close()          # the connection was lost during DATA
+            raise
+        if verdict != NOMINAL:
+            await self.push("500 Line too long (see RFC5321 4.5.3.1.6)" if verdict == TOO_LONG
+                            else "552 Error: Too much mail data")
+            self._set_post_data_state()
+            return
+        self.envelope.content = self.envelope.original_content = content
+        status = await self._call_handler_hook("DATA")
+        self._set_post_data_state()
+        await self.push("250 OK" if status is MISSING else status)
 
     async def close_for_shutdown(self) -> None:
         """421 and hang up (a graceful stop; the client keeps what it has not sent)."""
