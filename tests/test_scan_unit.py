@@ -140,20 +140,23 @@ def test_failure_midway_keeps_whole_batches(registry, monkeypatch):
 
 def test_crash_inside_the_batch_transaction_counts_nothing(registry, monkeypatch):
     box = FakeMailbox({"1": dsn("c0@example.com", "4.2.2"), "2": dsn("c1@example.com", "4.2.2")})
-    real = registry.record_message
+    real = registry.record_messages
     calls = []
 
-    def crash_on_second(*args, **kwargs):
-        calls.append(args[2])
-        if len(calls) == 2:
-            raise KeyboardInterrupt("killed")
-        return real(*args, **kwargs)
-    monkeypatch.setattr(registry, "record_message", crash_on_second)
+    def crash_after_writing(*args, **kwargs):
+        """The batch's ledger writes made, then the process killed before the commit."""
+        calls.append([m[0] for m in args[2]])
+        real(*args, **kwargs)
+        raise KeyboardInterrupt("killed")
+    monkeypatch.setattr(registry, "record_messages", crash_after_writing)
     with pytest.raises(KeyboardInterrupt):
         scan(registry, box, monkeypatch)
+    assert calls == [["1", "2"]]
     assert registry.processed_uids("news", box.key) == set()
     assert registry.scan_state.mark("news", "imap:INBOX") == ("1", 0)
-    monkeypatch.setattr(registry, "record_message", real)
+    assert [len(registry.contact(f"c{i}@example.com")["soft_bounces"]) for i in (0, 1)] == [0, 0]
+    assert registry.events.since() == []
+    monkeypatch.setattr(registry, "record_messages", real)
     again = scan(registry, box, monkeypatch)
     assert again.scanned == 2 and again.bounces["soft"] == 2
     assert [len(registry.contact(f"c{i}@example.com")["soft_bounces"]) for i in (0, 1)] == [1, 1]

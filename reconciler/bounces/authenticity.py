@@ -70,7 +70,9 @@ def message_id(tag: Tag, domain: str) -> str:
 def find_tags(raw: bytes) -> list[Tag]:
     """Tag-shaped strings in the message (raw, then inside encoded parts), unverified."""
     found: dict[str, Tag] = {}
-    _scan(raw[:MAX_BYTES].decode("latin-1").lower(), found)
+    head = raw[:MAX_BYTES]
+    if TAG_PREFIX.encode() in head.lower():      # (most reports carry none: no decoding)
+        _scan(head.decode("latin-1").lower(), found)
     if len(found) < MAX_CANDIDATES:
         for part, _ in read_message(raw).walk():
             if part.header("content-transfer-encoding").strip().lower() in (

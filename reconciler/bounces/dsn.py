@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import threading
 
 from .mime import Part, parse_headers
 from .patterns import ENHANCED, parse_code
@@ -22,12 +23,27 @@ _LIST_ADDRESS = re.compile(r"(?<![^\s<>,;:\"()\[\]])[^\s<>,;:\"()\[\]]+@[^\s<>,;
 _NOT_COMPLAINTS = {"auth-failure", "not-spam", "dkim", "spf"}
 
 
+_recent = threading.local()     # this thread's last (text, blocks): a report is read twice
+
+
 def field_blocks(text: str) -> list[dict[str, str]]:
     """``Name: value`` groups of a report body, split at blank lines (folding undone).
 
     A new block also starts where a recipient field repeats without a blank
     line between, so that sloppy reports still yield one block per recipient.
+    The classifier and the bounce-trust checks read the same report one after the
+    other: the last result this thread made is handed out again for the same text
+    object (read-only: callers never change the blocks).
     """
+    last = getattr(_recent, "last", None)
+    if last is not None and last[0] is text:
+        return last[1]
+    blocks = _field_blocks(text)
+    _recent.last = (text, blocks)
+    return blocks
+
+
+def _field_blocks(text: str) -> list[dict[str, str]]:
     blocks: list[dict[str, list[str]]] = []
     current: dict[str, list[str]] = {}
     last = None

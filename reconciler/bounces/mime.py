@@ -102,7 +102,8 @@ class _Budget:
 class Part:
     """One MIME entity: headers, raw body, content type; children on demand."""
 
-    __slots__ = ("headers", "body", "ctype", "params", "depth", "_budget", "_children")
+    __slots__ = ("headers", "body", "ctype", "params", "depth", "_budget", "_children",
+                 "_text")
 
     def __init__(self, data: bytes, depth: int = 0, budget: _Budget | None = None) -> None:
         head, self.body = _split_head(data)
@@ -111,6 +112,7 @@ class Part:
         self.depth = depth
         self._budget = budget or _Budget()
         self._children: list[Part] | None = None
+        self._text: str | None = None
 
     def header(self, name: str, default: str = "") -> str:
         values = self.headers.get(name)
@@ -172,11 +174,15 @@ class Part:
         return self.body
 
     def text(self) -> str:
-        """The decoded body as text (HTML tags stripped), bounded to MAX_TEXT characters."""
-        text = _decode(self.payload()[: MAX_TEXT * 2], self.params.get("charset", ""))[:MAX_TEXT]
-        if self.ctype == "text/html":
-            text = _ENTITY_RE.sub(lambda m: _ENTITY[m.group(0)], strip_tags(text))
-        return text
+        """The decoded body as text (HTML tags stripped), bounded to MAX_TEXT characters
+        (made once: the classifier and the trust checks both read a report's text)."""
+        if self._text is None:
+            text = _decode(self.payload()[: MAX_TEXT * 2],
+                           self.params.get("charset", ""))[:MAX_TEXT]
+            if self.ctype == "text/html":
+                text = _ENTITY_RE.sub(lambda m: _ENTITY[m.group(0)], strip_tags(text))
+            self._text = text
+        return self._text
 
     def walk(self, inside_message: bool = False, into_messages: bool = True):
         """Depth-first (part, inside_attached_message) pairs, this part first; attached

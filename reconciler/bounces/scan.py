@@ -112,10 +112,12 @@ def _sorted_out(verdict, trust: Trust) -> tuple[list, list]:
 
 
 def _judged(uid: str, raw: bytes, classifier: Callable, judge: Callable) -> tuple:
-    """(uid, verdict, counted, doubted) for one message (pure: no registry write)."""
+    """(uid, verdict, counted, doubted, message_id) for one message (pure: no registry
+    write). The Message-ID is read here, while the classifier's parse of this very
+    message is still the one ``mime.read_message`` hands out again."""
     verdict = classifier(raw)
     counted, doubted = _sorted_out(verdict, judge(raw)) if verdict.bounce else ([], [])
-    return uid, verdict, counted, doubted
+    return uid, verdict, counted, doubted, message_id_of(raw) if counted else None
 
 
 def _tally(report: ScanReport, verdict, counted: list, doubted: list, outcomes: list) -> None:
@@ -153,23 +155,38 @@ class _Run:
         judged = [_judged(uid, fetched[uid], self.classifier, self.judge)
                   for uid in uids if uid in fetched]
         with self.registry.scan_state.batch():
-            recorded = [(self._record(uid, fetched[uid], verdict, counted, doubted), verdict,
-                         counted, doubted) for uid, verdict, counted, doubted in judged]
+            recorded = self._record(judged, fetched)
             mark.advance(following)
-        for outcomes, verdict, counted, doubted in recorded:
+        for outcomes, (uid, verdict, counted, doubted, _) in recorded:
             _tally(self.report, verdict, counted, doubted, outcomes)
         return [uid for uid, verdict, *_ in judged if verdict.bounce]
 
-    def _record(self, uid: str, raw: bytes, verdict, counted: list, doubted: list) -> list:
-        """One message in the ledger; a human reply from a contact becomes a `replied`
-        event (the message stays unread: it was fetched with BODY.PEEK)."""
-        if not verdict.bounce:
-            note_reply(self.registry, self.report.account, raw)
-        return self.registry.record_message(
-            self.report.account, self.mailbox.key, uid, counted,
-            soft_limit=self.policy["soft_bounce_limit"],
-            window_days=self.policy["soft_bounce_window_days"], unverified=doubted,
-            message_id=message_id_of(raw) if counted else None)
+    def _record(self, judged: list[tuple], fetched: dict) -> list[tuple[list, tuple]]:
+        """The batch's messages in the ledger, a few statements for a run of messages
+        (``record_messages``); a human reply from a contact becomes a `replied` event, in
+        its place among the batch's events (the message stays unread: it was fetched with
+        BODY.PEEK). (outcomes, judged) per message, in order."""
+        done: list[tuple[list, tuple]] = []
+        pending: list[tuple] = []
+
+        def flush() -> None:
+            if pending:
+                outcomes = self.registry.record_messages(
+                    self.report.account, self.mailbox.key,
+                    [(uid, counted, doubted, message_id)
+                     for uid, _, counted, doubted, message_id in pending],
+                    soft_limit=self.policy["soft_bounce_limit"],
+                    window_days=self.policy["soft_bounce_window_days"])
+                done.extend(zip(outcomes, pending))
+                pending.clear()
+
+        for item in judged:
+            if not item[1].bounce:
+                flush()
+                note_reply(self.registry, self.report.account, fetched[item[0]])
+            pending.append(item)
+        flush()
+        return done
 
     def scan(self, batch_size: int, delete_bounces: bool) -> None:
         """Batches of FETCH_BATCH, the next one fetched while this one is recorded

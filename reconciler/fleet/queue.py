@@ -8,7 +8,7 @@ workers starting together do not race), and is a no-op afterwards.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 import procrastinate
 import psycopg
@@ -64,12 +64,14 @@ def migrate(config: FleetConfig) -> bool:
     return True
 
 
-def pending(config: FleetConfig) -> int:
-    """Jobs queued or running (``todo``/``doing``), periodic ticks left out."""
-    with connect(config) as conn:
-        row = conn.execute("SELECT count(*) FROM procrastinate_jobs WHERE status IN "
-                           "('todo', 'doing') AND task_name = ANY(%s)",
-                           (list(KINDS),)).fetchone()
+def pending(config: FleetConfig, conn: Optional[psycopg.Connection] = None) -> int:
+    """Jobs queued or running (``todo``/``doing``), periodic ticks left out (on ``conn``
+    when given: a caller asking again and again keeps one connection)."""
+    if conn is None:
+        with connect(config) as own:
+            return pending(config, own)
+    row = conn.execute("SELECT count(*) FROM procrastinate_jobs WHERE status IN "
+                       "('todo', 'doing') AND task_name = ANY(%s)", (list(KINDS),)).fetchone()
     return int(row[0])
 
 

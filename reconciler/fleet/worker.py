@@ -12,6 +12,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import procrastinate
+import psycopg
 
 from . import queue, schedule, tasks
 from .config import FleetConfig, require_postgres
@@ -68,9 +69,20 @@ def _accounts(config: FleetConfig, kind: str) -> list[str]:
 
 def wait_idle(config: FleetConfig, timeout: float, poll: float = 0.5) -> bool:
     """Until no job of the fleet is queued or running; False when ``timeout`` passed."""
-    deadline = time.monotonic() + timeout
-    while queue.pending(config):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(poll)
-    return True
+    deadline, conn = time.monotonic() + timeout, None
+    try:
+        while True:
+            if conn is None:                    # one connection, not one per look
+                conn = queue.connect(config)
+            try:
+                if not queue.pending(config, conn):
+                    return True
+            except psycopg.OperationalError:    # its backend ended: the next look connects
+                conn.close()
+                conn = None
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(poll)
+    finally:
+        if conn is not None:
+            conn.close()

@@ -143,6 +143,12 @@ class Registry(Protocol):
         counted (``policy.count_bounce``), its unverified ones ((address, kind, status,
         reason, why)) kept apart for contacts, and the message remembered; per counted
         recipient, the contact's (status before, after)."""
+    def record_messages(self, account: str, mailbox: str, messages: Iterable[tuple],
+                        soft_limit: int = DEFAULT_SOFT_BOUNCE_LIMIT,
+                        window_days: int = DEFAULT_SOFT_BOUNCE_WINDOW_DAYS, when: Any = None
+                        ) -> list[list[tuple[Optional[str], Optional[str]]]]:
+        """A batch of (uid, recipients, unverified, message_id) in one transaction, as
+        ``record_message`` one after another would record them; per message its outcomes."""
     def unverified_bounces(self, email: str) -> list[dict]:
         """A contact's unverified bounces, newest first (they never change its status)."""
 

@@ -14,6 +14,7 @@ Webhook deliveries are the ``deliveries`` sub-part (``registry/deliveries.py``).
 """
 from __future__ import annotations
 
+import json
 import uuid
 from contextlib import contextmanager
 from typing import Any, Iterable, Iterator, Optional
@@ -43,13 +44,38 @@ def add_event(store: SQLStore, cur: Any, kind: str, email: Optional[str],
 
 
 def _insert(store: SQLStore, cur: Any, events: list[dict]) -> None:
-    """Number ``events`` from the counter (one step for all) and write them."""
-    last = _next_seq(store, cur, len(events))
+    """Number ``events`` from the counter (one step for all) and write them. Where the
+    backend reads rows from a JSON text (PostgreSQL), both in one statement, its rows
+    made beforehand: the counter's row lock, which concurrent scanners' batches queue
+    on, is then held for that one statement and the commit only."""
+    rows = [(*[e[k] for k in ("id", "time", "kind", "email", "account", "source")],
+             dumps(e["data"])) for e in events]
+    last = _numbered_insert(store, cur, rows) if store.backend.json_rows else None
+    if last is None:
+        last = _next_seq(store, cur, len(events))
+        first = last - len(events) + 1
+        cur.executemany(store.q(f"INSERT INTO events ({_COLUMNS}) VALUES "
+                                "(?, ?, ?, ?, ?, ?, ?, ?)"),
+                        [(first + offset, *row) for offset, row in enumerate(rows)])
     for offset, event in enumerate(events):
         event["seq"] = last - len(events) + 1 + offset
-    cur.executemany(store.q(f"INSERT INTO events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"),
-                    [(*[e[k] for k in ("seq", "id", "time", "kind", "email", "account",
-                                       "source")], dumps(e["data"])) for e in events])
+
+
+_NUMBERED_INSERT = (
+    "WITH c AS (UPDATE meta SET value = CAST(CAST(value AS INTEGER) + %s AS TEXT) "
+    "WHERE key = 'event_seq' RETURNING CAST(value AS INTEGER) AS last), "
+    "ins AS (INSERT INTO events (seq, id, time, kind, email, account, source, data) "
+    "SELECT c.last - %s + e.n, e.r->>0, e.r->>1, e.r->>2, e.r->>3, e.r->>4, e.r->>5, "
+    "e.r->>6 FROM c, json_array_elements(%s::json) WITH ORDINALITY AS e(r, n)) "
+    "SELECT last FROM c")
+
+
+def _numbered_insert(store: SQLStore, cur: Any, rows: list[tuple]) -> Optional[int]:
+    """The counter moved and the rows (passed as one JSON text) written in one statement;
+    the last ``seq`` (None when the counter does not exist yet: nothing was written)."""
+    cur.execute(_NUMBERED_INSERT, (len(rows), len(rows), json.dumps(rows)))
+    found = cur.fetchall()
+    return int(found[0][0]) if found else None
 
 
 @contextmanager

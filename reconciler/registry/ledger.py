@@ -9,7 +9,9 @@ report the scanner does not believe (SECURITY.md, "Bounces that can be trusted")
 kept apart in ``unverified_bounces`` for contacts, never changing their status, for
 ``UNVERIFIED_RETENTION_DAYS``. A scanned message's bounces and the fact that it was
 processed are written in one transaction, so a scan that fails midway loses or repeats
-nothing.
+nothing; the scanner records a whole batch of messages so (``record_messages``: the
+contacts it names read and row-locked in one statement, in one order, and each written
+once; a handful of statements per batch instead of several per message).
 
 Every bounce or complaint of a contact is also an event (``events``), and so is its
 turning faulty, in the same transaction; the last bounce keeps the diagnostic, the
@@ -19,13 +21,14 @@ Nothing here bumps the registry's serial.
 """
 from __future__ import annotations
 
+import json
 from datetime import timedelta
-from typing import Any, Iterable, Optional
+from typing import Any, Iterable, NamedTuple, Optional, Sequence
 
 from ..policy import (DEFAULT_SOFT_BOUNCE_LIMIT, DEFAULT_SOFT_BOUNCE_WINDOW_DAYS, Bounce,
                       SoftBounce, count_bounce)
 from .common import as_moment, dumps, iso, loads, utcnow
-from .events import add_event
+from .events import add_event, numbered_at_end
 from .lifecycle import Lifecycle
 from .store import SQLStore
 
@@ -35,6 +38,27 @@ UNVERIFIED_RETENTION_DAYS = 90
 _CHUNK = 500
 
 Outcome = tuple[Optional[str], Optional[str]]     # a contact's status (before, after)
+# a batch's rows as one JSON text, one statement (PostgreSQL: ``Backend.json_rows``)
+_UPDATE_FROM_JSON = (
+    "UPDATE contacts AS c SET status = v.r->>0, soft_bounces = v.r->>1, last_bounce = "
+    "v.r->>2, updated = v.r->>3, faulty_since = COALESCE(v.r->>4, c.faulty_since) "
+    "FROM json_array_elements(%s::json) AS v(r) WHERE c.email = v.r->>5")
+_PROCESSED_FROM_JSON = (
+    "INSERT INTO processed_messages (account, mailbox, uid, processed_at) "
+    "SELECT r->>0, r->>1, r->>2, r->>3 FROM json_array_elements(%s::json) AS v(r) "
+    "ON CONFLICT (account, mailbox, uid) DO NOTHING")
+
+
+class ScannedMessage(NamedTuple):
+    """One scanned message for ``record_messages`` (a plain 4-tuple does as well): its
+    id, the bounces that count ((address, kind, status[, reason[, diagnostic]])), the
+    unverified ones ((address, kind, status, reason, why)) and the bounced message's
+    Message-ID (None when unknown)."""
+
+    uid: Any
+    recipients: Sequence[tuple]
+    unverified: Sequence[tuple] = ()
+    message_id: Optional[str] = None
 
 
 def normalise_email(email: str) -> str:
@@ -106,12 +130,36 @@ class ContactLedger(Lifecycle):
                more: Optional[dict] = None) -> Outcome:
         """``more``: the diagnostic, message_id and source kept with the last bounce."""
         key = normalise_email(email)
-        cur.execute(self._store.q("SELECT status, soft_bounces FROM contacts WHERE email = ?"
-                                  + self._store.backend.row_lock), (key,))
-        row = cur.fetchone()
-        if row is None:
+        found = self._lock_contacts(cur, [key])
+        outcome = self._apply(cur, found, key, bounce, limit, window_days, reason, more)
+        self._write_contacts(cur, found)
+        return outcome
+
+    def _lock_contacts(self, cur: Any, keys: Iterable[str]) -> dict[str, dict]:
+        """The contacts among ``keys`` (normalised), row-locked for this transaction in
+        one order (by email, so two writers never wait on each other in a cycle): email ->
+        {status, soft (as stored), last, faulty_since: None, dirty: False}."""
+        wanted, found = sorted(set(keys)), {}
+        for start in range(0, len(wanted), _CHUNK):
+            part = wanted[start:start + _CHUNK]
+            marks = ", ".join("?" for _ in part)
+            cur.execute(self._store.q(
+                f"SELECT email, status, soft_bounces FROM contacts WHERE email IN ({marks}) "
+                "ORDER BY email" + self._store.backend.row_lock), tuple(part))
+            for email, status, soft in cur.fetchall():
+                found[email] = {"status": status, "soft": loads(soft), "last": None,
+                                "faulty_since": None, "dirty": False}
+        return found
+
+    def _apply(self, cur: Any, found: dict[str, dict], key: str, bounce: Bounce, limit: int,
+               window_days: int, reason: Optional[str] = None,
+               more: Optional[dict] = None) -> Outcome:
+        """One bounce against one contact's state in ``found`` (written later by
+        ``_write_contacts``); its event (and a `faulty` one) added now, in order."""
+        state = found.get(key)
+        if state is None:
             return None, None
-        before, stored = row[0], loads(row[1])
+        before, stored = state["status"], state["soft"]
         more = {k: v for k, v in (more or {}).items() if v}
         _bounce_event(self._store, cur, key, bounce, reason, more)
         outcome = count_bounce(_soft_bounces(stored), bounce, limit, window_days)
@@ -121,21 +169,35 @@ class ContactLedger(Lifecycle):
         last = _with_reason({"time": iso(bounce.time), "kind": bounce.kind,
                              "status": bounce.status, "account": bounce.account, **more}, reason)
         reasons = {**_reasons(stored), _soft_key(last): reason}
-        cur.execute(self._store.q("UPDATE contacts SET status = ?, soft_bounces = ?, "
-                                  "last_bounce = ?, updated = ? WHERE email = ?"),
-                    (after, _dump_soft(outcome.soft_bounces, reasons), dumps(last),
-                     iso(utcnow()), key))
+        state.update(status=after, soft=_soft_rows(outcome.soft_bounces, reasons), last=last,
+                     dirty=True)
         if after == "faulty" and before != "faulty":
-            self._turned_faulty(cur, key, bounce, reason, more.get("source"))
+            state["faulty_since"] = iso(bounce.time)
+            add_event(self._store, cur, "faulty", key, bounce.account, more.get("source"),
+                      {"cause": bounce.kind, "status": bounce.status, "reason": reason},
+                      bounce.time)
         return before, after
 
-    def _turned_faulty(self, cur: Any, key: str, bounce: Bounce, reason: Optional[str],
-                       source: Optional[str]) -> None:
-        cur.execute(self._store.q("UPDATE contacts SET faulty_since = ? WHERE email = ?"),
-                    (iso(bounce.time), key))
-        add_event(self._store, cur, "faulty", key, bounce.account, source,
-                  {"cause": bounce.kind, "status": bounce.status, "reason": reason},
-                  bounce.time)
+    def _write_contacts(self, cur: Any, found: dict[str, dict]) -> None:
+        """The contacts ``_apply`` changed: one statement (PostgreSQL: the rows as one JSON
+        text), else one per group, its rows pipelined."""
+        now, q = iso(utcnow()), self._store.q
+        rows = [(s["status"], dumps(s["soft"]), dumps(s["last"]), now, s["faulty_since"],
+                 email) for email, s in sorted(found.items()) if s["dirty"]]
+        if rows and self._store.backend.json_rows:
+            cur.execute(_UPDATE_FROM_JSON, (json.dumps(rows),))
+            rows = []
+        plain = [(*row[:4], row[5]) for row in rows if row[4] is None]
+        turned = [row for row in rows if row[4] is not None]
+        if plain:
+            cur.executemany(q("UPDATE contacts SET status = ?, soft_bounces = ?, "
+                              "last_bounce = ?, updated = ? WHERE email = ?"), plain)
+        if turned:
+            cur.executemany(q("UPDATE contacts SET status = ?, soft_bounces = ?, "
+                              "last_bounce = ?, updated = ?, faulty_since = ? WHERE email = ?"),
+                            turned)
+        for state in found.values():
+            state["dirty"], state["faulty_since"] = False, None
 
     def record_message(self, account: str, mailbox: str, uid: Any,
                        recipients: Iterable[tuple], soft_limit: int = DEFAULT_SOFT_BOUNCE_LIMIT,
@@ -152,28 +214,59 @@ class ContactLedger(Lifecycle):
         why) of a report not to be believed (SECURITY.md): recorded for contacts only,
         never changing their status.
         """
+        return self.record_messages(account, mailbox, [
+            ScannedMessage(uid, list(recipients), list(unverified), message_id)],
+            soft_limit, window_days, when)[0]
+
+    def record_messages(self, account: str, mailbox: str, messages: Sequence["ScannedMessage"],
+                        soft_limit: int = DEFAULT_SOFT_BOUNCE_LIMIT,
+                        window_days: int = DEFAULT_SOFT_BOUNCE_WINDOW_DAYS,
+                        when: Any = None) -> list[list[Outcome]]:
+        """A batch of scanned messages in one transaction, as ``record_message`` one after
+        another would record them (same outcomes, same events in the same order), in a
+        few statements: the contacts named are read and row-locked at once, counted in
+        order, and written once each; the messages remembered at once. Per message, the
+        outcomes ``record_message`` returns."""
         moment = as_moment(when)
-        source = f"inbox:{account}/{mailbox}/{uid}"
-        with self._store.write() as cur:
-            out = [self._count(cur, email, Bounce(kind, moment, status, account),
-                               soft_limit, window_days, (rest or [None])[0],
-                               {"diagnostic": rest[1] if len(rest) > 1 else None,
-                                "message_id": message_id, "source": source})
-                   for email, kind, status, *rest in recipients]
-            self._doubt(cur, (account, mailbox, str(uid), iso(moment)), list(unverified))
-            self.mark_processed(account, mailbox, [uid])
+        messages = [ScannedMessage(*m) for m in messages]
+        out: list[list[Outcome]] = []
+        with self._store.write() as cur, numbered_at_end(self._store, cur):
+            found = self._lock_contacts(cur, (normalise_email(r[0]) for m in messages
+                                              for r in m.recipients))
+            doubted: list[tuple] = []
+            for m in messages:
+                source = f"inbox:{account}/{mailbox}/{m.uid}"
+                out.append([self._apply(cur, found, normalise_email(email),
+                                        Bounce(kind, moment, status, account), soft_limit,
+                                        window_days, (rest or [None])[0],
+                                        {"diagnostic": rest[1] if len(rest) > 1 else None,
+                                         "message_id": m.message_id, "source": source})
+                            for email, kind, status, *rest in m.recipients])
+                doubted += [((account, mailbox, str(m.uid), iso(moment)), tuple(row))
+                            for row in m.unverified]
+            self._write_contacts(cur, found)
+            self._doubt(cur, doubted)
+            self.mark_processed(account, mailbox, [m.uid for m in messages])
         return out
 
     # -- unverified bounces --------------------------------------------------------
-    def _doubt(self, cur: Any, where: tuple, rows: list[tuple]) -> None:
+    def _doubt(self, cur: Any, rows: list[tuple]) -> None:
+        """(where, (email, kind, status, reason, why)) rows: kept for contacts only."""
         q = self._store.q
-        for email, kind, status, reason, why in rows:
-            key = normalise_email(email)
-            cur.execute(q("SELECT 1 FROM contacts WHERE email = ?"), (key,))
-            if cur.fetchone() is not None:
-                cur.execute(q(f"INSERT INTO unverified_bounces ({_DOUBT_COLUMNS}) VALUES "
+        keys = sorted({normalise_email(row[0]) for _, row in rows})
+        known: set[str] = set()
+        for start in range(0, len(keys), _CHUNK):
+            part = keys[start:start + _CHUNK]
+            cur.execute(q(f"SELECT email FROM contacts WHERE email IN "
+                          f"({', '.join('?' for _ in part)})"), tuple(part))
+            known.update(email for (email,) in cur.fetchall())
+        params = [(key, *where, kind, status, reason, why)
+                  for where, (email, kind, status, reason, why) in rows
+                  for key in [normalise_email(email)] if key in known]
+        if params:
+            cur.executemany(q(f"INSERT INTO unverified_bounces ({_DOUBT_COLUMNS}) VALUES "
                               "(?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (account, mailbox, uid, "
-                              "email) DO NOTHING"), (key, *where, kind, status, reason, why))
+                              "email) DO NOTHING"), params)
         if rows:
             cur.execute(q("DELETE FROM unverified_bounces WHERE received_at < ?"),
                         (iso(utcnow() - timedelta(days=UNVERIFIED_RETENTION_DAYS)),))
@@ -205,6 +298,9 @@ class ContactLedger(Lifecycle):
         if not params:
             return
         with self._store.write() as cur:
+            if self._store.backend.json_rows:                  # one statement (PostgreSQL)
+                cur.execute(_PROCESSED_FROM_JSON, (json.dumps(params),))
+                return
             cur.executemany(self._store.q(
                 "INSERT INTO processed_messages (account, mailbox, uid, processed_at) "
                 "VALUES (?, ?, ?, ?) ON CONFLICT (account, mailbox, uid) DO NOTHING"), params)
@@ -254,6 +350,6 @@ def _with_reason(bounce: dict, reason: Optional[str]) -> dict:
     return {**bounce, "reason": reason} if reason else bounce
 
 
-def _dump_soft(bounces: Iterable[SoftBounce], reasons: dict) -> str:
+def _soft_rows(bounces: Iterable[SoftBounce], reasons: dict) -> list[dict]:
     rows = [{"time": iso(b.time), "status": b.status, "account": b.account} for b in bounces]
-    return dumps([_with_reason(row, reasons.get(_soft_key(row))) for row in rows])
+    return [_with_reason(row, reasons.get(_soft_key(row))) for row in rows]

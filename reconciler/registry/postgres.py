@@ -56,6 +56,7 @@ class PostgresBackend(Backend):
 
     begin_sql = "BEGIN"
     row_lock = " FOR UPDATE"
+    json_rows = True
     blob_type = "BYTEA"
     errors = (psycopg.Error,) if psycopg else ()
     paramstyle = "format"

@@ -33,7 +33,7 @@ from .crypto import KeyRing
 from .delivery import DeliveryLog
 from .events import EventLog
 from .history import HistoryLog
-from .ledger import ContactLedger, Outcome
+from .ledger import ContactLedger, Outcome, ScannedMessage
 from .sent import SentLog
 from .locking import WriteLock
 from .notify import ChangeFeed
@@ -206,6 +206,13 @@ class SQLRegistry:
                        message_id: Optional[str] = None) -> list[Outcome]:
         return self.ledger.record_message(account, mailbox, uid, recipients, soft_limit,
                                           window_days, when, unverified, message_id)
+
+    def record_messages(self, account: str, mailbox: str, messages: Sequence[ScannedMessage],
+                        soft_limit: int = DEFAULT_SOFT_BOUNCE_LIMIT,
+                        window_days: int = DEFAULT_SOFT_BOUNCE_WINDOW_DAYS,
+                        when: Any = None) -> list[list[Outcome]]:
+        return self.ledger.record_messages(account, mailbox, messages, soft_limit,
+                                           window_days, when)
 
     def unverified_bounces(self, email: str) -> list[dict]:
         return self.ledger.unverified(email)

@@ -43,6 +43,8 @@ class Backend:
     # appended to a SELECT whose row the transaction then updates: a row lock where
     # concurrent writers are not already serialised by BEGIN (PostgreSQL: FOR UPDATE)
     row_lock = ""
+    # rows can be passed as one JSON text (json_array_elements: PostgreSQL)
+    json_rows = False
 
     def q(self, sql: str) -> str:
         """Our ``?`` placeholders in the driver's style."""
