@@ -19,13 +19,10 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from reconciler.proxy.config import ProxyConfig
-from reconciler.proxy.server import ProxyCore, ProxyServer, ThreadedProxy, new_loop
+from reconciler.proxy.server import ProxyCore, new_loop
 from reconciler.proxy.smtp import ProxySMTP
-from reconciler.proxy.auth import AccountDirectory
-from reconciler.proxy.ratelimit import LimitSettings
-from reconciler.registry import open_registry
 
-from test_proxy import auth_plain, client, proxy, world  # noqa: F401  (the stack, registry)
+from test_proxy import client, proxy, world  # noqa: F401  (the stack, registry, a proxy)
 
 
 class _NoDirectory:
@@ -194,23 +191,10 @@ def test_data_edges_are_read_as_aiosmtpd_reads_them(stream, size):
 
 
 @pytest.fixture
-def tls_proxy(world):  # noqa: F811
-    running = []
-
-    def start(**config):
-        cfg = ProxyConfig("127.0.0.1", 0, limits=LimitSettings(base_delay=0),
-                          upstream_timeout=10, hostname="proxy.test",
-                          tls_cert=str(world.stack.certs["server"]),
-                          ca_file=world.stack.ca_file, **config)
-        directory = AccountDirectory(lambda: open_registry(world.url), ttl=0.0)
-        threaded = ThreadedProxy(ProxyServer(cfg, directory))
-        running.append((threaded, directory))
-        return threaded.start()
-
-    yield start
-    for threaded, directory in running:
-        threaded.stop()
-        directory.close()
+def tls_proxy(world, proxy):  # noqa: F811
+    """start(**config): an in-process proxy offering STARTTLS, AUTH only after it."""
+    return lambda **config: proxy(tls_cert=str(world.stack.certs["server"]),
+                                  allow_plain_auth=False, **config)
 
 
 class Line:
