@@ -156,6 +156,54 @@ class ResourceChange:
                      "verification": self.verification, "notes": list(self.notes)})
         return body
 
+    def to_json(self, memo: dict) -> str:
+        """``to_dict()`` as compact JSON (separators ``,`` and ``:``, non-ASCII kept, keys
+        in order), written piece by piece: a change object met before (a plan of creates
+        shares most of them, see diff._created) is encoded once per ``memo`` (up to
+        MEMO_LIMIT of them), which the caller keeps no longer than the changes it was
+        filled from."""
+        head = (f'{{"address":{_json(self.address)},"name":{_json(self.name)},'
+                f'"action":{_json(str(self.action))},')
+        if self.previous is not None:
+            head += f'"previous_address":{_json(self.previous_address)},'
+        changes = ",".join([memo.get(id(c)) or _change_json(c, memo) for c in self.changes])
+        return (f'{head}"changes":[{changes}],"verification":{_json(self.verification)},'
+                f'"notes":{_json(list(self.notes))}}}')
+
+
+MEMO_LIMIT = 4096      # changes kept encoded or rendered (the shared ones are met early)
+_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+_encode_str = json.encoder.encode_basestring     # the compact encoder's, non-ASCII kept
+
+
+def _json(value: Any) -> str:
+    """``_COMPACT.encode(value)``; the common leaves without the encoder's call."""
+    kind = type(value)
+    if kind is str:
+        return _encode_str(value)
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if kind is int:
+        return int.__repr__(value)
+    return _COMPACT.encode(value)
+
+
+def _change_json(change: Change, memo: dict) -> str:
+    """One change's ``to_dict()`` (as ResourceChange.to_dict makes it) as compact JSON."""
+    if change.sensitive:
+        text = _COMPACT.encode(change.to_dict())
+    else:
+        path, before, after, sensitive = change
+        text = (f'{{"path":{_json(path)},"before":{_json(before)},"after":{_json(after)},'
+                f'"sensitive":{_json(sensitive)}}}')
+    if len(memo) < MEMO_LIMIT:
+        memo[id(change)] = text
+    return text
+
 
 @dataclass
 class Drift:

@@ -103,7 +103,7 @@ def _account_change(name: str, inp: PlanInput, scope: Scope) -> Optional[Resourc
         changes, _ = compare(stored.spec, None, stored.fingerprints, {})
         return ResourceChange(name, Action.DELETE, changes)
     previous = scope.moved.get(name)
-    if previous is None and _same_by_digest(account, stored, inp):
+    if previous is None and _same_by_digest(name, account, stored, inp):
         return None
     record = record_of(account)
     action, changes, unchanged = _compare_account(account, record, stored, inp)
@@ -144,15 +144,21 @@ def record_digest(text: str) -> bytes:
     return hashlib.sha256(text.encode()).digest()
 
 
-def _same_by_digest(account: EmailAccount, stored, inp: PlanInput) -> bool:
+def _same_by_digest(name: str, account: EmailAccount, stored, inp: PlanInput) -> bool:
     """Unchanged, told without building the record: the digest of its JSON (from a cache,
-    ``record_digests``) is that of the registry row's text (registry.rows), and the
-    secrets' fingerprints are equal."""
-    digest = inp.record_digests.get(account.name)
-    text = getattr(stored, "spec_text", None)
-    return (digest is not None and text is not None and stored.type == account.spec.type
-            and record_digest(text) == digest
-            and stored.fingerprints == inp.fingerprints.get(account.name, {}))
+    ``record_digests``) is that of the registry row's text, or the digest a row read
+    without its text kept (registry.rows), and the secrets' fingerprints are equal.
+    (``name``: the account's.)"""
+    digest = inp.record_digests.get(name)
+    if digest is None or stored is None or stored.type != account.spec.type:
+        return False
+    found = getattr(stored, "spec_digest", None)      # a row read without its text
+    if found is None:
+        text = getattr(stored, "spec_text", None)
+        if text is None:
+            return False
+        found = record_digest(text)
+    return found == digest and stored.fingerprints == inp.fingerprints.get(name, {})
 
 
 def _same_spec(stored, record: dict) -> bool:

@@ -72,3 +72,57 @@ def test_history_show_lists_every_change_of_a_large_apply(tmp_path):
     assert missing.code == 1 and "no history entry with serial 7" in missing.err
     listed = cli.run("history")
     assert listed.code == 0 and "apply +0 ~%d -0" % count in listed.out
+
+
+def test_a_change_stored_apart_is_the_json_of_its_dict_byte_for_byte():
+    """ResourceChange.to_json (what history_changes holds): exactly the compact JSON of
+    to_dict(), however the values look, and a shared change encoded once is reused."""
+    from reconciler.diff import Change, _created
+    from reconciler.plan import Action, Resource, ResourceChange
+    from reconciler.registry.history import _BODY, _body
+    values = [None, True, False, 0, -7, 10**20, 1.5, "plain", "é \u2028\"\\\n\t", ["a", 1, None],
+              {"k": [1, {"z": "ü"}]}]
+    shared = _created("smtp.port", 587)
+    changes = [Change(f"p{i}", values[i], values[-1 - i], sensitive=i % 4 == 0)
+               for i in range(len(values))] + [shared]
+    memo: dict = {}
+    for action in Action:
+        for previous in (None, "old-name"):
+            rc = ResourceChange("n-ü", action, changes, resource=Resource.ACCOUNT,
+                                verification={"smtp": {"code": "ok", "t": [1.25]}},
+                                notes=["a note ü"], previous=previous)
+            assert _body(rc, memo) == _BODY.encode(rc.to_dict())
+            assert _body(rc, memo) == _BODY.encode(rc.to_dict())     # from the memo
+    assert memo[id(shared)] == _BODY.encode(dict(zip(Change._fields, shared)))
+
+
+def test_rows_read_for_a_plan_keep_only_the_digest_of_specs_vouched_for(tmp_path):
+    """registry.rows.unread_specs: a row unchanged since the last apply whose spec the plan
+    vouches for keeps the digest, not the text; others are whole; a whole row still
+    pickles (the rows cache keeps only whole rows)."""
+    import pickle
+
+    import pytest
+
+    from reconciler.errors import RegistryError
+    from reconciler.registry.rows import unread_specs
+    cli = Cli(tmp_path)
+    _apply(cli, 3)
+    seen = []
+
+    def match(name, type_, text, fingerprints):
+        seen.append(name)
+        return b"digest" if name == "m0001" else None
+    with cli.registry() as registry:
+        whole = registry.accounts()
+        with unread_specs(match):
+            rows = registry.accounts()
+        after = registry.accounts()
+    assert seen == ["m0000", "m0001", "m0002"]
+    assert rows["m0001"].spec_digest == b"digest" and rows["m0001"].spec_text is None
+    with pytest.raises(RegistryError, match="m0001"):
+        rows["m0001"].spec
+    assert rows["m0001"].unchanged_since_apply and rows["m0001"].owner == whole["m0001"].owner
+    assert rows["m0000"] == whole["m0000"] and rows["m0000"].spec_digest is None
+    assert after["m0001"] == whole["m0001"]          # only inside unread_specs
+    assert pickle.loads(pickle.dumps(whole["m0002"])) == whole["m0002"]

@@ -38,3 +38,16 @@ def test_fingerprints_are_the_keyed_hmac_of_path_and_value() -> None:
     keys = KeyRing.from_master(b"k" * 32, "test")
     expected = hmac.new(keys.fp_key, "smtp.password\0s3cret".encode(), hashlib.sha256)
     assert keys.fingerprint("smtp.password", "s3cret") == "hmac-sha256:" + expected.hexdigest()
+
+
+def test_a_create_renders_a_shared_change_as_any_other() -> None:
+    """render.human keeps the line of a change object met before: the text is the same."""
+    from reconciler.diff import _created
+    from reconciler.plan import Guard, Plan
+    from reconciler.render.human import render_human
+    shared = _created("smtp.port", 587)
+    rcs = [ResourceChange(f"a{i}", Action.CREATE, [shared, Change("email", None, f"x{i}@e.org")])
+           for i in range(3)]
+    text = render_human(Plan("l", 1, "", [], rcs, [Guard("prevent_destroy", False, "none")]))
+    assert text.count("      + smtp.port = 587\n") == 3
+    assert "      + email = \"x2@e.org\"\n" in text

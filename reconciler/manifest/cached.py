@@ -3,9 +3,10 @@
 Only a file whose documents all validated without an error is kept: for each
 document its model (with its source position) and the positions that registering
 it may report (its name, its kind, the document itself, and the fields its
-warnings point at). Playing a file back registers the same models the same way
-(duplicate names across files, a second BouncePolicy, warnings), so a run with the
-cache reports exactly what a run without it reports.
+warnings point at), and an account's warnings themselves. Playing a file back
+registers the same models the same way (duplicate names across files, a second
+BouncePolicy, warnings), so a run with the cache reports exactly what a run
+without it reports.
 
 The store behind it (``workflow.cache``) authenticates what it hands back; this
 module only needs ``get(filename, text)`` and ``put(filename, text, entries)``.
@@ -35,17 +36,19 @@ class Entry:
     model: Any
     positions: dict = field(default_factory=dict)   # loc -> (line, column)
     record: Optional[bytes] = None  # SHA-256 of an account's record JSON, by the store
+    warnings: Optional[tuple] = None  # an account's warnings_for (None: not kept, ask again)
 
 
 class ReplayedDocument:
     """Stands in for a parsed ``yamlpos.Document`` when a file is played back."""
 
+    __slots__ = ("positions",)
+
     def __init__(self, entry: Entry) -> None:
-        self.entry = entry
-        self.value = {"kind": entry.kind, "metadata": {"name": entry.name}}
+        self.positions = entry.positions
 
     def position(self, loc: Loc, key: bool = False) -> tuple[int, int]:
-        return self.entry.positions[tuple(loc)]
+        return self.positions[loc if loc.__class__ is tuple else tuple(loc)]
 
 
 def entry_of(doc: Any, data: dict, model: Any) -> Entry:
@@ -53,7 +56,9 @@ def entry_of(doc: Any, data: dict, model: Any) -> Entry:
     meta = data.get("metadata")
     name = meta.get("name") if isinstance(meta, dict) else None
     locs = list(_ALWAYS)
+    warnings = None
     if isinstance(model, EmailAccount):
-        locs += [tuple(loc) for loc, _ in warnings_for(model)]
+        warnings = tuple(warnings_for(model))
+        locs += [tuple(loc) for loc, _ in warnings]
     return Entry(data["kind"], name if isinstance(name, str) else None, model,
-                 {loc: doc.position(loc) for loc in locs})
+                 {loc: doc.position(loc) for loc in locs}, warnings=warnings)

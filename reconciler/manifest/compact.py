@@ -5,7 +5,8 @@ the fields given), about 40% of a loaded account's memory; across a run only a
 handful of distinct sets occur. ``Compactor.compact`` replaces each with one shared
 frozenset (read by ``exclude_unset``; a model assigned to after loading would fail
 loudly instead of changing the others' sets), and makes equal short strings (hosts,
-owners, label values) and equal string-to-string mappings (labels) one object each.
+owners, label values), equal integers (ports, line numbers of sources) and equal
+string-to-string mappings (labels) one object each.
 Loaded models are read-only: nothing changes them after validation.
 """
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pydantic import BaseModel
 
 _FIELDS_SETS: dict[frozenset, frozenset] = {}
 MAX_SHARED_LENGTH = 64      # longer strings are rarely repeated
+MAX_NUMBERS = 100_000       # integers kept shared
 
 
 _PLAIN = frozenset({str, int, bool, float, type(None)})
@@ -35,25 +37,45 @@ class Compactor:
         self.models: dict[tuple, BaseModel] = {}
         self.shared: set[int] = set()       # ids of the shared mappings and models
         self.seen: dict[Any, list[int]] = {}       # kind or (kind, field) -> [hits, misses]
+        self.numbers: dict[int, int] = {}          # ports, line numbers: repeated (> 256)
 
     def compact(self, model: BaseModel) -> BaseModel:
-        """The same model, its (and its sub-models') parts shared; returns it."""
-        fields = frozenset(model.__pydantic_fields_set__)
-        object.__setattr__(model, "__pydantic_fields_set__",
-                           _FIELDS_SETS.setdefault(fields, fields))
+        """The same model, its (and its sub-models') parts shared; returns it. (A model
+        compacted before, e.g. by a worker process, only has its parts shared with this
+        memo's: a sub-model this memo already shares is left as it is.)"""
+        fields = model.__pydantic_fields_set__
+        if fields.__class__ is not frozenset or _FIELDS_SETS.get(fields) is not fields:
+            fields = frozenset(fields)
+            object.__setattr__(model, "__pydantic_fields_set__",
+                               _FIELDS_SETS.setdefault(fields, fields))
         values = model.__dict__
+        owner = model.__class__
         for key, value in values.items():
             kind = value.__class__
             if kind is str:
                 if len(value) <= MAX_SHARED_LENGTH:
-                    values[key] = self._string(model.__class__, key, value)
+                    values[key] = self._string(owner, key, value)
+            elif kind is int:
+                if value > 256:               # (smaller ones are one object already)
+                    values[key] = self.number(value)
+            elif kind in _PLAIN:
+                continue
             elif kind is dict:
                 values[key] = self._mapping(value)
-            elif isinstance(value, BaseModel):
-                values[key] = self._model(self.compact(value))
             elif kind is list:
                 self._each(value)
+            elif isinstance(value, BaseModel) and id(value) not in self.shared:
+                values[key] = self._model(self.compact(value))
         return model
+
+    def number(self, value: int) -> int:
+        """One object for equal integers (a port, a line number), the first MAX_NUMBERS."""
+        found = self.numbers.get(value)
+        if found is None:
+            if len(self.numbers) >= MAX_NUMBERS:
+                return value
+            found = self.numbers[value] = value
+        return found
 
     def _string(self, owner: type, field: str, value: str) -> str:
         """One object for equal strings of a field whose values repeat (a host, an owner);

@@ -20,12 +20,13 @@ from .compact import Compactor
 from .messages import _message, _suggest
 from .secrets import SecretPolicy, manifests_root
 from .template import TemplateFailure, render
-from .yamlpos import Document, DuplicateKey, documents, syntax_problem
+from .yamlpos import Document, DuplicateKey, documents, forget_resolved, syntax_problem
 
 SUFFIXES = (".yaml", ".yml")
 MAX_PROBLEMS = 1000     # errors collected in one run, then it stops (SECURITY.md)
 PROJECT_FILES = ("mailform.yaml", "mailform.yml")    # project.PROJECT_FILES, never a manifest
 WINDOW = 64             # files rendered ahead of registering them (parsed in parallel)
+_NAME_LOC = ("metadata", "name")
 
 
 @dataclass
@@ -84,12 +85,14 @@ class _FileCheck:
         self.replaying = False
         self.compactor = compactor or Compactor()
 
-    def replay(self, entries: list[Entry]) -> None:
-        """Register a clean file's documents as a cache kept them."""
-        self.replaying = True       # its models were compacted before they were kept
+    def replay(self, entries: list[Entry], kept: bool = True) -> None:
+        """Register a clean file's documents as a cache kept them (``kept``), or as a worker
+        parsed them: their models shared nothing with other files' yet, so they are
+        compacted here with this run's (what 100,000 accounts cost in memory)."""
+        self.replaying = kept       # a cache's models were compacted before they were kept
         for entry in entries:
-            doc = ReplayedDocument(entry)
-            self._register(doc, doc.value, entry.model, False)
+            self._register(ReplayedDocument(entry), entry.kind, entry.name, entry.model, False,
+                           entry.warnings)
             if entry.record is not None:
                 self.desired.record_digests[entry.name] = entry.record
 
@@ -124,7 +127,9 @@ class _FileCheck:
         failed = len(self.problems) > errors_before
         if self.recorded is not None and not failed:
             self.recorded.append(entry_of(doc, data, obj))
-        self._register(doc, data, obj, failed)
+        meta = data.get("metadata")
+        self._register(doc, data["kind"], meta.get("name") if isinstance(meta, dict) else None,
+                       obj, failed)
 
     def _header_ok(self, doc: Document, data: dict) -> bool:
         ok = True
@@ -138,17 +143,18 @@ class _FileCheck:
             ok = False
         return ok
 
-    def _register(self, doc: Document, data: dict, obj: Any, failed: bool) -> None:
-        meta = data.get("metadata")
-        name = meta.get("name") if isinstance(meta, dict) else None
+    def _register(self, doc: Any, kind: str, name: Any, obj: Any, failed: bool,
+                  warnings: Optional[tuple] = None) -> None:
+        """A document of ``kind`` and ``metadata.name`` (anything: as written) registered;
+        ``warnings``: an account's ``warnings_for``, when a cache kept them."""
         if isinstance(name, str):
-            line, col = doc.position(("metadata", "name"))
-            key = (data["kind"], name)
+            line, col = doc.position(_NAME_LOC)
+            key = (kind, name)
             if key in self.names:
                 first = self.names[key]
                 self.problems.append(Problem(
                     self.filename, line, col, "metadata.name",
-                    f"duplicate {data['kind']} name '{name}': first defined at "
+                    f"duplicate {kind} name '{name}': first defined at "
                     f"{first[0]}:{first[1]}:{first[2]}"))
                 return
             self.names[key] = (self.filename, line, col)
@@ -156,7 +162,7 @@ class _FileCheck:
             return
         if isinstance(obj, EmailAccount):
             self._account(doc, obj)
-            for loc, message in warnings_for(obj):
+            for loc, message in warnings if warnings is not None else warnings_for(obj):
                 self.problem(doc, loc, message, severity="warning")
         elif isinstance(obj, Moved):
             self.desired.moves.append(obj)
@@ -172,7 +178,11 @@ class _FileCheck:
             self.desired.accounts[obj.name] = None
             return
         line, col = doc.position(())
-        obj._source = (self.filename, line, col)
+        private = obj.__pydantic_private__      # (played back: already there, as it was kept)
+        if not self.replaying:
+            obj._source = (self.filename, self.compactor.number(line), self.compactor.number(col))
+        elif not private or private.get("_source") != (self.filename, line, col):
+            obj._source = (self.filename, line, col)
         self.desired.accounts[obj.name] = obj if self.replaying else self.compactor.compact(obj)
 
 
@@ -246,7 +256,7 @@ class _Files:
     def _check(self, check: _FileCheck, text: str, hit: Optional[list],
                parsed: Optional[list]) -> None:
         if hit is not None or parsed is not None:
-            check.replay(hit if hit is not None else parsed)
+            check.replay(hit if hit is not None else parsed, kept=hit is not None)
             if hit is None and self.cache is not None:
                 self.cache.put(check.filename, text, parsed)
             return
@@ -362,6 +372,7 @@ def load(paths: Iterable[str], variables: Optional[dict] = None,
     finally:
         if pool is not None:
             pool.terminate()
+        forget_resolved()
         _settle_gc(gc_was_enabled)
     desired.digest = "sha256:" + run.digest.hexdigest()
     if run.problems:

@@ -42,6 +42,12 @@ _MAP_TAG = "tag:yaml.org,2002:map"
 _SEQ_TAG = "tag:yaml.org,2002:seq"
 
 
+def forget_resolved() -> None:
+    """Empty the memo of resolved scalars (``_Loader.resolve``): at the end of a load, so
+    that the values it keeps (up to _MAX_RESOLVED) are not held while a plan is made."""
+    _PLAIN.clear()
+
+
 class _Loader(_Base):  # type: ignore[valid-type,misc]
     """The safe loader with a memo of implicit tag resolution.
 

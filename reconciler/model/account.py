@@ -192,20 +192,24 @@ SECRET_FIELDS = SECRET_PATHS + tuple(f"{role}.oauth2.{key}" for role in ("smtp",
                                      for key in OAUTH2_SECRETS) + ("proxy_password",)
 
 
+_SECRET_PARTS = tuple((path, tuple(path.split("."))) for path in SECRET_FIELDS)
+
+
 def secret_refs(spec: "AccountSpec") -> Iterator[tuple[str, SecretRef]]:
     """(path, reference) of every secret the account declares (after defaults)."""
-    for path in SECRET_FIELDS:
+    for path, parts in _SECRET_PARTS:
         node: Any = spec
-        for part in path.split("."):
-            node = getattr(node, part, None) if node is not None else None
-        if node is not None:
+        for part in parts:
+            node = getattr(node, part, None)
+            if node is None:
+                break
+        else:
             yield path, node
 
 
 def without_secrets(spec: dict) -> dict:
     """A dumped spec (nested dicts) with every secret field removed, in place."""
-    for path in SECRET_FIELDS:
-        *parents, key = path.split(".")
+    for _, (*parents, key) in _SECRET_PARTS:
         node: Any = spec
         for part in parents:
             node = node.get(part) if isinstance(node, dict) else None

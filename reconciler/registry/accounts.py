@@ -91,8 +91,9 @@ class AccountBook:
         stored ciphertext would save ~5 µs an account and tell a reader what stayed)."""
         stored = self._stored(cur, [w.name for w in writes])
         now = iso(utcnow())
+        known: dict[tuple[str, str], str] = {}     # (path, value) -> fingerprint: shared secrets
         cur.executemany(self._store.q(_UPSERT), [
-            self._row(write, stored.get(write.name), now) for write in writes])
+            self._row(write, stored.get(write.name), now, known) for write in writes])
         owners = [(w.owner, w.name) for w in writes if w.owner is not None]
         if owners:
             cur.executemany(self._store.q("UPDATE accounts SET owner = ? WHERE name = ?"),
@@ -108,8 +109,9 @@ class AccountBook:
             out.update(cur.fetchall())
         return out
 
-    def _row(self, write: AccountWrite, status: Optional[str], now: str) -> tuple:
-        fingerprints = self._checked_fingerprints(write)
+    def _row(self, write: AccountWrite, status: Optional[str], now: str,
+             known: Optional[dict] = None) -> tuple:
+        fingerprints = self._checked_fingerprints(write, known)
         merged = deep_merge(loads(status), write.status) if status else write.status
         return (write.name, write.type, dumps(write.spec), SAME_AS_LIVE, dumps(fingerprints),
                 SAME_AS_LIVE, self._keys.encrypt(write.secrets, write.name), dumps(merged),
@@ -132,11 +134,16 @@ class AccountBook:
         cur.execute(self._store.q("UPDATE accounts SET name = ?, secrets = ?, updated = ? "
                                   "WHERE name = ?"), (new, secrets, iso(utcnow()), old))
 
-    def _checked_fingerprints(self, write: AccountWrite) -> dict[str, str]:
-        """The given fingerprints, completed from the secrets; a wrong one is refused."""
+    def _checked_fingerprints(self, write: AccountWrite, known: Optional[dict] = None
+                              ) -> dict[str, str]:
+        """The given fingerprints, completed from the secrets; a wrong one is refused.
+        ``known``: fingerprints computed before, by (path, value) (one batch's)."""
         fingerprints = dict(write.fingerprints)
+        known = {} if known is None else known
         for path, value in write.secrets.items():
-            actual = self._keys.fingerprint(path, value)
+            actual = known.get((path, value))
+            if actual is None:
+                actual = known[(path, value)] = self._keys.fingerprint(path, value)
             if fingerprints.setdefault(path, actual) != actual:
                 raise RegistryError(f"account {write.name}: the fingerprint given for {path} "
                                     "does not match its value")

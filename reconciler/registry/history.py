@@ -77,16 +77,19 @@ class HistoryLog:
 
     def add(self, cur: Any, entry: dict) -> int:
         """Bump the serial and record {time, actor, counts, changes, …}; the new serial.
-        ``changes``: JSON-ready values, or objects with ``to_dict()`` (a plan's changes).
+        ``changes``: JSON-ready values, or objects with ``to_dict()`` (a plan's changes);
+        stored one row each, an object with ``to_json(memo)`` writes its own text (what
+        ``to_dict()`` encodes to; ``memo`` lives as long as this call).
         """
         serial = self.bump_serial(cur)
         extra = {k: v for k, v in entry.items() if k not in _COLUMNS}
         changes = entry.get("changes") or []
         if len(changes) > INLINE_CHANGES:
             extra[STORED] = len(changes)
+            memo: dict = {}
             cur.executemany(self._store.q(
                 "INSERT INTO history_changes (serial, seq, body) VALUES (?, ?, ?)"),
-                ((serial, seq, _BODY.encode(_plain(c))) for seq, c in enumerate(changes)))
+                ((serial, seq, _body(c, memo)) for seq, c in enumerate(changes)))
             changes = []
         cur.execute(self._store.q(
             "INSERT INTO history (serial, time, actor, counts, changes, extra) "
@@ -95,6 +98,12 @@ class HistoryLog:
              dumps(entry.get("counts", {})), dumps([_plain(c) for c in changes]),
              dumps(extra)))
         return serial
+
+
+def _body(change: Any, memo: dict) -> str:
+    """A change's row in ``history_changes``: compact JSON, keys as given."""
+    to_json = getattr(change, "to_json", None)
+    return to_json(memo) if to_json is not None else _BODY.encode(_plain(change))
 
 
 def _plain(change: Any) -> Any:

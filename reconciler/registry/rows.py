@@ -5,61 +5,96 @@ manifests; a plan of unchanged accounts needs none of them. ``StoredRow`` keeps
 the spec's canonical JSON text (``common.dumps``: sorted keys) and decodes it on
 first access; ``spec_equals(record)`` and ``unchanged_since_apply`` answer a plan's
 two questions from the text. Everything else behaves as a ``StoredAccount``.
+
+A plan can do without even the text of a row it will find unchanged by digest
+(``planner._same_by_digest``): read inside ``unread_specs(match)``, a row unchanged
+since the last apply for which ``match(name, type, spec_text, fingerprints)`` gives
+a digest keeps that digest (``spec_digest``) instead of its text, and its spec can
+no longer be read.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any, Callable, Iterator, Mapping, Optional
 
+from ..errors import RegistryError
 from .base import StoredAccount
 from .common import dumps, loads
 
 SAME_AS_LIVE = ""        # (accounts.SAME_AS_LIVE) the applied column: same as the live one
+Match = Callable[[str, str, str, Mapping], Optional[bytes]]
+_MATCH: ContextVar[Optional[Match]] = ContextVar("mailform_unread_specs", default=None)
+
+
+@contextmanager
+def unread_specs(match: Optional[Match]) -> Iterator[None]:
+    """Rows read inside keep only a digest of the specs ``match`` vouches for (above)."""
+    token = _MATCH.set(match)
+    try:
+        yield
+    finally:
+        _MATCH.reset(token)
 
 
 class StoredRow(StoredAccount):
-    """A ``StoredAccount`` whose spec and applied spec are decoded on demand."""
+    """A ``StoredAccount`` whose spec and applied spec are decoded on demand. Its fields are
+    slots (no per-row ``__dict__``: 100,000 rows are held at once)."""
+
+    __slots__ = ("name", "type", "fingerprints", "applied_fingerprints", "status", "owner",
+                 "spec_text", "spec_digest", "_applied_text", "_spec", "_applied")
 
     def __init__(self, name: str, type: str, spec_text: str, applied_text: str,
                  fingerprints: dict, applied_fingerprints: dict, status: dict,
                  owner: Optional[str]) -> None:
-        d = self.__dict__
-        d.update(name=name, type=type, fingerprints=fingerprints,
-                 applied_fingerprints=applied_fingerprints, status=status, owner=owner)
-        d["_texts"] = (spec_text, SAME_AS_LIVE if applied_text == spec_text else applied_text)
+        self.name = name
+        self.type, self.owner = _shared(type), _shared(owner)     # a few values, 100,000 rows
+        self.fingerprints, self.applied_fingerprints = fingerprints, applied_fingerprints
+        self.status = status
+        self._applied_text = SAME_AS_LIVE if applied_text == spec_text else applied_text
+        self._spec = self._applied = self.spec_digest = None
+        match = _MATCH.get()
+        if match is not None and self.unchanged_since_apply:
+            self.spec_digest = match(name, type, spec_text, fingerprints)
+            if self.spec_digest is not None:
+                spec_text = None           # (not kept: see unread_specs)
+        self.spec_text = spec_text  # the live spec as the registry holds it: canonical JSON
+
+    def _text(self) -> str:
+        if self.spec_text is None:
+            raise RegistryError(f"account {self.name}: its registry spec was not kept by the "
+                                "plan that read it (found unchanged by digest)")
+        return self.spec_text
 
     @property
     def spec(self) -> dict:
-        decoded = self.__dict__.get("_spec")
+        decoded = self._spec
         if decoded is None:
-            decoded = self.__dict__["_spec"] = loads(self._texts[0])
+            decoded = self._spec = loads(self._text())
         return decoded
 
     @property
     def applied(self) -> dict:
-        applied_text = self._texts[1]
+        applied_text = self._applied_text
         if applied_text == SAME_AS_LIVE:
             return self.spec
-        decoded = self.__dict__.get("_applied")
+        decoded = self._applied
         if decoded is None:
-            decoded = self.__dict__["_applied"] = loads(applied_text)
+            decoded = self._applied = loads(applied_text)
         return decoded
-
-    @property
-    def spec_text(self) -> str:
-        """The live spec as the registry holds it: canonical JSON (sorted keys)."""
-        return self._texts[0]
 
     @property
     def unchanged_since_apply(self) -> bool:
         """No out-of-band edit since the last apply (the applied columns say "same")."""
-        return self._texts[1] == SAME_AS_LIVE and \
+        return self._applied_text == SAME_AS_LIVE and \
             self.applied_fingerprints is self.fingerprints
 
     def spec_equals(self, record: Mapping[str, Any]) -> bool:
         """Whether the live spec equals ``record`` — by text when it can (no decoding)."""
-        if dumps(record) == self._texts[0]:
+        text = self._text()
+        if dumps(record) == text:
             return True
-        return (self.__dict__.get("_spec") or loads(self._texts[0])) == record   # not kept
+        return (self._spec or loads(text)) == record   # not kept
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, StoredAccount):
@@ -69,12 +104,28 @@ class StoredRow(StoredAccount):
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
-        return (f"StoredRow(name={self.name!r}, type={self.type!r}, spec={self.spec!r}, "
+        spec = "(not kept)" if self.spec_text is None else repr(self.spec)
+        return (f"StoredRow(name={self.name!r}, type={self.type!r}, spec={spec}, "
                 f"owner={self.owner!r})")
 
     def __reduce__(self):
-        return (StoredRow, (self.name, self.type, *self._texts, self.fingerprints,
-                            self.applied_fingerprints, self.status, self.owner))
+        return (StoredRow, (self.name, self.type, self._text(), self._applied_text,
+                            self.fingerprints, self.applied_fingerprints, self.status,
+                            self.owner))
+
+
+_SHARED: dict = {}
+_MAX_SHARED = 1000
+
+
+def _shared(text: Optional[str]) -> Optional[str]:
+    """One object for each of the few types and owners (the first _MAX_SHARED met)."""
+    found = _SHARED.get(text)
+    if found is None:
+        if text is None or len(_SHARED) >= _MAX_SHARED:
+            return text
+        found = _SHARED[text] = text
+    return found
 
 
 def _fields(account: StoredAccount) -> tuple:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Callable, Optional
 
-from ..plan import Plan, ResourceChange
+from ..plan import MEMO_LIMIT, Plan, ResourceChange
 from .style import style
 from .values import change_text, show
 
@@ -24,6 +24,7 @@ class _Out:
 
     def __init__(self, color: bool, write: Optional[Callable[[str], None]] = None):
         self.color, self.lines, self.write = color, [], write
+        self.created: dict[int, str] = {}    # id(change) -> its line in a create (shared)
 
     def sym(self, symbol: str) -> str:
         return style(symbol, fg=COLORS[symbol], bold=True) if self.color else symbol
@@ -33,6 +34,11 @@ class _Out:
 
     def add(self, text: str = "") -> None:
         self.lines.append(text)
+        if self.write is not None and len(self.lines) >= self.FLUSH_LINES:
+            self.flush()
+
+    def extend(self, lines: list[str]) -> None:
+        self.lines += lines
         if self.write is not None and len(self.lines) >= self.FLUSH_LINES:
             self.flush()
 
@@ -49,11 +55,27 @@ class _Out:
         return "\n".join(self.lines) + "\n"
 
 
-def _fields(out: _Out, rc: ResourceChange) -> None:
+def _created_lines(out: _Out, rc: ResourceChange) -> None:
+    """A create's fields; a change object met before (a plan of creates shares most of them,
+    see diff._created) is written as the line made for it then (up to MEMO_LIMIT)."""
+    memo, lines = out.created, []
     for change in rc.changes:
-        if rc.action == "create":
-            out.add(f"      {out.sym('+')} {change.path} = {show(change.after, change.sensitive)}")
-        elif rc.action == "delete":
+        line = memo.get(id(change))
+        if line is None:
+            line = (f"      {out.sym('+')} {change.path} = "
+                    f"{show(change.after, change.sensitive)}")
+            if len(memo) < MEMO_LIMIT:
+                memo[id(change)] = line
+        lines.append(line)
+    out.extend(lines)
+
+
+def _fields(out: _Out, rc: ResourceChange) -> None:
+    if rc.action == "create":
+        _created_lines(out, rc)
+        return
+    for change in rc.changes:
+        if rc.action == "delete":
             out.add(f"      {out.sym('-')} {change.path} = {show(change.before, change.sensitive)}"
                     " -> null")
         else:

@@ -12,10 +12,13 @@ from typing import Callable, Iterable, Mapping, Optional, Protocol
 from ..apply import ApplyResult, actor, apply_plan, check_fresh, secrets_of_saved_plan
 from ..errors import MailformError, StalePlanError
 from ..plan import Plan, Signer, canonical, from_file_dict
-from ..planner import PlanInput, build_plan
+from ..diff import record_of
+from ..manifest import Desired
+from ..planner import PlanInput, build_plan, record_digest
 from ..registry import RegistryMissing, open_registry
 from ..registry.base import Registry
-from ..registry.common import utcnow
+from ..registry.common import dumps, utcnow
+from ..registry.rows import Match
 from ..registry.locking import can_take_over
 from .checks import Checks, check_plan, failures, probed_only
 from .destinations import Destinations, allowed_hosts
@@ -33,7 +36,8 @@ def make_plan(registry: Registry, loaded: Loaded, targets: Optional[Iterable[str
     """The plan from the manifests to this registry (read now; its rows from the local
     cache when the registry has not changed since, see workflow.cache)."""
     desired, secrets = loaded.desired, loaded.secrets
-    actual = loaded.registry_rows(registry)
+    fps = fingerprints_of(registry, secrets.values)
+    actual = loaded.registry_rows(registry, unchanged_by_digest(desired, fps))
     targets = target_names(targets)
     if targets:
         unknown = sorted(set(targets) - set(desired.accounts) - set(actual))
@@ -41,7 +45,6 @@ def make_plan(registry: Registry, loaded: Loaded, targets: Optional[Iterable[str
             raise MailformError("--target names no account in the manifests or the registry: "
                                 + ", ".join(unknown))
     meta = registry.meta()
-    fps = fingerprints_of(registry, secrets.values)
     return build_plan(PlanInput(
         accounts=desired.accounts, actual=actual, lineage=meta.lineage, serial=meta.serial,
         manifest_digest=desired.digest, fingerprints=fps, secret_refs=secrets.refs,
@@ -49,6 +52,28 @@ def make_plan(registry: Registry, loaded: Loaded, targets: Optional[Iterable[str
         policy=desired.policy.spec.model_dump() if desired.policy else None,
         actual_policy=registry.get_setting("bounce_policy"),
         record_digests=desired.record_digests, **loaded.plan_options()))
+
+
+def unchanged_by_digest(desired: Desired, fingerprints: Mapping[str, Mapping[str, str]]
+                        ) -> Match:
+    """For reading the registry's rows (registry.rows.unread_specs): the digest of a row's
+    spec when the planner will find it unchanged by digest (planner._same_by_digest) and so
+    never read it — same type, same secrets, the desired record's digest — else None.
+    Accounts moved away or removed keep their rows whole. A desired record's digest not
+    known yet (no cache) is made here, once, for the planner (``record_digests``)."""
+    accounts, digests = desired.accounts, desired.record_digests
+    keep = {m.spec.from_ for m in desired.moves} | {r.spec.name for r in desired.removals}
+
+    def match(name: str, type_: str, text: str, row_fps: Mapping) -> Optional[bytes]:
+        account = accounts.get(name)
+        if account is None or name in keep or account.spec.type != type_ \
+                or row_fps != fingerprints.get(name, {}):
+            return None
+        want = digests.get(name)
+        if want is None:
+            want = digests[name] = record_digest(dumps(record_of(account)))
+        return want if record_digest(text) == want else None
+    return match
 
 
 def fingerprints_of(registry: Registry, values: Mapping[str, Mapping[str, str]]
