@@ -36,13 +36,37 @@ def _outcome(paths, jobs: str, monkeypatch, **kw):
                                                     desired.digest)
 
 
+@pytest.mark.parametrize("lean", [False, True], ids=["plan", "validate"])
 @pytest.mark.parametrize("folder", ["bad", "good"])
-def test_the_fixtures_in_workers_as_in_one_process(folder, forced, monkeypatch):
-    serial = _outcome([FIXTURES / folder], "1", monkeypatch, variables={"team": "x"})
+def test_the_fixtures_in_workers_as_in_one_process(folder, lean, forced, monkeypatch):
+    serial = _outcome([FIXTURES / folder], "1", monkeypatch, variables={"team": "x"},
+                      lean=lean)
     assert forced == []
-    workers = _outcome([FIXTURES / folder], "2", monkeypatch, variables={"team": "x"})
+    workers = _outcome([FIXTURES / folder], "2", monkeypatch, variables={"team": "x"},
+                       lean=lean)
     assert forced == [2]
     assert workers == serial
+
+
+def test_validate_in_workers_counts_accounts_and_keeps_warnings(tmp_path, forced,
+                                                                monkeypatch):
+    """validate (lean): the workers send back names, positions and warnings; the counts,
+    warnings and a duplicate across files are those of one process."""
+    for i in range(12):
+        docs = [smtp_account(f"s{i}"), marketing_account(f"m{i}")]
+        docs[0]["spec"]["smtp"]["security"] = "none"                  # a warning
+        if i == 9:
+            docs.append(smtp_account("s2"))                           # a duplicate
+        (tmp_path / f"f{i:02d}.yaml").write_text(dump(docs))
+    serial = _outcome([tmp_path], "1", monkeypatch, lean=True)
+    workers = _outcome([tmp_path], "2", monkeypatch, lean=True)
+    assert forced == [2] and workers == serial
+    assert any("duplicate" in p for p in serial[0]) and serial[1]
+    (tmp_path / "f09.yaml").write_text(dump([smtp_account("s9"), marketing_account("m9")]))
+    serial = _outcome([tmp_path], "1", monkeypatch, lean=True)
+    workers = _outcome([tmp_path], "2", monkeypatch, lean=True)
+    assert workers == serial and serial[0] == [] and len(serial[2][0]) == 24
+    assert set(serial[2][0].values()) == {None}                      # counted, not kept
 
 
 def test_many_files_with_cross_file_problems(tmp_path, forced, monkeypatch):
@@ -76,7 +100,7 @@ def test_no_workers_for_a_few_small_files(tmp_path, monkeypatch):
     monkeypatch.setenv("MAILFORM_JOBS", "4")
     assert list(load([str(tmp_path)]).accounts) == ["a"]
     assert parallel.jobs({"MAILFORM_JOBS": "1"}) == 1 and parallel.jobs({}) >= 1
-    assert parallel.jobs({}, lean=True) == 1 and parallel.jobs({"MAILFORM_JOBS": "3"}) == 3
+    assert parallel.jobs({"MAILFORM_JOBS": "3"}, lean=True) == 3
     assert os.environ["MAILFORM_JOBS"] == "4"
 
 

@@ -160,7 +160,11 @@ class _FileCheck:
             self.names[key] = (self.filename, line, col)
         if failed or obj is None:
             return
-        if isinstance(obj, EmailAccount):
+        if obj.__class__ is _Counted:      # lean: a worker's valid account (warnings kept)
+            self.desired.accounts[obj.name] = None
+            for loc, message in warnings or ():
+                self.problem(doc, loc, message, severity="warning")
+        elif isinstance(obj, EmailAccount):
             self._account(doc, obj)
             for loc, message in warnings if warnings is not None else warnings_for(obj):
                 self.problem(doc, loc, message, severity="warning")
@@ -269,13 +273,30 @@ class _Files:
             self.cache.put(check.filename, text, check.recorded)
 
 
+class _Counted:
+    """What ``validate`` (lean) needs of a valid account a worker parsed: its name. The
+    model stays in the worker (sending it back cost more than parsing it here)."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
 def _parse_clean(item: tuple[str, str, bool]) -> Optional[list[Entry]]:
-    """In a worker: a rendered file's documents if it has no problem of its own."""
+    """In a worker: a rendered file's documents if it has no problem of its own (for a
+    lean run, accounts as names with their positions and warnings, no models)."""
     filename, text, lean = item
     check = _FileCheck(filename, Desired(lean=lean), [], {})
     check.recorded = []
     _parse(filename, text, check)
-    return None if check.problems else check.recorded
+    if check.problems:
+        return None
+    if lean:
+        for entry in check.recorded:
+            if isinstance(entry.model, EmailAccount):
+                entry.model = _Counted(entry.model.name)
+    return check.recorded
 
 
 def _parse(filename: str, text: str, check: _FileCheck) -> None:

@@ -7,8 +7,9 @@ a file with a problem. The caller then plays the clean files back and parses the
 others itself, in file order, so that every message, position and cross-file check
 (duplicate names, a second BouncePolicy) is exactly that of a serial run.
 
-``MAILFORM_JOBS``: the most worker processes (default: the idle CPUs, at most 4, and
-none for `validate`; 1 or 0: none). Workers are forked, so only from a process without
+``MAILFORM_JOBS``: the most worker processes (default: the idle CPUs, at most 4; 1 or
+0: none). For `validate` the workers send back valid accounts' names, positions and
+warnings only. Workers are forked, so only from a process without
 other threads, and only for enough work to pay for them.
 """
 from __future__ import annotations
@@ -27,13 +28,11 @@ Parse = Callable[[tuple], Optional[list]]
 
 def jobs(environ: Optional[dict] = None, lean: bool = False) -> int:
     """How many worker processes to use at most: MAILFORM_JOBS, else the idle CPUs (a busy
-    machine gains nothing from more processes), and none to only validate (``lean``: the
-    workers would send back models that are then dropped)."""
+    machine gains nothing from more processes). ``lean`` (validate) is accepted for
+    callers; its workers send back names and positions, not models."""
     text = (environ if environ is not None else os.environ).get("MAILFORM_JOBS", "")
     if text.strip().isdigit():
         return int(text)
-    if lean:
-        return 1
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     idle = (cpus or 1) - int(os.getloadavg()[0]) if hasattr(os, "getloadavg") else 1
     return max(1, min(MAX_JOBS, idle))
