@@ -65,11 +65,14 @@ class Recorder:
     def __init__(self, write: Callable[[list], None]) -> None:
         self._write = write
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, daemon=True,
-                                        name="mailform-proxy-log")
-        self._thread.start()
+        self._thread: Optional[threading.Thread] = None     # started by the first record
 
     def put(self, delivery) -> None:
+        """(From the event loop's thread only.)"""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, daemon=True,
+                                            name="mailform-proxy-log")
+            self._thread.start()
         self._queue.put(delivery)
 
     def _run(self) -> None:
@@ -89,6 +92,8 @@ class Recorder:
 
     def close(self, timeout: float) -> None:
         """Write what is queued (up to ``timeout`` seconds), then stop."""
+        if self._thread is None:
+            return
         self._queue.put(self._STOP)
         self._thread.join(timeout)
 
@@ -110,6 +115,7 @@ class ProxyCore:
                                  config.upstream_timeout)
         self.sessions: set = set()
         self._tasks: set[asyncio.Task] = set()
+        self.smtp_template = None     # (tls context, loop, what ProxySMTP copies per connection)
 
     @staticmethod
     def now() -> datetime:

@@ -19,7 +19,6 @@ import re
 import ssl
 import time
 import warnings
-import weakref
 from types import MethodType
 from typing import Optional
 
@@ -68,8 +67,8 @@ _PLAIN_PATH = re.compile(
 
 # What aiosmtpd's constructor computes by introspection (``inspect.getmembers`` of the
 # class, ``dir()`` of the handler: a third of a short session's time) is the same for
-# every connection of one server: computed once per server and copied (``_fast_init``).
-_TEMPLATES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+# every connection of one server: computed once per server (kept on its ProxyCore as
+# ``smtp_template``) and copied (``_fast_init``).
 
 
 def _stash(server, session, envelope, mechanism, auth_data) -> AuthResult:
@@ -84,12 +83,12 @@ class ProxySMTP(SMTP):
 
     def __init__(self, core, tls_context: Optional[ssl.SSLContext]) -> None:
         loop = asyncio.get_event_loop()
-        template = _TEMPLATES.get(core)
+        template = getattr(core, "smtp_template", None)
         if template is not None and template[0] is tls_context and template[1] is loop:
             self._fast_init(template[2], loop)
         else:
             self._slow_init(core, tls_context)
-            _TEMPLATES[core] = (tls_context, loop, self._template())
+            core.smtp_template = (tls_context, loop, self._template())
         self.core = core
         self.offered = None
         self._held: list[bytes] = []     # lines of a multi-line reply not yet written
