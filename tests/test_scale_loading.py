@@ -101,6 +101,12 @@ def test_no_workers_for_a_few_small_files(tmp_path, monkeypatch):
     assert list(load([str(tmp_path)]).accounts) == ["a"]
     assert parallel.jobs({"MAILFORM_JOBS": "1"}) == 1 and parallel.jobs({}) >= 1
     assert parallel.jobs({"MAILFORM_JOBS": "3"}, lean=True) == 3
+    assert 1 <= parallel.jobs({}, lean=True) <= parallel.MAX_JOBS
+    monkeypatch.setattr(parallel, "_running_now", lambda: 0)
+    cpus = len(os.sched_getaffinity(0))
+    assert parallel.jobs({}, lean=True) == max(1, min(parallel.MAX_JOBS, cpus))
+    monkeypatch.setattr(parallel, "_running_now", lambda: 64)
+    assert parallel.jobs({}, lean=True) == 1
     assert os.environ["MAILFORM_JOBS"] == "4"
 
 

@@ -39,6 +39,17 @@ class Entry:
     warnings: Optional[tuple] = None  # an account's warnings_for (None: not kept, ask again)
 
 
+class Counted:
+    """An Entry's model for ``validate`` (lean) when a worker parsed a valid account: its
+    name only. The model stays in the worker (sending it back cost more than parsing it
+    in the main process)."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
 class ReplayedDocument:
     """Stands in for a parsed ``yamlpos.Document`` when a file is played back."""
 

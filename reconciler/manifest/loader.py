@@ -14,7 +14,7 @@ from ..errors import ManifestError, MailformError, Problem
 from ..model import (API_VERSION, KINDS, MODELS, BouncePolicy, EmailAccount, Moved, Removed,
                      rule_violations, warnings_for)
 from .files import read_manifest as _read
-from .cached import DocumentCache, Entry, ReplayedDocument, entry_of
+from .cached import Counted, DocumentCache, Entry, ReplayedDocument, entry_of
 from . import parallel
 from .compact import Compactor
 from .messages import _message, _suggest
@@ -160,7 +160,7 @@ class _FileCheck:
             self.names[key] = (self.filename, line, col)
         if failed or obj is None:
             return
-        if obj.__class__ is _Counted:      # lean: a worker's valid account (warnings kept)
+        if obj.__class__ is Counted:      # lean: a worker's valid account (warnings kept)
             self.desired.accounts[obj.name] = None
             for loc, message in warnings or ():
                 self.problem(doc, loc, message, severity="warning")
@@ -273,16 +273,6 @@ class _Files:
             self.cache.put(check.filename, text, check.recorded)
 
 
-class _Counted:
-    """What ``validate`` (lean) needs of a valid account a worker parsed: its name. The
-    model stays in the worker (sending it back cost more than parsing it here)."""
-
-    __slots__ = ("name",)
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-
 def _parse_clean(item: tuple[str, str, bool]) -> Optional[list[Entry]]:
     """In a worker: a rendered file's documents if it has no problem of its own (for a
     lean run, accounts as names with their positions and warnings, no models)."""
@@ -295,7 +285,7 @@ def _parse_clean(item: tuple[str, str, bool]) -> Optional[list[Entry]]:
     if lean:
         for entry in check.recorded:
             if isinstance(entry.model, EmailAccount):
-                entry.model = _Counted(entry.model.name)
+                entry.model = Counted(entry.model.name)
     return check.recorded
 
 

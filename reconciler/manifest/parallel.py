@@ -28,14 +28,27 @@ Parse = Callable[[tuple], Optional[list]]
 
 def jobs(environ: Optional[dict] = None, lean: bool = False) -> int:
     """How many worker processes to use at most: MAILFORM_JOBS, else the idle CPUs (a busy
-    machine gains nothing from more processes). ``lean`` (validate) is accepted for
-    callers; its workers send back names and positions, not models."""
+    machine gains nothing from more processes). For plan and apply, whose workers send
+    whole models back, "idle" is judged by the 1-minute load average (cautious: it still
+    counts work that ended a moment ago); for ``lean`` (validate), whose workers send back
+    only names and positions, by what is running right now."""
     text = (environ if environ is not None else os.environ).get("MAILFORM_JOBS", "")
     if text.strip().isdigit():
         return int(text)
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    idle = (cpus or 1) - int(os.getloadavg()[0]) if hasattr(os, "getloadavg") else 1
-    return max(1, min(MAX_JOBS, idle))
+    busy = _running_now() if lean else None
+    if busy is None:
+        busy = int(os.getloadavg()[0]) if hasattr(os, "getloadavg") else (cpus or 1) - 1
+    return max(1, min(MAX_JOBS, (cpus or 1) - busy))
+
+
+def _running_now() -> Optional[int]:
+    """Other tasks running or runnable now (Linux: /proc/loadavg), or None."""
+    try:
+        with open("/proc/loadavg", encoding="ascii") as handle:
+            return max(0, int(handle.read().split()[3].split("/")[0]) - 1)
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def worth_it(files: int, size: int, workers: int) -> bool:
