@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 import threading
 
-from .mime import Part, parse_headers
+from .mime import Part, last_made, parse_headers
 from .patterns import ENHANCED, parse_code
 from .reasons import judge
 from .verdict import Recipient, Verdict, clean_address, dedupe, one_line
@@ -35,12 +35,7 @@ def field_blocks(text: str) -> list[dict[str, str]]:
     other: the last result this thread made is handed out again for the same text
     object (read-only: callers never change the blocks).
     """
-    last = getattr(_recent, "last", None)
-    if last is not None and last[0] is text:
-        return last[1]
-    blocks = _field_blocks(text)
-    _recent.last = (text, blocks)
-    return blocks
+    return last_made(_recent, text, _field_blocks)
 
 
 def _field_blocks(text: str) -> list[dict[str, str]]:

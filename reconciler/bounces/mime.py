@@ -257,12 +257,18 @@ def read_message(raw: bytes) -> Part:
     classifier and the bounce-trust checks read the same message one after another: the
     last tree this thread made is handed out again for the same bytes object (held
     here, so its identity cannot be reused)."""
-    last = getattr(_recent, "last", None)
-    if last is not None and last[0] is raw:
+    return last_made(_recent, raw, _parse_message)
+
+
+def last_made(recent: threading.local, key, make):
+    """``make(key)``, or what this thread made last time for this very object (``is``:
+    the caller holds it, so its identity cannot be reused meanwhile)."""
+    last = getattr(recent, "last", None)
+    if last is not None and last[0] is key:
         return last[1]
-    part = _parse_message(raw)
-    _recent.last = (raw, part)
-    return part
+    made = make(key)
+    recent.last = (key, made)
+    return made
 
 
 def _parse_message(raw: bytes) -> Part:
