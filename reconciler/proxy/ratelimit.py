@@ -161,7 +161,8 @@ class LoginLimiter:
 
 class SharedLimiter(LoginLimiter):
     """The same rule kept in the registry (``registry.login_throttle``), shared by every
-    replica and atomic there: check slots are handed out by the database."""
+    replica and atomic there: each attempt is one transaction of the database
+    (``attempt``); the in-memory reserve/release/failed of the base class are not used."""
 
     def __init__(self, settings: LimitSettings, open_registry: Callable[[], object]) -> None:
         super().__init__(settings)
@@ -173,37 +174,18 @@ class SharedLimiter(LoginLimiter):
             self._registry = self._open()
         return self._registry.login_throttle
 
-    def _call(self, method: str, *args):
+    def attempt(self, address: str | None, check: Callable[[], object]) -> tuple[str, object, int]:
+        """The whole attempt in one registry transaction (``LoginThrottle.attempt``)."""
         with self._lock:
             try:
-                return getattr(self._throttle(), method)(*args)
+                return self._throttle().attempt(client_key(address), self.settings.max_failures,
+                                                self.settings.window, check)
             except Exception:
                 self.close()      # reopened on the next attempt (a lost connection)
                 raise
 
-    def reserve(self, address: str | None) -> str:
-        return self._call("reserve", client_key(address), self.settings.max_failures,
-                          self.settings.window)
-
-    def release(self, address: str | None) -> None:
-        self._call("release", client_key(address))
-
-    def failed(self, address: str | None) -> int:
-        return self._call("failed", client_key(address))
-
-    def failures(self, address: str | None) -> int:
-        return self._call("failures", client_key(address), self.settings.window)
-
-    def attempt(self, address: str | None, check: Callable[[], object]) -> tuple[str, object, int]:
-        """The whole attempt in one registry transaction (``LoginThrottle.attempt``)."""
-        return self._call("attempt", client_key(address), self.settings.max_failures,
-                          self.settings.window, check)
-
     def retry_after(self, address: str | None) -> float:
-        return 0.0     # decided by ``reserve``, atomically
-
-    def failure(self, address: str | None) -> float:
-        return self.delay_for(self.failed(address))
+        return 0.0     # decided by ``attempt``, atomically
 
     def close(self) -> None:
         registry, self._registry = self._registry, None
