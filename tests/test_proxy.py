@@ -238,6 +238,28 @@ def mailform(args, env, check=True):
     return proc
 
 
+def applied_world(mailstack, tmp, env: dict, users: dict, prefix: str,
+                  no_proxy=()) -> SimpleNamespace:
+    """``users`` (name -> (local part, password), already users of the stack) applied to
+    ``env``'s registry as smtp accounts with ``proxy: true`` (false for ``no_proxy``)
+    whose server is the stack's submission port; their passwords in ``env`` as
+    ``{prefix}_{NAME}_PW``. The world the proxy's end-to-end tests use."""
+    docs = []
+    for name, (local, password) in users.items():
+        var = f"{prefix}_{name.upper()}_PW"
+        env[var] = password
+        docs.append(MANIFEST.format(name=name, email=mailstack.address(local), var=var,
+                                    proxy="false" if name in no_proxy else "true",
+                                    port=mailstack.ports["submission"]))
+    (tmp / "manifests").mkdir()
+    (tmp / "manifests" / "accounts.yaml").write_text("---\n".join(docs))
+    mailform(["apply", str(tmp / "manifests"), "--auto-approve"], env)
+    return SimpleNamespace(stack=mailstack, env=env, url=env["MAILFORM_REGISTRY"],
+                           users=users, tmp=tmp,
+                           email=lambda n: mailstack.address(users[n][0]),
+                           password=lambda n: users[n][1], local=lambda n: users[n][0])
+
+
 @pytest.fixture(scope="module")
 def world(mailstack, tmp_path_factory):
     """One registry with: alice (proxy), bob (proxy: false), carol (proxy, password changed
@@ -253,17 +275,7 @@ def world(mailstack, tmp_path_factory):
     env = dict(os.environ, MAILFORM_CA_FILE=mailstack.ca_file, NO_COLOR="1",
                MAILFORM_REGISTRY=f"sqlite:///{tmp}/reg.db")
     env.pop("MAILFORM_MASTER_KEY", None)
-    docs = []
-    for name, (local, password) in users.items():
-        var = f"PX_{name.upper()}_PW"
-        env[var] = password
-        docs.append(MANIFEST.format(name=name, email=mailstack.address(local), var=var,
-                                    proxy="false" if name == "bob" else "true",
-                                    port=mailstack.ports["submission"]))
-    manifests = tmp / "manifests"
-    manifests.mkdir()
-    (manifests / "accounts.yaml").write_text("---\n".join(docs))
-    mailform(["apply", str(manifests), "--auto-approve"], env)
+    applied = applied_world(mailstack, tmp, env, users, "PX", no_proxy=("bob",))
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         closed_port = s.getsockname()[1]
@@ -273,10 +285,7 @@ def world(mailstack, tmp_path_factory):
         registry.set_status("pend", {"activation": "pending_activation"})
     finally:
         registry.close()
-    return SimpleNamespace(stack=mailstack, env=env, url=env["MAILFORM_REGISTRY"],
-                           users=users, tmp=tmp,
-                           email=lambda n: mailstack.address(users[n][0]),
-                           password=lambda n: users[n][1])
+    return applied
 
 
 @pytest.fixture

@@ -11,11 +11,11 @@ import struct
 import threading
 import time
 import uuid
-from types import SimpleNamespace
 
 import pytest
 
-from test_proxy_stack import MANIFEST, Served, arrived, mailform, message
+from test_proxy import applied_world
+from test_proxy_stack import Served, arrived, mailform, message
 
 PG_URL = os.environ.get("MAILFORM_TEST_POSTGRES", "postgresql://root@127.0.0.1:5432/test")
 
@@ -39,23 +39,13 @@ def world(mailstack, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("replicas")
     schema = f"px_{uuid.uuid4().hex[:10]}"
     suffix = uuid.uuid4().hex[:6]
-    users = {"sender": f"rs-pw-{suffix}", "reader": f"rr-pw-{suffix}"}
-    locals_ = {name: f"pr{name}{suffix}" for name in users}
+    users = {"sender": (f"prsender{suffix}", f"rs-pw-{suffix}"),
+             "reader": (f"prreader{suffix}", f"rr-pw-{suffix}")}
+    for local, password in users.values():
+        mailstack.add_user(local, password)
     env = dict(os.environ, MAILFORM_CA_FILE=mailstack.ca_file, NO_COLOR="1",
                MAILFORM_REGISTRY=f"{PG_URL}?schema={schema}", MAILFORM_MASTER_KEY=generate_key())
-    docs = []
-    for name, password in users.items():
-        mailstack.add_user(locals_[name], password)
-        env[f"PR_{name.upper()}_PW"] = password
-        docs.append(MANIFEST.format(name=name, email=mailstack.address(locals_[name]),
-                                    var=f"PR_{name.upper()}_PW",
-                                    port=mailstack.ports["submission"]))
-    (tmp / "manifests").mkdir()
-    (tmp / "manifests" / "accounts.yaml").write_text("---\n".join(docs))
-    mailform(["apply", str(tmp / "manifests"), "--auto-approve"], env)
-    yield SimpleNamespace(stack=mailstack, env=env, url=env["MAILFORM_REGISTRY"], tmp=tmp,
-                          email=lambda n: mailstack.address(locals_[n]),
-                          password=lambda n: users[n], local=lambda n: locals_[n])
+    yield applied_world(mailstack, tmp, env, users, "PR")
     with psycopg.connect(PG_URL, autocommit=True) as conn:
         conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 

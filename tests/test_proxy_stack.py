@@ -18,13 +18,12 @@ import time
 import uuid
 from email.message import EmailMessage
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
-import clihelpers
 from devtools.mailstack import DOMAIN, REJECTED_LOCAL
 from reconciler.registry import open_registry
+from test_proxy import applied_world, mailform
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVE = [sys.executable, "-m", "reconciler", "proxy", "serve"]
@@ -32,51 +31,20 @@ SERVE = [sys.executable, "-m", "reconciler", "proxy", "serve"]
 # (devtools/mailstack.py REJECTED_LOCAL)
 REFUSED = f"{REJECTED_LOCAL}@{DOMAIN}"
 
-MANIFEST = """\
-apiVersion: mailform/v1
-kind: EmailAccount
-metadata: {{name: {name}}}
-spec:
-  type: smtp
-  email: {email}
-  display_name: {name}
-  shared: true
-  proxy: true
-  smtp: {{host: 127.0.0.1, port: {port}, security: starttls, password: {{env: {var}}}}}
-"""
-
-
-def mailform(args, env, check=True):
-    proc = clihelpers.mailform(*args, env=env, cwd=ROOT)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"mailform {args} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
-    return proc
-
-
 @pytest.fixture(scope="module")
 def world(mailstack, tmp_path_factory):
     """sender (ASCII password), umlaut (a non-ASCII password), reader (receives)."""
     tmp = tmp_path_factory.mktemp("proxystack")
     suffix = uuid.uuid4().hex[:6]
-    users = {"sender": f"sender-pw-{suffix}", "umlaut": f"pässwörd-ü-{suffix}",
-             "reader": f"reader-pw-{suffix}"}
-    locals_ = {name: f"ps{name}{suffix}" for name in users}
+    users = {name: (f"ps{name}{suffix}", password) for name, password in (
+        ("sender", f"sender-pw-{suffix}"), ("umlaut", f"pässwörd-ü-{suffix}"),
+        ("reader", f"reader-pw-{suffix}"))}
+    for local, password in users.values():
+        mailstack.add_user(local, password)
     env = dict(os.environ, MAILFORM_CA_FILE=mailstack.ca_file, NO_COLOR="1",
                MAILFORM_REGISTRY=f"sqlite:///{tmp}/reg.db")
     env.pop("MAILFORM_MASTER_KEY", None)
-    docs = []
-    for name, password in users.items():
-        mailstack.add_user(locals_[name], password)
-        env[f"PS_{name.upper()}_PW"] = password
-        docs.append(MANIFEST.format(name=name, email=mailstack.address(locals_[name]),
-                                    var=f"PS_{name.upper()}_PW",
-                                    port=mailstack.ports["submission"]))
-    (tmp / "manifests").mkdir()
-    (tmp / "manifests" / "accounts.yaml").write_text("---\n".join(docs))
-    mailform(["apply", str(tmp / "manifests"), "--auto-approve"], env)
-    return SimpleNamespace(stack=mailstack, env=env, url=env["MAILFORM_REGISTRY"], tmp=tmp,
-                           email=lambda n: mailstack.address(locals_[n]),
-                           password=lambda n: users[n], local=lambda n: locals_[n])
+    return applied_world(mailstack, tmp, env, users, "PS")
 
 
 class Served:
