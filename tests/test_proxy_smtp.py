@@ -187,6 +187,38 @@ def test_data_edges_are_read_as_aiosmtpd_reads_them(stream, size):
             _data_outcome(False, stream, chunks, size)
 
 
+def test_an_oversized_message_is_read_to_its_end_in_bounded_memory():
+    """20 MB against a 100 KB limit, fed as a client sends it: the verdict is 552's, the
+    pipelined command after the end stays, and the reader never holds more than the limit
+    and a few lines (tracemalloc's peak, with a tenfold margin)."""
+    import tracemalloc
+    from reconciler.proxy.data import TOO_MUCH, read_data
+
+    async def go():
+        reader = asyncio.StreamReader(limit=1001)
+        chunk = b"a line of a message that is far too big\r\n" * 1500
+
+        async def feed():
+            for _ in range(330):
+                reader.feed_data(chunk)
+                await asyncio.sleep(0)
+            reader.feed_data(b".\r\nQUIT\r\n")
+        feeding = asyncio.ensure_future(feed())
+        verdict = await read_data(reader, 1001, 100_000)
+        await feeding
+        return verdict, bytes(reader._buffer)
+    tracemalloc.start()
+    loop = new_loop()
+    try:
+        verdict, rest = loop.run_until_complete(asyncio.wait_for(go(), 60))
+    finally:
+        loop.close()
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    assert verdict == (TOO_MUCH, None) and rest == b"QUIT\r\n"
+    assert peak < 10 * (100_000 + 65_536 * 2)
+
+
 # --------------------------------------------------------------------------- STARTTLS
 
 
