@@ -193,6 +193,24 @@ def _created(path: str, value: Any) -> Change:
     return change
 
 
+def _created_fields(record: Mapping, prefix: str) -> list[Change]:
+    """``_leaf_changes({}, flatten(record), ())`` in one walk (a plan of 100,000 creates)."""
+    out: list[Change] = []
+    for key, value in record.items():
+        path = _PATHS.get((prefix, key))
+        if path is None:
+            path = f"{prefix}{key}"
+            if len(_PATHS) < _MAX_PATHS:
+                _PATHS[(prefix, key)] = path
+        kind = type(value)
+        if kind is dict or (kind not in _LEAF_TYPES and isinstance(value, Mapping)):
+            out += _created_fields(value, path + ".")
+        elif value is not None:
+            change = _CREATED.get((path, value, kind)) if kind in _SHARED_TYPES else None
+            out.append(change if change is not None else _created(path, value))
+    return out
+
+
 def _field_changes(before: Mapping, after: Mapping, ignore: tuple) -> list[Change]:
     found: dict[str, Change] = {}
     for parts in _located(before, after):
@@ -210,12 +228,15 @@ def compare(before: Optional[Mapping], after: Optional[Mapping],
     ``ignore`` are left out. Missing keys and None are the same; lists are leaves.
     """
     ignore = tuple(ignore)
-    flat_a = flatten(after or {})
-    if before and after:
-        changes = _field_changes(before, after, ignore)
-    else:                # a create or a delete: every field is a change, nothing to locate
-        changes = _leaf_changes(flatten(before or {}), flat_a, ignore)
-    unchanged = 0 if not before else _unchanged(flat_a, changes, ignore)
+    if not before and after and not ignore:
+        changes, unchanged = _created_fields(after, ""), 0      # a create: every field
+    else:
+        flat_a = flatten(after or {})
+        if before and after:
+            changes = _field_changes(before, after, ignore)
+        else:            # a delete (or an ignored create): every field, nothing to locate
+            changes = _leaf_changes(flatten(before or {}), flat_a, ignore)
+        unchanged = 0 if not before else _unchanged(flat_a, changes, ignore)
     for path in sorted(before_fps.keys() | after_fps.keys()):
         if is_ignored(path, ignore):
             continue

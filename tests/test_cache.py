@@ -135,6 +135,26 @@ def test_cached_documents_load_as_the_uncached(tmp_path, monkeypatch):
         [a.source for a in cold.accounts.values()]
 
 
+def test_a_first_load_with_a_cache_hands_the_planner_every_record_digest(tmp_path,
+                                                                          monkeypatch):
+    """The digests the cache makes when it keeps a file (planner._same_by_digest) are the
+    planner's at once: the first plan does not make them a second time."""
+    from reconciler.diff import record_of
+    from reconciler.planner import record_digest
+    from reconciler.registry.common import dumps
+    cli = _cli(tmp_path)
+    monkeypatch.chdir(cli.dir)
+    monkeypatch.delenv("MAILFORM_MASTER_KEY", raising=False)
+    cache = local_cache(cli.url)
+    paths = [str(cli.dir / "manifests")]
+    assert load(paths, {"team": "x"}).record_digests == {}     # no cache: none made
+    for run in ("cold", "warm"):
+        desired = load(paths, {"team": "x"}, cache=cache.docs)
+        assert desired.record_digests == {
+            name: record_digest(dumps(record_of(account)))
+            for name, account in desired.accounts.items()}, run
+
+
 def test_the_rows_cache_follows_the_registry(tmp_path, monkeypatch):
     cli = _cli(tmp_path)
     monkeypatch.delenv("MAILFORM_MASTER_KEY", raising=False)

@@ -93,6 +93,11 @@ class _FileCheck:
         for entry in entries:
             self._register(ReplayedDocument(entry), entry.kind, entry.name, entry.model, False,
                            entry.warnings)
+        self.note_records(entries)
+
+    def note_records(self, entries: list[Entry]) -> None:
+        """The records' digests a cache made (``Entry.record``), for the planner."""
+        for entry in entries:
             if entry.record is not None:
                 self.desired.record_digests[entry.name] = entry.record
 
@@ -263,6 +268,7 @@ class _Files:
             check.replay(hit if hit is not None else parsed, kept=hit is not None)
             if hit is None and self.cache is not None:
                 self.cache.put(check.filename, text, parsed)
+                check.note_records(parsed)
             return
         if self.cache is None:
             _parse(check.filename, text, check)
@@ -271,6 +277,7 @@ class _Files:
         _parse(check.filename, text, check)
         if len(check.problems) == before:
             self.cache.put(check.filename, text, check.recorded)
+            check.note_records(check.recorded)
 
 
 def _parse_clean(item: tuple[str, str, bool]) -> Optional[list[Entry]]:
