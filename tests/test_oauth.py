@@ -220,3 +220,15 @@ def test_concurrent_logins_share_one_grant(endpoint):
     with ThreadPoolExecutor(8) as pool:
         tokens = set(pool.map(lambda _: access_token(credential, 5), range(8)))
     assert len(tokens) == 1 and endpoint.grants == before + 1
+
+
+def test_commands_start_without_the_oauth_http_client():
+    """authlib and requests are imported when a token is fetched, not by every command
+    that can reach the SASL helper (about 0.15 s of start-up each)."""
+    import subprocess
+    import sys
+    code = ("import sys, reconciler.cli.cmd_plan, reconciler.servers, reconciler.verify; "
+            "print(sorted(m for m in ('authlib', 'requests') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"

@@ -20,12 +20,6 @@ from dataclasses import dataclass, field
 from typing import Optional
 from urllib.parse import urlsplit
 
-from authlib.integrations.base_client.errors import OAuthError
-from authlib.integrations.requests_client import OAuth2Session
-from requests import RequestException
-from requests.adapters import HTTPAdapter
-
-from ..trust import client_context, trust_file
 
 EARLY_REFRESH = 60.0          # seconds before expiry at which a cached token is renewed
 DEFAULT_LIFETIME = 300.0      # a response without expires_in: cache it this long
@@ -130,34 +124,12 @@ def _loopback(host: str) -> bool:
         return False
 
 
-class _TrustAdapter(HTTPAdapter):
-    """requests with mailform's TLS context (system CAs plus MAILFORM_CA_FILE)."""
-
-    def __init__(self, context):
-        self._context = context
-        super().__init__(max_retries=0)
-
-    def init_poolmanager(self, *args, **kwargs):
-        kwargs["ssl_context"] = self._context
-        return super().init_poolmanager(*args, **kwargs)
-
-
 def _methods(credential: OAuth2Credential) -> tuple[str, ...]:
     """How the client authenticates: the secret in the body (what Microsoft's and Google's
     documentation and mail clients use), then HTTP Basic (RFC 6749 §2.3.1) for a server
     that refused it as invalid_client; none for a public client."""
     return ("client_secret_post", "client_secret_basic") if credential.client_secret \
         else ("none",)
-
-
-def _session(credential: OAuth2Credential, ca_file: Optional[str],
-             method: str) -> OAuth2Session:
-    session = OAuth2Session(client_id=credential.client_id,
-                            client_secret=credential.client_secret,
-                            token_endpoint_auth_method=method, scope=credential.scope)
-    session.max_redirects = 0
-    session.mount("https://", _TrustAdapter(client_context(True, trust_file(ca_file))))
-    return session
 
 
 def _fetch(credential: OAuth2Credential, timeout: float,
@@ -167,31 +139,15 @@ def _fetch(credential: OAuth2Credential, timeout: float,
         raise TokenError("insecure_endpoint", refusal)
     if not credential.refresh_token:
         raise TokenError("no_refresh_token", "no refresh token was given for this account")
+    from .oauth_grant import grant     # (authlib and requests: only for a token to fetch)
     methods = _methods(credential)
     for method in methods:
         try:
-            return _parsed(_grant(credential, timeout, ca_file, method), credential)
+            return _parsed(grant(credential, timeout, ca_file, method), credential)
         except TokenError as exc:
             if exc.error != "invalid_client" or method == methods[-1]:
                 raise
     raise AssertionError("unreachable")  # pragma: no cover
-
-
-def _grant(credential: OAuth2Credential, timeout: float, ca_file: Optional[str],
-           method: str) -> dict:
-    with _session(credential, ca_file, method) as session:
-        try:
-            return session.refresh_token(credential.token_url,
-                                         refresh_token=credential.refresh_token,
-                                         timeout=timeout, allow_redirects=False)
-        except OAuthError as exc:
-            raise TokenError(str(exc.error or "invalid_request"),
-                             _clean(exc.description, credential)) from None
-        except RequestException as exc:
-            raise TokenError("unreachable", _clean(_reason(exc), credential),
-                             transient=True) from None
-        except ValueError as exc:
-            raise TokenError("bad_response", _clean(str(exc), credential)) from None
 
 
 def _parsed(token: dict, credential: OAuth2Credential) -> tuple[str, float]:
