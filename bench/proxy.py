@@ -11,6 +11,14 @@ clients do, by ``--clients`` concurrent clients:
   ``--max-upstream-sessions`` 20 shared out among the workers);
 * straight to the stack's submission port (STARTTLS, AUTH), in the same run.
 
+The two take turns in ``--rounds`` batches (proxy, direct, direct, proxy, …), so that a
+neighbour's load on a shared machine, and the stack's warm-up, fall on both alike. Before
+the rates, the CPU milliseconds per message of each part (this client, the proxy's
+processes, Postfix and Dovecot: user+sys from /proc, children included) are printed for
+both sides: on a busy machine they say more than the rates. (Postfix delivers after it
+answers, so a little of one batch's delivery falls in the next batch: the Postfix+Dovecot
+split between the sides is approximate, their sum exact.)
+
 Then login latency under stall: ``--clients`` relays hang on an account whose upstream
 accepts connections and never answers, while another account logs in (STARTTLS, then
 AUTH timed) ``--logins`` times; the p99 of the AUTH round trips is reported. Peak RSS is
@@ -26,6 +34,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import signal
 import smtplib
 import socket
@@ -102,12 +111,94 @@ def send_one(port: int, ctx: ssl.SSLContext, user: str, password: str, to: str, 
         smtp.sendmail(user, [to], BODY.format(sender=user, to=to, n=n).encode())
 
 
-def run(port: int, ctx, user: str, password: str, to: str, messages: int, clients: int) -> float:
-    """Messages per second, each message its own session."""
+def run(port: int, ctx, user: str, password: str, to: str, messages: range, clients: int,
+        watched: dict) -> tuple[float, dict]:
+    """Seconds taken by ``messages``, each message its own session; and the CPU seconds of
+    each part (``watched``: name -> a function giving its CPU seconds so far)."""
+    before = {name: cpu() for name, cpu in watched.items()}
     start = time.monotonic()
     with ThreadPoolExecutor(clients) as pool:
-        list(pool.map(lambda n: send_one(port, ctx, user, password, to, n), range(messages)))
-    return messages / (time.monotonic() - start)
+        list(pool.map(lambda n: send_one(port, ctx, user, password, to, n), messages))
+    return time.monotonic() - start, {name: cpu() - before[name]
+                                      for name, cpu in watched.items()}
+
+
+def compare(sides: dict, send, messages: int, rounds: int, watched: dict) -> dict:
+    """Each side (name -> port) sends ``messages`` in ``rounds`` batches, the sides taking
+    turns and the order flipped every round (A B, B A, …), so that both see the same
+    warm-up and the same load from whatever else runs on the machine. Per side: messages
+    per second over its own batches, and CPU milliseconds per message of each part."""
+    batches = [range(i * messages // rounds, (i + 1) * messages // rounds)
+               for i in range(rounds)]
+    took = {name: 0.0 for name in sides}
+    cpu = {name: dict.fromkeys(watched, 0.0) for name in sides}
+    for turn, batch in enumerate(batches):
+        for name in (list(sides) if turn % 2 == 0 else list(sides)[::-1]):
+            seconds, used = send(sides[name], batch, watched)
+            took[name] += seconds
+            for part, value in used.items():
+                cpu[name][part] += value
+    return {name: (messages / took[name],
+                   {part: round(value * 1000 / messages, 2)
+                    for part, value in cpu[name].items()}) for name in sides}
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _stat(pid) -> list[str]:
+    """/proc/PID/stat's fields after the command name (field 3 onwards)."""
+    text = Path(f"/proc/{pid}/stat").read_text()
+    return text[text.rindex(")") + 2:].split()
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds (user+sys) of a process and its children, live ones, and those that
+    exited and were waited for."""
+    total = 0.0
+    for one in [pid] + subprocess.run(["pgrep", "-P", str(pid)], capture_output=True,
+                                      text=True).stdout.split():
+        try:
+            fields = _stat(one)
+        except (OSError, ValueError):
+            continue
+        total += sum(int(v) for v in fields[11:15]) / _TICK
+    return total
+
+
+def sessions_cpu(sids: set[int]) -> float:
+    """CPU seconds of every process in the given sessions (the mail stack's daemons and
+    what they spawned), with the children they waited for."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = _stat(entry.name)
+        except (OSError, ValueError):
+            continue
+        if int(fields[3]) in sids:
+            total += sum(int(v) for v in fields[11:15]) / _TICK
+    return total
+
+
+def stack_sessions(spawned: list[int]) -> set[int]:
+    """The sessions of the stack's daemons: each was spawned in a session of its own, and
+    Postfix's master starts one more (setsid)."""
+    sids = set(spawned)
+    for pid in spawned:
+        for child in subprocess.run(["pgrep", "-P", str(pid)], capture_output=True,
+                                    text=True).stdout.split():
+            try:
+                sids.add(int(_stat(child)[3]))
+            except (OSError, ValueError):
+                pass
+    return sids
+
+
+def own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def login_p99(port: int, ctx, stack: MailStack, clients: int, logins: int) -> float:
@@ -155,9 +246,19 @@ def measure(work: Path, stall_port: int, args) -> tuple[float, float, float, flo
         proc, port = start_proxy(stack, env, args.workers, args.clients)
         try:
             user, to = stack.address("bbench"), stack.address("blogin")
-            proxied = run(port, ctx, user, "bench-bench-pw", to, args.messages, args.clients)
-            direct = run(stack.ports["submission"], ctx, user, "bench-bench-pw", to,
-                         args.messages, args.clients)
+            sids = stack_sessions(list(stack.pids.values()))
+            watched = {"client": own_cpu, "proxy": lambda: tree_cpu(proc.pid),
+                       "postfix+dovecot": lambda: sessions_cpu(sids)}
+            result = compare(
+                {"proxy": port, "direct": stack.ports["submission"]},
+                lambda where, batch, cpu: run(where, ctx, user, "bench-bench-pw", to, batch,
+                                              args.clients, cpu),
+                args.messages, args.rounds, watched)
+            (proxied, via_cpu), (direct, direct_cpu) = result["proxy"], result["direct"]
+            for name, split in (("proxy", via_cpu), ("direct", direct_cpu)):
+                print(f"CPU ms per message {name}: " + ", ".join(
+                    f"{part} {ms:.2f}" for part, ms in split.items())
+                    + f", total {sum(split.values()):.2f}", flush=True)
             p99 = login_p99(port, ctx, stack, args.clients, args.logins)
             return proxied, direct, p99, peak_rss_mb(proc.pid)
         finally:
@@ -173,6 +274,9 @@ def main() -> int:
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--logins", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=4,
+                        help="batches per side, the proxy and Postfix taking turns (the "
+                             "order flipped every round) so that both see the same load")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                         help="proxy processes (`proxy serve --workers`; default: one per "
                              "core, as it is run in production); the upstream sessions "

@@ -306,6 +306,12 @@ class MailStack:
             raise MailStackError(f"postconf failed: {res.stderr.strip()}")
         self._spawn("postfix", ["postfix", "-c", str(self.postfix_dir), "start-fg"])
 
+    @property
+    def pids(self) -> dict[str, int]:
+        """Each server's master process id ("dovecot", "postfix"): what the benchmarks read
+        the servers' CPU time from."""
+        return {name: proc.pid for name, proc in self._procs.items()}
+
     def _wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         plain = {"smtp": b"220", "imap": b"* OK", "pop3": b"+OK"}

@@ -124,6 +124,38 @@ def test_directory_rereads_the_registry_after_ttl():
     assert reg.reads == 2
 
 
+def test_writes_to_one_sqlite_registry_take_turns_on_a_lock_of_the_process(tmp_path):
+    """The proxy's connections to one SQLite file (logins, tags, the delivery log) queue on
+    one lock of the process instead of sleeping in SQLite's busy handler; a PostgreSQL
+    registry (row locks) is written to as it is."""
+    from concurrent.futures import ThreadPoolExecutor
+    from reconciler.proxy.auth import exclusive
+
+    def overlap(registries) -> int:
+        inside, most = [0], [0]
+
+        def write(registry, n):
+            inside[0] += 1
+            most[0] = max(most[0], inside[0])
+            time.sleep(0.02)
+            inside[0] -= 1
+            return n
+        with ThreadPoolExecutor(6) as pool:
+            done = list(pool.map(lambda n: exclusive(registries[n % 3], write, n), range(12)))
+        assert done == list(range(12))
+        return most[0]
+
+    url = f"sqlite:///{tmp_path}/reg.db"
+    registries = [open_registry(url) for _ in range(3)]
+    try:
+        assert overlap(registries) == 1
+    finally:
+        for registry in registries:
+            registry.close()
+    elsewhere = SimpleNamespace(store=SimpleNamespace(url="postgresql://db.example/mailform"))
+    assert overlap([elsewhere] * 3) > 1
+
+
 def test_limiter_slows_then_refuses_then_forgets():
     now = [100.0]
     limiter = LoginLimiter(LimitSettings(max_failures=3, window=60, base_delay=1, max_delay=3),

@@ -29,10 +29,13 @@ STEP = 2.0     # --upstream-timeout of these tests
 
 class FakeUpstream:
     """An SMTP server on 127.0.0.1 in its own thread. ``mode``: ok | silent | trickle
-    (greeting a byte a second) | trickle-data (DATA's final reply a byte a second)."""
+    (greeting a byte a second) | trickle-data (DATA's final reply a byte a second).
+    ``chunking``: CHUNKING offered, BDAT taken (RFC 3030); ``chunks`` keeps each BDAT
+    command line and its octets."""
 
-    def __init__(self, mode: str = "ok") -> None:
-        self.mode = mode
+    def __init__(self, mode: str = "ok", chunking: bool = False) -> None:
+        self.mode, self.chunking = mode, chunking
+        self.chunks: list[tuple[bytes, bytes]] = []
         self.messages: list[bytes] = []
         self.logins: list[bytes] = []
         self.verbs: list[bytes] = []
@@ -83,7 +86,16 @@ class FakeUpstream:
         verb = line[:4].upper()
         self.verbs.append(verb)
         if verb == b"EHLO":
-            writer.write(b"250-fake.test\r\n250-AUTH PLAIN LOGIN\r\n250 8BITMIME\r\n")
+            writer.write(b"250-fake.test\r\n250-AUTH PLAIN LOGIN\r\n"
+                         + (b"250-CHUNKING\r\n" if self.chunking else b"") + b"250 8BITMIME\r\n")
+        elif verb == b"BDAT" and self.chunking:
+            chunk = await reader.readexactly(int(line.split()[1]))
+            self.chunks.append((line, chunk))
+            self.messages.append(chunk)
+            if self.mode == "trickle-data":
+                await self._slowly(writer, b"250 2.0.0 queued as SLOW\r\n")
+            writer.write(b"554 5.6.0 content refused\r\n" if b"refuse-me" in chunk
+                         else b"250 2.0.0 queued as B00\r\n")
         elif verb == b"AUTH":
             self.logins.append(base64.b64decode(line.split()[2]))
             writer.write(b"235 2.7.0 ok\r\n")
@@ -259,10 +271,40 @@ def test_rset_only_when_a_transaction_was_left_open(start_proxy):
         assert up.connections == 1 and len(up.messages) == 3
 
 
-@pytest.mark.parametrize("mode, step", [("silent", "MAIL"), ("trickle", "MAIL"),
-                                        ("trickle-data", "DATA")])
-def test_a_stalled_upstream_gives_451_within_the_step_deadline(start_proxy, mode, step):
-    with FakeUpstream(mode) as up:
+def test_where_the_upstream_offers_chunking_a_message_goes_as_one_bdat(start_proxy):
+    """RFC 3030: one ``BDAT <size> LAST`` with the message as the client meant it (lines
+    that start with a dot keep it: no dot-stuffing in a chunk), no 354 round trip; its
+    reply is the client's final answer, a refusal included."""
+    body = b"From: a@example.com\r\nSubject: dots\r\n\r\n.leading dot\r\n..two\r\n.\r\nend\r\n"
+    with FakeUpstream(chunking=True) as up:
+        address = start_proxy({"acct": up.port})
+        with login(address, "acct") as smtp:
+            smtp.sendmail("acct@example.com", ["live@example.org"], body)
+        with login(address, "acct") as smtp:
+            with pytest.raises(smtplib.SMTPDataError) as refused:
+                smtp.sendmail("acct@example.com", ["live@example.org"], body + b"refuse-me\r\n")
+        assert (refused.value.smtp_code, refused.value.smtp_error) == (554, b"5.6.0 content refused")
+        assert b"DATA" not in up.verbs and up.verbs.count(b"BDAT") == 2
+        (command, chunk), _ = up.chunks
+        assert command == b"BDAT %d LAST" % len(chunk) and chunk.startswith(b"Received: from ")
+        assert chunk.endswith(b"\r\n\r\n.leading dot\r\n..two\r\n.\r\nend\r\n")
+        assert up.connections == 1          # the session is kept after a refusal
+        with login(address, "acct") as smtp:   # a bare LF is sent as CRLF, as DATA sends it
+            smtp.ehlo()
+            smtp.mail("acct@example.com")
+            smtp.rcpt("live@example.org")
+            assert smtp.docmd("DATA")[0] == 354
+            smtp.send(b"Subject: lf\r\n\r\none\ntwo\r\n.\r\n")
+            assert smtp.getreply()[0] == 250
+        assert up.chunks[-1][1].endswith(b"\r\n\r\none\r\ntwo\r\n")
+
+
+@pytest.mark.parametrize("mode, step, chunking", [
+    ("silent", "MAIL", False), ("trickle", "MAIL", False), ("trickle-data", "DATA", False),
+    ("trickle-data", "DATA", True)])
+def test_a_stalled_upstream_gives_451_within_the_step_deadline(start_proxy, mode, step,
+                                                               chunking):
+    with FakeUpstream(mode, chunking) as up:
         address = start_proxy({"acct": up.port})
         with login(address, "acct") as smtp:
             smtp.ehlo()

@@ -65,6 +65,26 @@ def _text(value) -> Optional[str]:
     return value if isinstance(value, str) else None
 
 
+_FILE_LOCKS: dict[str, threading.Lock] = {}
+_FILE_LOCKS_GUARD = threading.Lock()
+
+
+def exclusive(registry, func: Callable, *args):
+    """``func(registry, *args)`` — on a SQLite registry, a write, under this process's
+    lock for that file. SQLite has one writer at a time anyway; a connection that finds
+    the file locked sleeps in SQLite's busy handler (1, 2, 5, … ms) and tries again, so
+    the proxy's own connections (logins, tags, the log) waited on one another for
+    milliseconds per message. Queued on a lock, the next write starts as soon as the last
+    commits. Other stores (PostgreSQL: row locks) are called as they are."""
+    url = str(getattr(getattr(registry, "store", None), "url", "") or "")
+    if not url or ("://" in url and not url.startswith("sqlite:")):
+        return func(registry, *args)
+    with _FILE_LOCKS_GUARD:
+        lock = _FILE_LOCKS.setdefault(url, threading.Lock())
+    with lock:
+        return func(registry, *args)
+
+
 class _Connection:
     """One registry connection with its own lock, reopened after a failure."""
 
@@ -205,11 +225,12 @@ class AccountDirectory:
         """The message with its bounce tag, recorded in the registry (``bounces.tags``):
         the Message-ID when it has none, else an ``X-Mailform-Tag`` header. Raises when
         the registry cannot be written (the relay is then a temporary failure)."""
-        return self._writer.run(tag_raw, account.name, account.email, recipients, data)
+        return self._writer.run(exclusive, tag_raw, account.name, account.email,
+                                recipients, data)
 
     def write(self, func: Callable, *args):
         """``func(registry, *args)`` on the recording connection (the log, the ledger)."""
-        return self._recorder.run(func, *args)
+        return self._recorder.run(exclusive, func, *args)
 
     def close(self) -> None:
         self.watcher.stop()

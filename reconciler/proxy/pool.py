@@ -47,8 +47,9 @@ class UpstreamPool:
         whether it was reused; StepFailed when none is free in time or it cannot open."""
         account = self._account(key)
         try:
-            await asyncio.wait_for(account.slots.acquire(), self.timeout)
-        except asyncio.TimeoutError:
+            async with asyncio.timeout(self.timeout):    # (no task when a slot is free)
+                await account.slots.acquire()
+        except TimeoutError:
             raise StepFailed("connect", None, f"{self.max_sessions} upstream sessions of the "
                              f"account are busy", broken=False) from None
         fresh = self._fresh_idle(account)

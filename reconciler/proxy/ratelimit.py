@@ -17,6 +17,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Callable
 
+from .auth import exclusive
+
 DEFAULT_MAX_FAILURES = 5
 DEFAULT_WINDOW = 600.0
 DEFAULT_BASE_DELAY = 1.0
@@ -178,8 +180,10 @@ class SharedLimiter(LoginLimiter):
         """The whole attempt in one registry transaction (``LoginThrottle.attempt``)."""
         with self._lock:
             try:
-                return self._throttle().attempt(client_key(address), self.settings.max_failures,
-                                                self.settings.window, check)
+                throttle = self._throttle()
+                return exclusive(self._registry, lambda _: throttle.attempt(
+                    client_key(address), self.settings.max_failures, self.settings.window,
+                    check))
             except Exception:
                 self.close()      # reopened on the next attempt (a lost connection)
                 raise

@@ -2,7 +2,7 @@
 
 Every step (connect with its greeting, TLS, EHLO, AUTH, MAIL, each RCPT, DATA and its
 final reply, RSET) has its own deadline, ``timeout`` seconds, enforced with
-``asyncio.wait_for`` around the whole step: an upstream that trickles one byte a second
+``asyncio.timeout`` around the whole step: an upstream that trickles one byte a second
 is cut at the deadline just like one that never answers. A step that fails that way (or
 loses the connection) raises ``StepFailed`` with ``broken`` set: the session is then
 closed and never reused. An SMTP refusal is an answer, not a failure: ``rcpt`` and
@@ -15,6 +15,7 @@ here logs, and no failure's text holds the password.
 from __future__ import annotations
 
 import asyncio
+import re
 import ssl
 import time
 from typing import Optional
@@ -25,6 +26,7 @@ from ..servers import SaslError, SaslSession, ServerSettings, decode, encode, re
 from .relay import one_line
 
 Reply = tuple[int, str]
+_LINE_ENDS = re.compile(rb"\r\n|\r|\n")     # each line ending, a lone CR or LF included
 ADDED_BYTES = 1024      # a Received: line and a tag header, at most
 
 
@@ -62,7 +64,8 @@ class Upstream:
     async def _step(self, stage: str, awaitable, ok: tuple[int, ...] = (),
                     limit: Optional[float] = None):
         try:
-            reply = await asyncio.wait_for(awaitable, limit or self.timeout)
+            async with asyncio.timeout(limit or self.timeout):   # no task per step
+                reply = await awaitable
         except (asyncio.TimeoutError, aiosmtplib.SMTPTimeoutError):
             raise self._failed(stage, None, f"no complete answer within {self.timeout:g} s")
         except aiosmtplib.SMTPResponseException as exc:
@@ -128,7 +131,9 @@ class Upstream:
             "8bitmime") else []
         if size is not None and self.client.supports_extension("size"):
             options.append(f"SIZE={size + ADDED_BYTES}")
-        await self._step("mail", self.client.mail(sender, options=options), (250,))
+        await self._step("mail", self.client.execute_command(
+            b"MAIL", b"FROM:<" + sender.encode("utf-8") + b">",
+            *(o.encode("ascii") for o in options)), (250,))
         self.in_transaction = True
 
     async def rcpt(self, recipient: str) -> Reply:
@@ -143,20 +148,34 @@ class Upstream:
         return reply.code, one_line(reply.message)
 
     async def data(self, message: bytes) -> Reply:
-        """DATA, the message and the final reply; each answer within the step deadline."""
+        """The message and the final reply, each answer within the step deadline: one
+        ``BDAT … LAST`` where the upstream offers CHUNKING (RFC 3030: no 354 round trip,
+        no dot-stuffing, no end-of-data line to smuggle past), else DATA."""
         if not message.endswith(b"\n"):
             message += b"\r\n"
-        if self.client.protocol is None:
+        protocol = self.client.protocol
+        if protocol is None:
             raise self._failed("data", None, "the connection was lost")
+        send = self._bdat(protocol, message) if self.client.supports_extension("chunking") \
+            else protocol.execute_data_command(message, timeout=self.timeout)
         try:
-            reply = await self._step("data", self.client.protocol.execute_data_command(
-                message, timeout=self.timeout), limit=2 * self.timeout + 1)
+            reply = await self._step("data", send, limit=2 * self.timeout + 1)
         except StepFailed as failed:
             if failed.code is None or failed.broken:
                 raise
             return failed.code, failed.detail
         self.in_transaction = False     # the message's final reply ends the transaction
         return reply.code, one_line(reply.message)
+
+    async def _bdat(self, protocol, message: bytes):
+        """The message as one last chunk: the octets DATA would carry (every line ending
+        CRLF, as aiosmtplib's DATA makes them), unstuffed; its reply is the final one."""
+        message = _LINE_ENDS.sub(b"\r\n", message)
+        protocol.write(b"BDAT %d LAST\r\n" % len(message) + message)
+        reply = await protocol.read_response(timeout=self.timeout)
+        if reply.code != 250:
+            raise aiosmtplib.SMTPDataError(reply.code, reply.message)
+        return reply
 
     async def reset(self) -> bool:
         """Ready for the next message: RSET when a transaction was left open (the client
