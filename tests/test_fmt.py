@@ -344,6 +344,7 @@ def test_setting_tags_aside_is_linear_on_hostile_templates(tmp_path):
         path.write_text(text)
         started = time.monotonic()
         result = format_file(str(path))
-        assert time.monotonic() - started < 10, text[:20]      # quadratic: minutes
+        # about 5 s for the worst of them on a busy 2-core machine; quadratic: many minutes
+        assert time.monotonic() - started < 60, text[:20]
         assert result.status in ("unchanged", "changed", "skipped")
         assert path.read_text() == text
