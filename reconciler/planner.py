@@ -192,8 +192,9 @@ def _payload(action: Action, account: EmailAccount, record: dict, stored, inp: P
                      if is_ignored(p, ignore) and p in stored.fingerprints)
         fps.update({p: stored.fingerprints[p] for p in keep})
     refs = inp.secret_refs.get(account.name, {})
+    # (resolved references name every secret the account declares, in the same order)
     secrets = {path: SecretEntry(refs.get(path), fps.get(path))
-               for path in secret_presence(account)}
+               for path in (refs or secret_presence(account))}
     owner = inp.ownership or (stored.owner if stored is not None else None)
     return AccountPayload(account.spec.type, record, secrets,
                           _activation(action, account, inp.contact_count), keep, owner)
