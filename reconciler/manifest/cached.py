@@ -9,12 +9,14 @@ BouncePolicy, warnings), so a run with the cache reports exactly what a run
 without it reports.
 
 The store behind it (``workflow.cache``) authenticates what it hands back; this
-module only needs ``get(filename, text)`` and ``put(filename, text, entries)``.
+module only needs ``get(filename, text)``, ``put(filename, text, entries, shared)``
+(``shared``: the objects the load made shared since the last call, that entries may
+refer to, ``Compactor.new_shared``) and ``flush()`` at the end of the load.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional, Protocol
+from typing import Any, Callable, Optional, Protocol
 
 from ..model import EmailAccount, warnings_for
 
@@ -24,7 +26,9 @@ _ALWAYS: tuple[Loc, ...] = ((), ("metadata", "name"), ("kind",))
 
 class DocumentCache(Protocol):
     def get(self, filename: str, text: str) -> Optional[list]: ...
-    def put(self, filename: str, text: str, entries: list) -> None: ...
+    def put(self, filename: str, text: str, entries: list,
+            shared: Callable[[], list]) -> None: ...
+    def flush(self) -> None: ...
 
 
 @dataclass

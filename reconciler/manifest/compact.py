@@ -38,6 +38,31 @@ class Compactor:
         self.shared: set[int] = set()       # ids of the shared mappings and models
         self.seen: dict[Any, list[int]] = {}       # kind or (kind, field) -> [hits, misses]
         self.numbers: dict[int, int] = {}          # ports, line numbers: repeated (> 256)
+        self.names: dict[type, list[str]] = {}    # a model class -> the names its pickle repeats
+        self._listed = [0, 0, 0, 0, 0]             # what new_shared() has handed out
+
+    def new_shared(self) -> list:
+        """The objects this memo made shared (the names models' pickles repeat, fields
+        sets, sub-models, mappings, strings) that no call listed before, in the order they
+        were made shared: a cache pickles its entries against them
+        (``workflow.shared_table``), so that a run reading the cache shares them across
+        files as this run does. (They are never changed.)"""
+        new: list = []
+        for index, made in enumerate((self.names, _FIELDS_SETS, self.models,
+                                      self.mappings, self.strings)):
+            listed = self._listed[index]
+            if len(made) > listed:
+                added = list(made.values())[listed:]
+                new += [n for names in added for n in names] if index == 0 else added
+                self._listed[index] = len(made)
+        return new
+
+    @staticmethod
+    def _names(model: BaseModel) -> list[str]:
+        """The strings every pickle of a ``model``'s class repeats: its state's keys, its
+        fields' and private attributes' names (first in a cache's table: short references)."""
+        owner = model.__class__
+        return [*model.__getstate__(), *owner.model_fields, *owner.__private_attributes__]
 
     def compact(self, model: BaseModel) -> BaseModel:
         """The same model, its (and its sub-models') parts shared; returns it. (A model
@@ -50,6 +75,8 @@ class Compactor:
                                _FIELDS_SETS.setdefault(fields, fields))
         values = model.__dict__
         owner = model.__class__
+        if owner not in self.names:
+            self.names[owner] = self._names(model)
         for key, value in values.items():
             kind = value.__class__
             if kind is str:

@@ -3,17 +3,17 @@ from __future__ import annotations
 
 import gc
 import hashlib
-import os
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Optional
 
 import yaml
 from pydantic import ValidationError
 
-from ..errors import ManifestError, MailformError, Problem
+from ..errors import ManifestError, Problem
 from ..model import (API_VERSION, KINDS, MODELS, BouncePolicy, EmailAccount, Moved, Removed,
                      rule_violations, warnings_for)
 from .files import read_manifest as _read
+from .finding import check_paths, find_files
 from .cached import Counted, DocumentCache, Entry, ReplayedDocument, entry_of
 from . import parallel
 from .compact import Compactor
@@ -22,9 +22,7 @@ from .secrets import SecretPolicy, manifests_root
 from .template import TemplateFailure, render
 from .yamlpos import Document, DuplicateKey, documents, forget_resolved, syntax_problem
 
-SUFFIXES = (".yaml", ".yml")
 MAX_PROBLEMS = 1000     # errors collected in one run, then it stops (SECURITY.md)
-PROJECT_FILES = ("mailform.yaml", "mailform.yml")    # project.PROJECT_FILES, never a manifest
 WINDOW = 64             # files rendered ahead of registering them (parsed in parallel)
 _NAME_LOC = ("metadata", "name")
 
@@ -50,29 +48,6 @@ class Desired:
         MAILFORM_SECRET_DIRS, never in the registry at ``registry_url``'s folder."""
         return SecretPolicy.from_env(roots=[self.root] if self.root else None,
                                      registry_url=registry_url, environ=environ)
-
-
-def find_files(paths: Iterable[str], skip: Iterable[str] = ()) -> list[str]:
-    """Every *.yaml / *.yml below the paths, recursive and sorted; files given are taken as is.
-    Found below a folder, the project file (mailform.yaml) and the files in ``skip`` (var
-    files) are not manifests."""
-    skipped = {os.path.realpath(f) for f in skip}
-    found: list[str] = []
-    for path in paths:
-        if os.path.isfile(path):
-            found.append(path)
-        elif os.path.isdir(path):
-            batch = []
-            for dirpath, dirnames, filenames in os.walk(path):
-                dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-                batch += [os.path.normpath(os.path.join(dirpath, f)) for f in filenames
-                          if f.endswith(SUFFIXES) and f not in PROJECT_FILES
-                          and not (skipped and os.path.realpath(os.path.join(dirpath, f))
-                                   in skipped)]
-            found += sorted(batch)
-        else:
-            raise MailformError(f"{path}: no such file or directory")
-    return list(dict.fromkeys(found))
 
 
 class _FileCheck:
@@ -187,11 +162,12 @@ class _FileCheck:
             self.desired.accounts[obj.name] = None
             return
         line, col = doc.position(())
-        private = obj.__pydantic_private__      # (played back: already there, as it was kept)
-        if not self.replaying:
-            obj._source = (self.filename, self.compactor.number(line), self.compactor.number(col))
-        elif not private or private.get("_source") != (self.filename, line, col):
-            obj._source = (self.filename, line, col)
+        source = (self.filename, self.compactor.number(line), self.compactor.number(col))
+        private = obj.__pydantic_private__
+        if self.replaying and private is not None:
+            private["_source"] = source     # (played back: with this run's shared numbers)
+        else:
+            obj._source = source
         self.desired.accounts[obj.name] = obj if self.replaying else self.compactor.compact(obj)
 
 
@@ -267,7 +243,7 @@ class _Files:
         if hit is not None or parsed is not None:
             check.replay(hit if hit is not None else parsed, kept=hit is not None)
             if hit is None and self.cache is not None:
-                self.cache.put(check.filename, text, parsed)
+                self.cache.put(check.filename, text, parsed, self.compactor.new_shared)
                 check.note_records(parsed)
             return
         if self.cache is None:
@@ -276,7 +252,7 @@ class _Files:
         check.recorded, before = [], len(check.problems)
         _parse(check.filename, text, check)
         if len(check.problems) == before:
-            self.cache.put(check.filename, text, check.recorded)
+            self.cache.put(check.filename, text, check.recorded, self.compactor.new_shared)
             check.note_records(check.recorded)
 
 
@@ -333,18 +309,6 @@ def document_problems(data: Any) -> list[Problem]:
     return problems
 
 
-def _check_paths(paths: list[str]) -> None:
-    """PATHS that are not there, or files given by name that are not manifests: problems
-    without a position (there is no line to point at)."""
-    problems = [Problem(p, 0, 0, "", "no such file or directory") for p in paths
-                if not os.path.exists(p)]
-    problems += [Problem(p, 0, 0, "", "not a manifest file: manifests are *.yaml or *.yml "
-                         "files") for p in paths
-                 if os.path.isfile(p) and not p.endswith(SUFFIXES)]
-    if problems:
-        raise ManifestError(problems)
-
-
 def _settle_gc(was_enabled: bool) -> None:
     """Turn the collector back on without it first walking every object the load made
     (with it off, they all wait in the youngest generation: at 100,000 accounts a
@@ -369,7 +333,7 @@ def load(paths: Iterable[str], variables: Optional[dict] = None,
     ``lean``: only validate — the accounts' models are not kept (``Desired.lean``).
     """
     paths = list(paths)
-    _check_paths(paths)
+    check_paths(paths)
     files = find_files(paths, skip)
     desired = Desired(files=files, root=manifests_root(paths), lean=lean)
     if not files:
@@ -390,6 +354,8 @@ def load(paths: Iterable[str], variables: Optional[dict] = None,
     finally:
         if pool is not None:
             pool.terminate()
+        if cache is not None:
+            cache.flush()       # the objects its entries share (``workflow.shared_table``)
         forget_resolved()
         _settle_gc(gc_was_enabled)
     desired.digest = "sha256:" + run.digest.hexdigest()

@@ -4,14 +4,17 @@ Kept: the validated documents of each clean manifest file, by the digest of its
 rendered text, its file name, the manifest schema (the models' source), mailform's
 and pydantic's versions (see ``manifest.cached``); and the registry's account rows,
 by its lineage, serial, contact count, settings and schema (``RowStore``). Nothing secret is in it: secret
-references stay references, resolved on every run.
+references stay references, resolved on every run. The entries a run writes share one
+table of the objects its load made shared (``shared_table``): read back, the accounts of
+all files share them as a cold load's do.
 
 A cache may be carried between CI runs, where a pull request could write it, so
 every entry carries an HMAC-SHA256 under a key derived from the registry's own key
 (``registry.sign``); an entry that does not verify — corrupt, forged, or from another
-registry — is ignored and written again. Entries are verified *before* they are
-unpickled. A cache that cannot be written (a read-only filesystem) is skipped, and
-``--no-cache`` turns it off. Without a registry there is no key, so no cache.
+registry — is ignored and written again (so is an entry whose table is missing or does
+not verify, and an entry of the older layout, pickled without a table). Entries and
+tables are verified *before* they are unpickled. A cache that cannot be written (a
+read-only filesystem) is skipped, and ``--no-cache`` turns it off. Without a registry there is no key, so no cache.
 """
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ import os
 import pickle
 import tempfile
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import pydantic
 
@@ -34,10 +37,12 @@ from ..planner import record_digest
 from ..registry import open_registry, registry_exists
 from ..registry.common import dumps
 from ..registry.rows import Match, unread_specs
+from .shared_table import ID_BYTES, Tables, TableWriter
 
 CACHE_DIR = os.path.join(".mailform", "cache")
 PURPOSE = "local cache"
 _MAC_BYTES = 32
+_SHARING = b"\xffMF1"     # an entry pickled against its run's table (then the table's id)
 LOCAL_ROWS = False      # cache a SQLite registry's rows too (tests of the rows cache)
 
 
@@ -60,6 +65,8 @@ class DocStore:
         self.version = version or f"{__version__}/{pydantic.VERSION}/{schema_version()}"
         self.writable = True
         self.hits = self.misses = 0
+        self.tables = Tables(Path(folder) / "tables", key, self.version)
+        self.writer: Optional[TableWriter] = None       # this load's table, while it puts
 
     def _address(self, filename: str, text: str) -> tuple[Path, bytes]:
         digest = hashlib.sha256(b"\0".join((self.version.encode(), filename.encode(),
@@ -76,14 +83,25 @@ class DocStore:
         mac, payload = blob[:_MAC_BYTES], blob[_MAC_BYTES:]
         if not hmac.compare_digest(mac, self._mac(digest, payload)):
             return self._miss()        # corrupt, forged or another registry's: rebuilt
-        try:
-            entries = pickle.loads(payload)
-        except Exception:  # noqa: BLE001 - an authenticated entry of an older layout
-            return self._miss()
+        entries = self._entries(payload)
         if not isinstance(entries, list) or not all(isinstance(e, Entry) for e in entries):
             return self._miss()
         self.hits += 1
         return entries
+
+    def _entries(self, payload: bytes) -> Optional[object]:
+        """An authenticated entry unpickled with its table's objects (None: an entry of an
+        older layout, or its table is missing, corrupt or forged: rebuilt)."""
+        start = len(_SHARING)
+        if payload[:start] != _SHARING:
+            return None
+        table = self.tables.reader(payload[start:start + ID_BYTES])
+        if table is None:
+            return None
+        try:
+            return table.loads(payload[start + ID_BYTES:])
+        except Exception:  # noqa: BLE001 - not of this layout after all
+            return None
 
     def _miss(self) -> None:
         self.misses += 1
@@ -92,19 +110,36 @@ class DocStore:
     def _mac(self, digest: bytes, payload: bytes) -> bytes:
         return hmac.new(self.key, digest + payload, hashlib.sha256).digest()
 
-    def put(self, filename: str, text: str, entries: list) -> None:
+    def put(self, filename: str, text: str, entries: list,
+            shared: Callable[[], list] = list) -> None:
+        """Keep a file's entries; ``shared``: the objects the load made shared since the
+        last call (``Compactor.new_shared``), pickled into the load's table."""
         if not self.writable:
             return
         path, digest = self._address(filename, text)
         for entry in entries:
             if isinstance(entry.model, EmailAccount) and entry.record is None:
                 entry.record = record_digest(dumps(record_of(entry.model)))
-        payload = pickle.dumps(entries, protocol=pickle.HIGHEST_PROTOCOL)
+        if self.writer is None:
+            self.writer = TableWriter(shared)
+        payload = _SHARING + self.writer.id + self.writer.dumps(entries)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             _write_atomic(path, self._mac(digest, payload) + payload)
         except OSError:
             self.writable = False      # read-only filesystem, full disk: go on without
+
+    def flush(self) -> None:
+        """The end of a load: the table its entries share, written once; the tables read
+        are let go."""
+        writer, self.writer = self.writer, None
+        self.tables.read.clear()
+        if writer is None or not self.writable:
+            return
+        try:
+            self.tables.write(writer, _write_atomic)
+        except OSError:
+            self.writable = False
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
