@@ -82,6 +82,26 @@ def test_many_files_with_cross_file_problems(tmp_path, forced, monkeypatch):
     assert forced == [2] and workers == serial and len(serial[0]) >= 6
 
 
+@pytest.mark.parametrize("max_problems", [1000, 4])
+def test_windows_parsed_ahead_register_as_one_process(tmp_path, forced, monkeypatch,
+                                                     max_problems):
+    """The workers parse the next window of files while this one is registered: across
+    many windows (and when the run stops at MAX_PROBLEMS) the outcome is one process's."""
+    from reconciler.manifest import loader
+    monkeypatch.setattr(loader, "WINDOW", 3)
+    monkeypatch.setattr(loader, "MAX_PROBLEMS", max_problems)
+    for i in range(20):
+        docs = [smtp_account(f"s{i}"), marketing_account(f"m{i}")]
+        if i % 6 == 4:
+            docs.append(marketing_account(f"m{i - 3}"))              # a duplicate earlier
+        if i % 5 == 2:
+            docs[0]["spec"]["smtp"]["port"] = "587"                  # a wrong type
+        (tmp_path / f"f{i:02d}.yaml").write_text(dump(docs))
+    serial = _outcome([tmp_path], "1", monkeypatch)
+    workers = _outcome([tmp_path], "2", monkeypatch)
+    assert forced == [2] and workers == serial and len(serial[0]) >= 4
+
+
 def test_clean_files_in_workers_give_the_same_models(tmp_path, forced, monkeypatch):
     for i in range(20):
         (tmp_path / f"f{i:02d}.yaml").write_text(dump(

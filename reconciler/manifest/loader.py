@@ -4,7 +4,7 @@ from __future__ import annotations
 import gc
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Optional
+from typing import Any, Iterable, Iterator, Optional
 
 import yaml
 from pydantic import ValidationError
@@ -23,7 +23,7 @@ from .template import TemplateFailure, render
 from .yamlpos import Document, DuplicateKey, documents, forget_resolved, syntax_problem
 
 MAX_PROBLEMS = 1000     # errors collected in one run, then it stops (SECURITY.md)
-WINDOW = 64             # files rendered ahead of registering them (parsed in parallel)
+WINDOW = 64             # files rendered (and parsed in parallel) a window ahead of registering
 _NAME_LOC = ("metadata", "name")
 
 
@@ -198,25 +198,36 @@ class _Files:
         self.compactor = Compactor()       # shared strings across the run's files
 
     def run(self, files: list[str]) -> None:
-        for start in range(0, len(files), WINDOW):
-            rendered = [(f, *_rendered(f, self.desired.root, self.context, self.limits))
-                        for f in files[start:start + WINDOW]]
-            hits = self._hits(rendered)
-            todo = [(f, text) for f, text, _ in rendered if text is not None and f not in hits]
-            parsed = self._in_workers(todo)
+        windows = [files[start:start + WINDOW] for start in range(0, len(files), WINDOW)]
+        ahead = self._start(windows[0]) if windows else None
+        for index in range(len(windows)):
+            rendered, hits, parsed = ahead
+            # the workers parse the next window while this one is registered here
+            ahead = self._start(windows[index + 1]) if index + 1 < len(windows) else None
             for filename, text, found in rendered:
-                if self._one(filename, text, found, hits.get(filename), parsed.get(filename)):
+                mine = parsed is not None and text is not None and filename not in hits
+                if self._one(filename, text, found, hits.get(filename),
+                             next(parsed) if mine else None):
                     return
 
-    def _in_workers(self, todo: list[tuple[str, str]]) -> dict[str, Optional[list]]:
-        """Clean files' documents parsed by the workers (none without a pool)."""
+    def _start(self, window: list[str]) -> tuple[list, dict, Optional[Iterator]]:
+        """A window's files rendered (in order, here), its cache hits, and its other clean
+        files handed to the workers: their documents come back in order, each as soon as
+        it is parsed (registered here meanwhile)."""
+        rendered = [(f, *_rendered(f, self.desired.root, self.context, self.limits))
+                    for f in window]
+        hits = self._hits(rendered)
+        todo = [(f, text) for f, text, _ in rendered if text is not None and f not in hits]
+        return rendered, hits, self._in_workers(todo)
+
+    def _in_workers(self, todo: list[tuple[str, str]]) -> Optional[Iterator]:
+        """Clean files' documents parsed by the workers, in order (None: parsed here)."""
         if self.pool is None or not parallel.worth_it(
                 len(todo), sum(len(text) for _, text in todo), 2):
-            return {}
+            return None
         lean = self.desired.lean
-        items = [(f, text, lean) for f, text in todo]
-        return dict(zip((f for f, _ in todo), parallel.parse_all(items, _parse_clean,
-                                                                 self.pool)))
+        return parallel.parse_all([(f, text, lean) for f, text in todo], _parse_clean,
+                                  self.pool)
 
     def _hits(self, rendered: list) -> dict[str, list]:
         if self.cache is None:
