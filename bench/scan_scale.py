@@ -17,7 +17,9 @@ into Dovecot Maildirs; Dovecot indexes every mailbox before any clock starts.
     until the queue is empty.
     Each worker's peak RSS (VmHWM) is read before it stops.
 
-Every bounce must be counted exactly once in both runs (checked). Last line:
+The children run a copy of ``reconciler`` with its modules compiled, as installed
+(``source_copy``; ``--no-bytecode``: compiled at every start). Every bounce must be
+counted exactly once in both runs (checked). Last line:
 ``RESULT {"bench": "scan", "single_inbox_per_second": …, "sequential_seconds": …,
 "fleet_seconds": …, "ratio": …, "peak_rss_mb": …}`` (peak_rss_mb: the largest of the
 single-inbox scan and the workers).
@@ -34,6 +36,7 @@ import json
 import os
 import resource
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -46,6 +49,35 @@ from devtools.mailstack import MailStack  # noqa: E402
 
 PASSWORD = "bench-Secret-1"
 GOALS = {"single_inbox_per_second": 1500, "ratio": 1.8, "worker_rss_mb": 150}
+
+
+SOURCE = ROOT        # the tree whose `reconciler` the children run: a compiled copy (main)
+
+
+def source_copy(work: Path, compiled: bool = True) -> Path:
+    """A copy of this tree's ``reconciler`` package, by default with its modules
+    compiled, as any installation has them (``pip install`` compiles every module; a
+    checkout writes ``__pycache__`` on its first run) — unlike a process started with
+    PYTHONDONTWRITEBYTECODE=1 and no bytecode, which compiles every module at every
+    start. A copy of this run: the shared tree gets no ``__pycache__`` from here."""
+    tree = work / "source"
+    shutil.copytree(ROOT / "reconciler", tree / "reconciler",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    if compiled:
+        subprocess.run([sys.executable, "-m", "compileall", "-q", str(tree / "reconciler")],
+                       check=True, capture_output=True)
+    return tree
+
+
+def mailform(env: dict, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "reconciler", *args], env=env, cwd=SOURCE,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def start_worker(env: dict, *args: str, log: Path) -> subprocess.Popen:
+    handle = open(log, "ab")
+    return subprocess.Popen([sys.executable, "-m", "reconciler", "worker", *args], env=env,
+                            cwd=SOURCE, stdout=handle, stderr=subprocess.STDOUT)
 
 
 def index_all(stack, manifests: Path) -> None:
@@ -62,7 +94,7 @@ def registry(env_base: dict, manifests: Path, failed: list[str], url: str, work:
     env = dict(env_base, MAILFORM_REGISTRY=url)
     for args in (["apply", str(manifests), "--auto-approve", "--skip-verify"],
                  ["contacts", "import", str(contacts_file(work, failed))]):
-        done = fleetkit.mailform(env, *args)
+        done = mailform(env, *args)
         assert done.returncode == 0, done.stdout + done.stderr
     return env
 
@@ -90,7 +122,7 @@ def single(stack, work: Path, count: int) -> dict:
     env = registry(env, manifests, failed, env["MAILFORM_REGISTRY"], work / "single")
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     started = time.monotonic()
-    done = fleetkit.mailform(env, "inbox", "scan", "--all", "--format", "json")
+    done = mailform(env, "inbox", "scan", "--all", "--format", "json")
     seconds = time.monotonic() - started
     rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     assert done.returncode == 0, done.stdout + done.stderr
@@ -103,11 +135,15 @@ def single(stack, work: Path, count: int) -> dict:
 
 def sequential(env: dict, expected: int) -> float:
     started = time.monotonic()
-    done = fleetkit.mailform(env, "inbox", "scan", "--all", "--concurrency", "1",
-                             "--format", "json", timeout=3600)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    done = mailform(env, "inbox", "scan", "--all", "--concurrency", "1",
+                    "--format", "json", timeout=3600)
     seconds = time.monotonic() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert counted(env) == expected
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    print(f"(b) sequential scan process: {cpu:.2f} CPU seconds", flush=True)
     return seconds
 
 
@@ -118,16 +154,19 @@ def fleet(env: dict, workers: int, work: Path, expected: int, per_worker: int = 
     os.environ["MAILFORM_MASTER_KEY"] = env["MAILFORM_MASTER_KEY"]    # enqueue reads it
     config = FleetConfig(env["MAILFORM_REGISTRY"], timeout=120)
     queue.migrate(config)
-    procs = [fleetkit.start_worker(env, "--no-schedule", "--concurrency", str(per_worker),
-                                   "--name", f"bench{n}", log=work / f"worker{n}.log")
+    procs = [start_worker(env, "--no-schedule", "--concurrency", str(per_worker),
+                          "--name", f"bench{n}", log=work / f"worker{n}.log")
              for n in range(workers)]
     try:
         ready(config, procs)
+        cpu = sum(_cpu_seconds(p.pid) for p in procs)
         started = time.monotonic()
         queued = worker.enqueue(config, "scan")
         assert worker.wait_idle(config, 3600, poll=0.1) and queued
         seconds = time.monotonic() - started
+        cpu = sum(_cpu_seconds(p.pid) for p in procs) - cpu
         rss = max(_hwm_mb(p.pid) for p in procs)
+        print(f"(b) fleet workers: {cpu:.2f} CPU seconds in all", flush=True)
     finally:
         codes = fleetkit.stop_workers(procs)
     assert codes == [0] * workers, codes
@@ -153,6 +192,12 @@ def ready(config, procs: list, timeout: float = 300) -> None:
     time.sleep(1)
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a running process (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _hwm_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -168,9 +213,13 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--per-worker", type=int, default=4,
                         help="jobs each worker runs at once (its --concurrency)")
+    parser.add_argument("--no-bytecode", action="store_true",
+                        help="no precompiled bytecode: every module compiled at start")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="mailform-scan-scale-"))
     os.chmod(work, 0o755)
+    global SOURCE
+    SOURCE = source_copy(work, compiled=not args.no_bytecode)
     urls = []
     with MailStack(work / "stack") as stack:
         one = single(stack, work, args.single)

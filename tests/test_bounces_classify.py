@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
+import re
 from pathlib import Path
 
 import pytest
@@ -459,3 +460,50 @@ def _dsn(report: str, headers: str = "") -> bytes:
             "Content-Type: multipart/report; report-type=delivery-status; boundary=\"r\"\n\n"
             "--r\nContent-Type: text/plain\n\nfailed\n\n--r\nContent-Type: message/delivery-status\n\n"
             "Reporting-MTA: dns; mx.example.org\n\n" + report + "\n--r--\n").encode()
+
+
+# -- the fast paths read what the plain ones read -------------------------------------------
+
+_OLD_FIELD_LINES = re.compile(rb"^([!-9;-~]+)[ \t]*:[ \t]*([^\n]*(?:\n[ \t][^\n]*)*)", re.M)
+_HEADER_PIECES = [b"From", b"To", b"Subject", b"X-A", b": ", b":", b" ", b"\t", b"\n", b"\n ",
+                  b"\n\t", b"a", b"\xc3\xa9", b"\xe2\x82", b"\xff", b"\x80", b"\r", b"\x0b",
+                  b"\x0c", b"\x1c", b"\xc2\xa0", b"\xe2\x80\xa8", b"=?utf-8?q?x?=", b";"]
+
+
+def _old_parse_headers(block: bytes) -> dict:
+    """The header reader as it was: each value unfolded and stripped as bytes, decoded."""
+    from reconciler.bounces.mime import _unfold
+    headers: dict = {}
+    for name, value in _OLD_FIELD_LINES.findall(block):
+        if b"\n" in value:
+            value = _unfold(value)
+        headers.setdefault(name.decode("ascii").lower(), []).append(
+            value.strip().decode("utf-8", "replace"))
+    return headers
+
+
+@settings(max_examples=600, deadline=None, database=None)
+@given(st.lists(st.sampled_from(_HEADER_PIECES), max_size=40).map(b"".join))
+def test_headers_decoded_once_read_as_decoded_value_by_value(block):
+    from reconciler.bounces.mime import parse_headers
+    assert parse_headers(block) == _old_parse_headers(block)
+
+
+_PHRASES = ["user unknown ", "policy ", "over quota ", "spam ", "timed out ", "rejected ",
+            "x ", "account is disabled ", "mail from command ", "no such user ", "dns ",
+            "5.1.1 ", "blocked ", "spf ", "relay ", "try again later ", "mailbox full "]
+
+
+@settings(max_examples=600, deadline=None, database=None)
+@given(st.lists(st.sampled_from(_PHRASES), max_size=10).map("".join))
+def test_the_strong_rules_in_one_pass_find_the_first_rule_that_matches(low):
+    from reconciler.bounces.wordings import STRONG, first_reason, strong_reason
+    assert strong_reason(low) == first_reason(low, STRONG)
+
+
+def test_content_type_parameters_are_read_only_and_shared_safely():
+    first = read_message(b"Content-Type: text/plain; charset=us-ascii\n\nhello\n")
+    second = read_message(b"Content-Type: text/plain; charset=us-ascii\n\nbye\n")
+    assert first.params == {"charset": "us-ascii"} == second.params
+    with pytest.raises(TypeError):
+        first.params["charset"] = "utf-8"           # type: ignore[index]

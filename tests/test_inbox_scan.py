@@ -189,6 +189,25 @@ def test_pop3_delete_bounces(mailstack, account):
     assert scan(acc)["scanned"] == 0
 
 
+def test_imap_delete_bounces_leaves_the_rest_unread(mailstack, account):
+    """With delete_bounces the bounce is deleted once recorded; the other mail stays,
+    unread."""
+    acc = account("imap", delete=True)
+    gone = f"nobody-{uuid.uuid4().hex[:6]}@{mailstack.domain}"
+    contacts(acc, gone)
+    send(mailstack, acc.local, gone, "campaign")
+    send(mailstack, "bob", mailstack.address(acc.local), "Lunch on Friday?")
+    mailstack.wait_for_mail(acc.local, is_dsn)
+    mailstack.wait_for_mail(acc.local, lambda m: "Lunch" in str(m["Subject"]))
+
+    report = scan(acc)
+    assert report["result"] == "ok", report
+    assert report["newly_faulty"] == [gone] and report["deleted"] == 1
+    left = flags(mailstack, acc.local)
+    assert len(left) == 1 and "Lunch on Friday?" in left[0] and "\\Seen" not in left[0]
+    assert scan(acc)["scanned"] == 0
+
+
 def test_soft_bounces_reach_the_limit(mailstack, account):
     """Mail to a mailbox over quota bounces 5.2.2: soft; the policy's limit is 2."""
     acc = account("imap")

@@ -15,6 +15,7 @@ import codecs
 import re
 import threading
 from email.header import decode_header, make_header
+from types import MappingProxyType
 
 MAX_BYTES = 256 * 1024   # bounded prefix of every message
 MAX_PARTS = 64           # parts read per message
@@ -22,7 +23,11 @@ MAX_DEPTH = 6            # nesting of multiparts and attached messages
 MAX_TEXT = 64 * 1024     # characters of one decoded text body
 
 _HEADER_LINE = re.compile(rb"([!-9;-~]+)[ \t]*:")
-_FIELD_LINES = re.compile(rb"^([!-9;-~]+)[ \t]*:[ \t]*([^\n]*(?:\n[ \t][^\n]*)*)", re.M)
+# On the header block decoded once (UTF-8, undecodable bytes replaced: the ASCII bytes this
+# looks at come through unchanged, so the fields are those of the bytes).
+_FIELD_LINES = re.compile(r"^([!-9;-~]+)[ \t]*:[ \t]*([^\n]*(?:\n[ \t][^\n]*)*)", re.M)
+_BLANKS = " \t\n\r\x0b\x0c"       # what bytes.strip() strips
+_MESSAGE_TYPES = ("message/rfc822", "message/global")
 _NOT_HEADER = re.compile(rb"\n(?![ \t]|[!-9;-~]+[ \t]*:)")
 _PARAM = re.compile(r';\s*([\w\-.*]+)\s*=\s*("(?:[^"\\]|\\.)*"?|[^;\s]*)')
 _B64_JUNK = re.compile(rb"[^A-Za-z0-9+/]")
@@ -43,25 +48,31 @@ def decode_words(value: str) -> str:
 
 
 def parse_headers(block: bytes) -> dict[str, list[str]]:
-    """Header block (LF line ends) → lower-case name → values, unfolded, in order."""
+    """Header block (LF line ends) → lower-case name → values, unfolded, in order. (The
+    block is decoded once rather than value by value: the same text, since decoding
+    keeps every ASCII byte where it is and the fields are found by ASCII bytes alone.)"""
     headers: dict[str, list[str]] = {}
-    for name, value in _FIELD_LINES.findall(block):
-        if b"\n" in value:
+    for name, value in _FIELD_LINES.findall(block.decode("utf-8", "replace")):
+        if "\n" in value:
             value = _unfold(value)
-        headers.setdefault(name.decode("ascii").lower(), []).append(
-            value.strip().decode("utf-8", "replace"))
+        key = name.lower()
+        values = headers.get(key)
+        if values is None:
+            headers[key] = [value.strip(_BLANKS)]
+        else:
+            values.append(value.strip(_BLANKS))
     return headers
 
 
-def _unfold(value: bytes) -> bytes:
+def _unfold(value):
     """Each line break with the blanks around it → one space (what ``[ \t]*\n[ \t]*``
-    replaced, without the regex's rescanning of long blank runs)."""
-    lines = value.split(b"\n")
-    last = len(lines) - 1
-    if not last:
+    replaced, without the regex's rescanning of long blank runs); bytes or text."""
+    newline, blanks, space = ("\n", " \t", " ") if isinstance(value, str) else (b"\n", b" \t", b" ")
+    lines = value.split(newline)
+    if len(lines) == 1:
         return value
-    return b" ".join(line.lstrip(b" \t") if i == last else line.rstrip(b" \t") if i == 0
-                     else line.strip(b" \t") for i, line in enumerate(lines))
+    inner = [line.strip(blanks) for line in lines[1:-1]]
+    return space.join([lines[0].rstrip(blanks), *inner, lines[-1].lstrip(blanks)])
 
 
 def _split_head(data: bytes) -> tuple[bytes, bytes]:
@@ -75,8 +86,7 @@ def _split_head(data: bytes) -> tuple[bytes, bytes]:
     if stray is None:
         return data, b""
     end = stray.start()
-    body = data[end + 1:]
-    return data[:end], body[1:] if body[:1] == b"\n" else body
+    return data[:end], data[end + 2:] if data[end + 1:end + 2] == b"\n" else data[end + 1:]
 
 
 def parse_content_type(value: str) -> tuple[str, dict[str, str]]:
@@ -90,6 +100,24 @@ def parse_content_type(value: str) -> tuple[str, dict[str, str]]:
     if "/" not in ctype:
         ctype = "text/plain"
     return ctype, params
+
+
+_CONTENT_TYPES: dict[str, tuple[str, MappingProxyType]] = {}
+_KNOWN_LIMIT, _KNOWN_LENGTH = 1024, 512      # values remembered, and their length
+
+
+def _content_type(value: str) -> tuple[str, MappingProxyType]:
+    """``parse_content_type``, its parameters read-only, remembered for the values seen
+    lately: the parts of one kind of report carry the same few Content-Type values."""
+    known = _CONTENT_TYPES.get(value)
+    if known is None:
+        ctype, params = parse_content_type(value)
+        known = (ctype, MappingProxyType(params))
+        if len(value) <= _KNOWN_LENGTH:        # (only short values are remembered)
+            if len(_CONTENT_TYPES) >= _KNOWN_LIMIT:
+                _CONTENT_TYPES.clear()
+            _CONTENT_TYPES[value] = known
+    return known
 
 
 class _Budget:
@@ -108,7 +136,7 @@ class Part:
     def __init__(self, data: bytes, depth: int = 0, budget: _Budget | None = None) -> None:
         head, self.body = _split_head(data)
         self.headers = parse_headers(head)
-        self.ctype, self.params = parse_content_type(self.header("content-type"))
+        self.ctype, self.params = _content_type(self.header("content-type"))
         self.depth = depth
         self._budget = budget or _Budget()
         self._children: list[Part] | None = None
@@ -133,7 +161,7 @@ class Part:
             return []
         if self.maintype == "multipart":
             return [self._child(chunk) for chunk in self._multipart_chunks()]
-        if self.ctype in ("message/rfc822", "message/global"):
+        if self.ctype in _MESSAGE_TYPES:
             return [self._child(self.payload())]
         return []
 
@@ -186,13 +214,19 @@ class Part:
 
     def walk(self, inside_message: bool = False, into_messages: bool = True):
         """Depth-first (part, inside_attached_message) pairs, this part first; attached
-        messages are opened only when ``into_messages``."""
-        yield self, inside_message
-        attached = self.ctype in ("message/rfc822", "message/global")
-        if attached and not into_messages:
-            return
-        for child in self.children:
-            yield from child.walk(inside_message or attached, into_messages)
+        messages are opened only when ``into_messages``. (A part's children are read
+        when the walk goes on after it, as a recursive walk would read them.)"""
+        pending = [(self, inside_message)]
+        while pending:
+            part, inside = pending.pop()
+            yield part, inside
+            attached = part.ctype in _MESSAGE_TYPES
+            if attached and not into_messages:
+                continue
+            children = part.children
+            if children:
+                inside = inside or attached
+                pending.extend((child, inside) for child in reversed(children))
 
 
 def strip_tags(html: str) -> str:

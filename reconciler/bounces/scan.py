@@ -81,7 +81,11 @@ class BounceJudge:
     @classmethod
     def for_account(cls, registry, name: str) -> "BounceJudge":
         """The account's address and ``inbox.trust_untagged`` as the registry holds them."""
-        stored = registry.account(name)
+        return cls.for_stored(registry, registry.account(name))
+
+    @classmethod
+    def for_stored(cls, registry, stored) -> "BounceJudge":
+        """The same, from the stored account already read (None: no such account)."""
         spec = stored.spec if stored is not None else {}
         inbox = spec.get("inbox") or {}
         return cls(registry, spec.get("email") or "", inbox.get("trust_untagged", True))
@@ -313,4 +317,4 @@ def scan_stored(registry, stored, timeout: float, deadline: Optional[float] = No
     inbox = stored.spec["inbox"]
     return scan_account(registry, stored.name, settings["inbox"], inbox["batch_size"],
                         inbox["delete_bounces"], registry.get_setting("bounce_policy"),
-                        deadline=deadline)
+                        judge=BounceJudge.for_stored(registry, stored), deadline=deadline)

@@ -16,15 +16,34 @@ _XTEXT = re.compile(r"\+([0-9A-Fa-f]{2})")
 _UNITEXT = re.compile(r"\\x\{([0-9A-Fa-f]{1,6})\}")
 
 
+_CLEANED: dict[str, str | None] = {}
+_CLEANED_LIMIT, _CLEANED_LENGTH = 4096, 320    # values remembered, and their length
+_UNKNOWN = object()
+
+
 def clean_address(value: str | None) -> str | None:
     """A recipient as written in a report → a plain lower-case address, or None.
 
     Strips the address type (``rfc822;``, ``utf-8;``), angle brackets, quotes,
     ``mailto:`` and trailing punctuation; decodes xtext (RFC 3461) and unitext
-    (RFC 6533) escapes.
+    (RFC 6533) escapes. (Remembered for the values seen lately: an inbox's reports
+    name the account's own address and its mail system's again and again.)
     """
     if not value:
         return None
+    if len(value) > _CLEANED_LENGTH:          # (only short values are remembered)
+        return _clean(value)
+    cleaned = _CLEANED.get(value, _UNKNOWN)
+    if cleaned is not _UNKNOWN:
+        return cleaned
+    cleaned = _clean(value)
+    if len(_CLEANED) >= _CLEANED_LIMIT:
+        _CLEANED.clear()
+    _CLEANED[value] = cleaned
+    return cleaned
+
+
+def _clean(value: str) -> str | None:
     text = _TYPE_PREFIX.sub("", value).strip()
     if "<" in text and ">" in text:
         text = text[text.rfind("<", 0, text.rfind(">")) + 1: text.rfind(">")]
