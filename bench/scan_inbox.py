@@ -182,7 +182,7 @@ def tree_cpu(pid: int) -> float:
 
 
 def measure(env: dict, profile: str, stack: MailStack) -> dict:
-    dovecot = stack._procs["dovecot"].pid
+    dovecot = stack.pids["dovecot"]
     mail_before = tree_cpu(dovecot)
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
