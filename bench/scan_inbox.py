@@ -144,15 +144,15 @@ def fresh_registry(env: dict, work: Path, failed: list, run: int) -> dict:
     return env
 
 
-def source_copy(work: Path, compiled: bool = True) -> Path:
-    """A copy of SOURCE's ``reconciler`` package, by default with its modules compiled,
+def source_copy(work: Path, source: Path, compiled: bool = True) -> Path:
+    """A copy of ``source``'s ``reconciler`` package, by default with its modules compiled,
     as any installation has them (``pip install`` compiles every module; a checkout
     writes ``__pycache__`` on its first run) — unlike a process started with
     PYTHONDONTWRITEBYTECODE=1 and no bytecode, which compiles every module at every
     start. A copy of this run: the shared source tree gets no ``__pycache__`` from
     here, and whatever it has does not count."""
     tree = work / "source"
-    shutil.copytree(SOURCE / "reconciler", tree / "reconciler",
+    shutil.copytree(source / "reconciler", tree / "reconciler",
                     ignore=shutil.ignore_patterns("__pycache__"))
     if compiled:
         subprocess.run([sys.executable, "-m", "compileall", "-q", str(tree / "reconciler")],
@@ -223,7 +223,7 @@ def main() -> int:
     try:
         with MailStack(work / "stack") as stack:
             env, failed = prepare(stack, work, args.messages, args.protocol)
-            SOURCE = source_copy(work, compiled=not args.no_bytecode)
+            SOURCE = source_copy(work, SOURCE, compiled=not args.no_bytecode)
             runs = []
             for run in range(args.repeat):
                 fresh = fresh_registry(env, work, failed, run)

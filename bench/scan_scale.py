@@ -36,15 +36,15 @@ import json
 import os
 import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "bench")]
 import fleetkit  # noqa: E402
+from scan_inbox import source_copy  # noqa: E402  (one compiled copy, both benches)
 from devtools.mailstack import MailStack  # noqa: E402
 
 PASSWORD = "bench-Secret-1"
@@ -52,32 +52,6 @@ GOALS = {"single_inbox_per_second": 1500, "ratio": 1.8, "worker_rss_mb": 150}
 
 
 SOURCE = ROOT        # the tree whose `reconciler` the children run: a compiled copy (main)
-
-
-def source_copy(work: Path, compiled: bool = True) -> Path:
-    """A copy of this tree's ``reconciler`` package, by default with its modules
-    compiled, as any installation has them (``pip install`` compiles every module; a
-    checkout writes ``__pycache__`` on its first run) — unlike a process started with
-    PYTHONDONTWRITEBYTECODE=1 and no bytecode, which compiles every module at every
-    start. A copy of this run: the shared tree gets no ``__pycache__`` from here."""
-    tree = work / "source"
-    shutil.copytree(ROOT / "reconciler", tree / "reconciler",
-                    ignore=shutil.ignore_patterns("__pycache__"))
-    if compiled:
-        subprocess.run([sys.executable, "-m", "compileall", "-q", str(tree / "reconciler")],
-                       check=True, capture_output=True)
-    return tree
-
-
-def mailform(env: dict, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "reconciler", *args], env=env, cwd=SOURCE,
-                          capture_output=True, text=True, timeout=timeout)
-
-
-def start_worker(env: dict, *args: str, log: Path) -> subprocess.Popen:
-    handle = open(log, "ab")
-    return subprocess.Popen([sys.executable, "-m", "reconciler", "worker", *args], env=env,
-                            cwd=SOURCE, stdout=handle, stderr=subprocess.STDOUT)
 
 
 def index_all(stack, manifests: Path) -> None:
@@ -94,7 +68,7 @@ def registry(env_base: dict, manifests: Path, failed: list[str], url: str, work:
     env = dict(env_base, MAILFORM_REGISTRY=url)
     for args in (["apply", str(manifests), "--auto-approve", "--skip-verify"],
                  ["contacts", "import", str(contacts_file(work, failed))]):
-        done = mailform(env, *args)
+        done = fleetkit.mailform(env, *args, cwd=SOURCE)
         assert done.returncode == 0, done.stdout + done.stderr
     return env
 
@@ -122,7 +96,7 @@ def single(stack, work: Path, count: int) -> dict:
     env = registry(env, manifests, failed, env["MAILFORM_REGISTRY"], work / "single")
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     started = time.monotonic()
-    done = mailform(env, "inbox", "scan", "--all", "--format", "json")
+    done = fleetkit.mailform(env, "inbox", "scan", "--all", "--format", "json", cwd=SOURCE)
     seconds = time.monotonic() - started
     rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     assert done.returncode == 0, done.stdout + done.stderr
@@ -136,8 +110,8 @@ def single(stack, work: Path, count: int) -> dict:
 def sequential(env: dict, expected: int) -> float:
     started = time.monotonic()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    done = mailform(env, "inbox", "scan", "--all", "--concurrency", "1",
-                    "--format", "json", timeout=3600)
+    done = fleetkit.mailform(env, "inbox", "scan", "--all", "--concurrency", "1",
+                             "--format", "json", timeout=3600, cwd=SOURCE)
     seconds = time.monotonic() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
@@ -154,8 +128,9 @@ def fleet(env: dict, workers: int, work: Path, expected: int, per_worker: int = 
     os.environ["MAILFORM_MASTER_KEY"] = env["MAILFORM_MASTER_KEY"]    # enqueue reads it
     config = FleetConfig(env["MAILFORM_REGISTRY"], timeout=120)
     queue.migrate(config)
-    procs = [start_worker(env, "--no-schedule", "--concurrency", str(per_worker),
-                          "--name", f"bench{n}", log=work / f"worker{n}.log")
+    procs = [fleetkit.start_worker(env, "--no-schedule", "--concurrency", str(per_worker),
+                                   "--name", f"bench{n}", log=work / f"worker{n}.log",
+                                   cwd=SOURCE)
              for n in range(workers)]
     try:
         ready(config, procs)
@@ -219,7 +194,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="mailform-scan-scale-"))
     os.chmod(work, 0o755)
     global SOURCE
-    SOURCE = source_copy(work, compiled=not args.no_bytecode)
+    SOURCE = source_copy(work, ROOT, compiled=not args.no_bytecode)
     urls = []
     with MailStack(work / "stack") as stack:
         one = single(stack, work, args.single)

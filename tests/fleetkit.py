@@ -139,15 +139,17 @@ def env_for(stack, url: str, key: str, password: str) -> dict:
     return env
 
 
-def mailform(env: dict, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "reconciler", *args], env=env, cwd=ROOT,
+def mailform(env: dict, *args: str, timeout: float = 600, cwd: Path = ROOT
+             ) -> subprocess.CompletedProcess:
+    """``python -m reconciler ARGS`` in ``cwd`` (whose ``reconciler`` it runs)."""
+    return subprocess.run([sys.executable, "-m", "reconciler", *args], env=env, cwd=cwd,
                           capture_output=True, text=True, timeout=timeout)
 
 
-def start_worker(env: dict, *args: str, log: Path) -> subprocess.Popen:
+def start_worker(env: dict, *args: str, log: Path, cwd: Path = ROOT) -> subprocess.Popen:
     handle = open(log, "ab")
     return subprocess.Popen([sys.executable, "-m", "reconciler", "worker", *args], env=env,
-                            cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT)
+                            cwd=cwd, stdout=handle, stderr=subprocess.STDOUT)
 
 
 def stop_workers(procs: list[subprocess.Popen], timeout: float = 60) -> list[int]:

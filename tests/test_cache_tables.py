@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from clihelpers import Cli, smtp_account
+from test_cache import _Evil  # (a pickle that writes a file when it is loaded)
 from reconciler.manifest import load, parallel
 from reconciler.workflow.cache import DocStore, local_cache
 from reconciler.workflow.shared_table import TableReader, TableWriter
@@ -120,14 +121,6 @@ def test_a_forged_table_is_never_unpickled(tmp_path):
         table.write_bytes(b"\0" * 32 + pickle.dumps(_Evil(str(marker)), protocol=3))
     assert _plan(cli).out == expected
     assert not marker.exists()
-
-
-class _Evil:
-    def __init__(self, path: str) -> None:
-        self.path = path
-
-    def __reduce__(self):
-        return (open, (self.path, "w"))
 
 
 def test_a_table_that_cannot_be_written_changes_nothing(tmp_path):
