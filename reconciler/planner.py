@@ -15,6 +15,7 @@ from typing import Any, Iterable, Mapping, Optional, Sequence
 from .diff import (Change, compare, is_ignored, merge_ignored, record_of, secret_presence,
                    with_defaults)
 from .model import EmailAccount
+from .model.lazy import peek, type_of
 from .plan import (Action, Activation, AccountPayload, Drift, Guard, Plan, PolicyPayload,
                    Resource, ResourceChange, SecretEntry)
 from .policy import ACTIVATION_CONTACT_LIMIT, effective_bounce_policy, needs_activation
@@ -53,7 +54,7 @@ def build_plan(inp: PlanInput) -> Plan:
     targets = set(inp.targets) if inp.targets else None
     names = _names(sorted(set(inp.accounts) | set(scope.managed)), scope, targets)
     drift = [Drift(scope.moved.get(n, n), ch) for n in names if n in scope.managed
-             for ch in [_drift(scope.managed[n], inp.accounts.get(n))] if ch]
+             for ch in [_drift(scope.managed[n], inp.accounts, n)] if ch]
     rcs = [rc for rc in (_account_change(n, inp, scope) for n in names) if rc is not None]
     rcs += [ResourceChange(n, Action.FORGET, []) for n in _names(scope.forgets, scope, targets)]
     rcs.sort(key=lambda rc: rc.name)
@@ -85,12 +86,13 @@ def _policy_change(inp: PlanInput) -> Optional[ResourceChange]:
                           resource=Resource.BOUNCE_POLICY, payload=PolicyPayload(desired))
 
 
-def _drift(stored, account: Optional[EmailAccount]) -> list[Change]:
+def _drift(stored, accounts: Mapping[str, EmailAccount], name: str) -> list[Change]:
     """Out-of-band edits since the last apply; edits under ignore_changes are not drift."""
     if getattr(stored, "unchanged_since_apply", False) or (
             stored.applied == stored.spec
             and stored.applied_fingerprints == stored.fingerprints):
         return []          # the common case, decided by plain equality (no flattening)
+    account = accounts.get(name)
     ignore = account.spec.lifecycle.ignore_changes if account is not None else ()
     changes, _ = compare(stored.applied, stored.spec, stored.applied_fingerprints,
                          stored.fingerprints, ignore)
@@ -98,13 +100,14 @@ def _drift(stored, account: Optional[EmailAccount]) -> list[Change]:
 
 
 def _account_change(name: str, inp: PlanInput, scope: Scope) -> Optional[ResourceChange]:
-    account, stored = inp.accounts.get(name), scope.managed.get(name)
+    account, stored = peek(inp.accounts, name), scope.managed.get(name)
     if account is None:
         changes, _ = compare(stored.spec, None, stored.fingerprints, {})
         return ResourceChange(name, Action.DELETE, changes)
     previous = scope.moved.get(name)
     if previous is None and _same_by_digest(name, account, stored, inp):
         return None
+    account = inp.accounts[name]        # (a cache's stub: its model now)
     record = record_of(account)
     action, changes, unchanged = _compare_account(account, record, stored, inp)
     if action is None:
@@ -144,13 +147,13 @@ def record_digest(text: str) -> bytes:
     return hashlib.sha256(text.encode()).digest()
 
 
-def _same_by_digest(name: str, account: EmailAccount, stored, inp: PlanInput) -> bool:
+def _same_by_digest(name: str, account: Any, stored, inp: PlanInput) -> bool:
     """Unchanged, told without building the record: the digest of its JSON (from a cache,
     ``record_digests``) is that of the registry row's text, or the digest a row read
     without its text kept (registry.rows), and the secrets' fingerprints are equal.
     (``name``: the account's.)"""
     digest = inp.record_digests.get(name)
-    if digest is None or stored is None or stored.type != account.spec.type:
+    if digest is None or stored is None or stored.type != type_of(account):
         return False
     found = getattr(stored, "spec_digest", None)      # a row read without its text
     if found is None:

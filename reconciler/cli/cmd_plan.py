@@ -11,6 +11,7 @@ import click
 
 from ..workflow import checks, run
 from ..workflow.cache import local_cache
+from ..model.lazy import raw_values
 from ..workflow.inputs import Inputs, Loaded, load_desired, resolve_all
 from ..errors import GuardBlocked, MailformError
 from ..plan import Plan
@@ -48,7 +49,7 @@ def _load(inputs: Inputs, registry_url: str) -> Loaded:
     # walking them again and again while secrets, registry rows and the plan are built.
     gc.freeze()
     print_problems([], desired.warnings)
-    return Loaded(desired, resolve_all(desired.accounts.values(),
+    return Loaded(desired, resolve_all(raw_values(desired.accounts),
                                        desired.secret_policy(registry_url)), inputs, cache)
 
 

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from ..errors import ManifestError, Problem
 from ..model import (API_VERSION, KINDS, MODELS, BouncePolicy, EmailAccount, Moved, Removed,
                      rule_violations, warnings_for)
+from ..model.lazy import AccountStub, Accounts, sort_accounts
 from .files import read_manifest as _read
 from .finding import check_paths, find_files
 from .cached import Counted, DocumentCache, Entry, ReplayedDocument, entry_of
@@ -31,7 +32,7 @@ _NAME_LOC = ("metadata", "name")
 class Desired:
     """What the manifests declare."""
 
-    accounts: dict[str, EmailAccount] = field(default_factory=dict)
+    accounts: Accounts = field(default_factory=Accounts)   # (or a plain dict: model.lazy)
     policy: Optional[BouncePolicy] = None
     moves: list[Moved] = field(default_factory=list)        # renames (kind Moved)
     removals: list[Removed] = field(default_factory=list)   # let go (kind Removed)
@@ -140,8 +141,10 @@ class _FileCheck:
             self.names[key] = (self.filename, line, col)
         if failed or obj is None:
             return
-        if obj.__class__ is Counted:      # lean: a worker's valid account (warnings kept)
-            self.desired.accounts[obj.name] = None
+        if obj.__class__ is AccountStub or obj.__class__ is Counted:
+            # a cache's account (its model unpickled when asked for), or for a lean run
+            # a worker's valid account; warnings kept with either
+            self._stub(doc, obj)
             for loc, message in warnings or ():
                 self.problem(doc, loc, message, severity="warning")
         elif isinstance(obj, EmailAccount):
@@ -156,6 +159,14 @@ class _FileCheck:
             self.problem(doc, ("kind",), "only one BouncePolicy may be declared")
         else:
             self.desired.policy = obj
+
+    def _stub(self, doc: Any, stub: Any) -> None:
+        if self.desired.lean or stub.__class__ is Counted:
+            self.desired.accounts[stub.name] = None
+            return
+        line, col = doc.position(())
+        stub.source = (self.filename, self.compactor.number(line), self.compactor.number(col))
+        self.desired.accounts[stub.name] = stub
 
     def _account(self, doc: Document, obj: EmailAccount) -> None:
         if self.desired.lean:           # validate: counted, not kept (nor placed)
@@ -361,7 +372,7 @@ def load(paths: Iterable[str], variables: Optional[dict] = None,
         run.run(files)
         desired.warnings.sort()      # (with the collector off: at 100,000 accounts a
         if not run.problems:         # collection here would walk every model, thrice)
-            desired.accounts = dict(sorted(desired.accounts.items()))
+            desired.accounts = sort_accounts(desired.accounts)
     finally:
         if pool is not None:
             pool.terminate()

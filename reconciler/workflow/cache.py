@@ -22,6 +22,7 @@ import hashlib
 import hmac
 import os
 import pickle
+import struct
 import tempfile
 from pathlib import Path
 from typing import Callable, Optional
@@ -33,6 +34,7 @@ from ..errors import MailformError
 from ..diff import record_of
 from ..manifest.cached import Entry
 from ..model import EmailAccount
+from ..model.lazy import FileModels, stub_of
 from ..planner import record_digest
 from ..registry import open_registry, registry_exists
 from ..registry.common import dumps
@@ -42,7 +44,8 @@ from .shared_table import ID_BYTES, Tables, TableWriter
 CACHE_DIR = os.path.join(".mailform", "cache")
 PURPOSE = "local cache"
 _MAC_BYTES = 32
-_SHARING = b"\xffMF1"     # an entry pickled against its run's table (then the table's id)
+_SHARING = b"\xffMF2"     # entries pickled against their run's table (then the table's id)
+_LENGTH = struct.Struct(">Q")     # the index's length; the file's account models follow it
 LOCAL_ROWS = False      # cache a SQLite registry's rows too (tests of the rows cache)
 
 
@@ -90,18 +93,27 @@ class DocStore:
         return entries
 
     def _entries(self, payload: bytes) -> Optional[object]:
-        """An authenticated entry unpickled with its table's objects (None: an entry of an
-        older layout, or its table is missing, corrupt or forged: rebuilt)."""
+        """An authenticated entry unpickled with its table's objects: its documents, the
+        accounts as stubs whose models stay pickled until asked for (``model.lazy``).
+        None: an entry of an older layout, or its table is missing, corrupt or forged
+        (rebuilt)."""
         start = len(_SHARING)
         if payload[:start] != _SHARING:
             return None
         table = self.tables.reader(payload[start:start + ID_BYTES])
         if table is None:
             return None
+        start += ID_BYTES
         try:
-            return table.loads(payload[start + ID_BYTES:])
+            (length,) = _LENGTH.unpack_from(payload, start)
+            start += _LENGTH.size
+            models, entries = table.loads(payload[start:start + length])
+            if models.__class__ is not FileModels:
+                return None
         except Exception:  # noqa: BLE001 - not of this layout after all
             return None
+        models.blob, models.loads = payload[start + length:], table.loads
+        return entries
 
     def _miss(self) -> None:
         self.misses += 1
@@ -117,12 +129,13 @@ class DocStore:
         if not self.writable:
             return
         path, digest = self._address(filename, text)
-        for entry in entries:
-            if isinstance(entry.model, EmailAccount) and entry.record is None:
-                entry.record = record_digest(dumps(record_of(entry.model)))
         if self.writer is None:
             self.writer = TableWriter(shared)
-        payload = _SHARING + self.writer.id + self.writer.dumps(entries)
+        models, index = _stored(entries)
+        head = self.writer.dumps((models, index))
+        payload = (_SHARING + self.writer.id + _LENGTH.pack(len(head)) + head
+                   + self.writer.dumps([m for m in models.models]))
+        models.models = None
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             _write_atomic(path, self._mac(digest, payload) + payload)
@@ -140,6 +153,24 @@ class DocStore:
             self.tables.write(writer, _write_atomic)
         except OSError:
             self.writable = False
+
+
+def _stored(entries: list[Entry]) -> tuple[FileModels, list[Entry]]:
+    """A file's entries as a cache keeps them: each account as its stub (with its record's
+    digest, made here if the load did not), its model among the file's models."""
+    models = FileModels()
+    models.models = []
+    index = []
+    for entry in entries:
+        model = entry.model
+        if isinstance(model, EmailAccount):
+            if entry.record is None:
+                entry.record = record_digest(dumps(record_of(model)))
+            entry = Entry(entry.kind, entry.name, stub_of(model, models, len(models.models)),
+                          entry.positions, entry.record, entry.warnings)
+            models.models.append(model)
+        index.append(entry)
+    return models, index
 
 
 def _write_atomic(path: Path, data: bytes) -> None:

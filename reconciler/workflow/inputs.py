@@ -10,7 +10,8 @@ from ..errors import MailformError, ManifestError, SecretError
 from ..manifest import Desired, load as load_manifests, load_var_file, resolve
 from ..manifest.cached import DocumentCache
 from ..manifest.secrets import SecretPolicy
-from ..model import EmailAccount, SecretRef, secret_refs
+from ..model import EmailAccount, SecretRef
+from ..model.lazy import declared_refs, raw_values, source_of
 from ..project import Limits
 
 if TYPE_CHECKING:
@@ -105,7 +106,7 @@ def load(inputs: Inputs, registry_url: Optional[str] = None) -> Loaded:
     """Manifests loaded and every secret resolved (ManifestError / SecretsUnresolved), under
     the runner's secret policy for the registry at ``registry_url`` (SECURITY.md)."""
     desired = load_desired(inputs)
-    return Loaded(desired, resolve_all(desired.accounts.values(),
+    return Loaded(desired, resolve_all(raw_values(desired.accounts),
                                        desired.secret_policy(registry_url)), inputs)
 
 
@@ -115,25 +116,21 @@ def _dir_of(filename: str) -> str:
 
 
 def _base_dir(account: EmailAccount) -> str:
-    private = account.__pydantic_private__      # (``account.source`` without pydantic's
-    source = private["_source"] if private and "_source" in private else account.source
-    return _dir_of(source[0]) if source else os.getcwd()     # look-up: 100,000 accounts)
-
-
-def _declared_refs(account: EmailAccount) -> Iterable[tuple[str, SecretRef]]:
-    yield from secret_refs(account.spec)
+    source = source_of(account)
+    return _dir_of(source[0]) if source else os.getcwd()
 
 
 def resolve_all(accounts: Iterable[EmailAccount], policy: Optional[SecretPolicy] = None
                 ) -> Resolved:
     """Resolve every secret reference; all failures reported together, never a value.
     ``policy``: where secrets may be read (``Desired.secret_policy``); without one, each
-    reference only within its own manifest's folder and the runner's secret folders."""
+    reference only within its own manifest's folder and the runner's secret folders.
+    ``accounts``: models, or a cache's stubs (``model.lazy.raw_values``)."""
     out, errors, seen, resolver = Resolved(), [], set(), _Resolver(policy)
     for account in accounts:
         base = _base_dir(account)
         refs, values = {}, {}
-        for path, ref in _declared_refs(account):
+        for path, ref in declared_refs(account):
             key = (ref.env, ref.file, None if ref.env is not None else base)
             refs[path] = resolver.stored(key, ref, base)
             try:

@@ -14,6 +14,7 @@ from ..errors import MailformError, StalePlanError
 from ..plan import Plan, Signer, canonical, from_file_dict
 from ..diff import record_of
 from ..manifest import Desired
+from ..model.lazy import peek, type_of
 from ..planner import PlanInput, build_plan, record_digest
 from ..registry import RegistryMissing, open_registry
 from ..registry.base import Registry
@@ -65,13 +66,13 @@ def unchanged_by_digest(desired: Desired, fingerprints: Mapping[str, Mapping[str
     keep = {m.spec.from_ for m in desired.moves} | {r.spec.name for r in desired.removals}
 
     def match(name: str, type_: str, text: str, row_fps: Mapping) -> Optional[bytes]:
-        account = accounts.get(name)
-        if account is None or name in keep or account.spec.type != type_ \
+        account = peek(accounts, name)
+        if account is None or name in keep or type_of(account) != type_ \
                 or row_fps != fingerprints.get(name, {}):
             return None
         want = digests.get(name)
         if want is None:
-            want = digests[name] = record_digest(dumps(record_of(account)))
+            want = digests[name] = record_digest(dumps(record_of(accounts[name])))
         return want if record_digest(text) == want else None
     return match
 
