@@ -10,12 +10,12 @@ from __future__ import annotations
 import hashlib
 
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Optional, Sequence
+from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
 from .diff import (Change, compare, is_ignored, merge_ignored, record_of, secret_presence,
                    with_defaults)
 from .model import EmailAccount
-from .model.lazy import peek, type_of
+from .model.lazy import peeker, type_of
 from .plan import (Action, Activation, AccountPayload, Drift, Guard, Plan, PolicyPayload,
                    Resource, ResourceChange, SecretEntry)
 from .policy import ACTIVATION_CONTACT_LIMIT, effective_bounce_policy, needs_activation
@@ -55,7 +55,8 @@ def build_plan(inp: PlanInput) -> Plan:
     names = _names(sorted(set(inp.accounts) | set(scope.managed)), scope, targets)
     drift = [Drift(scope.moved.get(n, n), ch) for n in names if n in scope.managed
              for ch in [_drift(scope.managed[n], inp.accounts, n)] if ch]
-    rcs = [rc for rc in (_account_change(n, inp, scope) for n in names) if rc is not None]
+    look = peeker(inp.accounts)
+    rcs = [rc for rc in (_account_change(n, inp, scope, look) for n in names) if rc is not None]
     rcs += [ResourceChange(n, Action.FORGET, []) for n in _names(scope.forgets, scope, targets)]
     rcs.sort(key=lambda rc: rc.name)
     policy = _policy_change(inp) if targets is None else None
@@ -99,8 +100,9 @@ def _drift(stored, accounts: Mapping[str, EmailAccount], name: str) -> list[Chan
     return changes
 
 
-def _account_change(name: str, inp: PlanInput, scope: Scope) -> Optional[ResourceChange]:
-    account, stored = peek(inp.accounts, name), scope.managed.get(name)
+def _account_change(name: str, inp: PlanInput, scope: Scope, look: Callable[[str], Any]
+                    ) -> Optional[ResourceChange]:
+    account, stored = look(name), scope.managed.get(name)     # (look: model.lazy.peeker)
     if account is None:
         changes, _ = compare(stored.spec, None, stored.fingerprints, {})
         return ResourceChange(name, Action.DELETE, changes)

@@ -101,3 +101,23 @@ def test_accounts_behaves_as_a_mapping():
     assert sort_accounts({"b": 2, "a": 1}) == {"a": 1, "b": 2}
     del accounts["a"]
     assert dict(accounts) == {"b": 2}
+
+
+def test_a_name_met_first_in_a_file_before_a_cached_one_is_reported_the_same(tmp_path):
+    cli = _cli(tmp_path)
+    cli.write_accounts([_account("a1y")], "manifests/0-first.yaml")
+    cached, uncached = cli.plan(), cli.plan("--no-cache")
+    assert cached.code == uncached.code == 1
+    assert cached.err == uncached.err
+    assert "duplicate EmailAccount name 'a1y'" in cached.err and "f1.yaml" in cached.err
+
+
+def test_an_account_with_warnings_plays_back_its_warnings(tmp_path):
+    cli = Cli(tmp_path / "w", env=ENV)
+    careless = _account("careless")
+    careless["spec"]["smtp"]["verify_certificate"] = False
+    cli.write_accounts([_account("fine"), careless], "manifests/f.yaml")
+    assert cli.apply().code == 0
+    first, cached, uncached = cli.plan(), cli.plan(), cli.plan("--no-cache")
+    assert "certificate verification is off" in cached.err
+    assert first.err == cached.err == uncached.err and cached.out == uncached.out

@@ -21,7 +21,8 @@ from typing import Any, Callable, Optional, Protocol
 from ..model import EmailAccount, warnings_for
 
 Loc = tuple
-_ALWAYS: tuple[Loc, ...] = ((), ("metadata", "name"), ("kind",))
+NAME_LOC: Loc = ("metadata", "name")
+_ALWAYS: tuple[Loc, ...] = ((), NAME_LOC, ("kind",))
 
 
 class DocumentCache(Protocol):
@@ -33,7 +34,8 @@ class DocumentCache(Protocol):
 
 @dataclass
 class Entry:
-    """One document of a clean file: its kind, name, model and positions."""
+    """One document of a clean file: its kind, name, model and positions. (A cache plays
+    an account without warnings back as its ``model.lazy.AccountStub`` alone.)"""
 
     kind: str
     name: Optional[str]

@@ -32,9 +32,9 @@ import pydantic
 from .. import __version__
 from ..errors import MailformError
 from ..diff import record_of
-from ..manifest.cached import Entry
+from ..manifest.cached import NAME_LOC, Entry
 from ..model import EmailAccount
-from ..model.lazy import FileModels, stub_of
+from ..model.lazy import AccountStub, FileModels, stub_of
 from ..planner import record_digest
 from ..registry import open_registry, registry_exists
 from ..registry.common import dumps
@@ -44,7 +44,7 @@ from .shared_table import ID_BYTES, Tables, TableWriter
 CACHE_DIR = os.path.join(".mailform", "cache")
 PURPOSE = "local cache"
 _MAC_BYTES = 32
-_SHARING = b"\xffMF2"     # entries pickled against their run's table (then the table's id)
+_SHARING = b"\xffMF3"     # entries pickled against their run's table (then the table's id)
 _LENGTH = struct.Struct(">Q")     # the index's length; the file's account models follow it
 LOCAL_ROWS = False      # cache a SQLite registry's rows too (tests of the rows cache)
 
@@ -87,7 +87,8 @@ class DocStore:
         if not hmac.compare_digest(mac, self._mac(digest, payload)):
             return self._miss()        # corrupt, forged or another registry's: rebuilt
         entries = self._entries(payload)
-        if not isinstance(entries, list) or not all(isinstance(e, Entry) for e in entries):
+        if not isinstance(entries, list) or not all(
+                e.__class__ is AccountStub or isinstance(e, Entry) for e in entries):
             return self._miss()
         self.hits += 1
         return entries
@@ -155,20 +156,24 @@ class DocStore:
             self.writable = False
 
 
-def _stored(entries: list[Entry]) -> tuple[FileModels, list[Entry]]:
-    """A file's entries as a cache keeps them: each account as its stub (with its record's
-    digest, made here if the load did not), its model among the file's models."""
+def _stored(entries: list[Entry]) -> tuple[FileModels, list]:
+    """A file's entries as a cache keeps them: each account as its stub (``model.lazy``:
+    with its record's digest, made here if the load did not, and its positions; one with
+    warnings in its entry, with their positions), its model among the file's models."""
     models = FileModels()
     models.models = []
-    index = []
+    index: list = []
     for entry in entries:
         model = entry.model
         if isinstance(model, EmailAccount):
             if entry.record is None:
                 entry.record = record_digest(dumps(record_of(model)))
-            entry = Entry(entry.kind, entry.name, stub_of(model, models, len(models.models)),
-                          entry.positions, entry.record, entry.warnings)
+            stub = stub_of(model, models, len(models.models))
             models.models.append(model)
+            stub.record = entry.record
+            stub.at = (*entry.positions[()], *entry.positions[NAME_LOC])
+            entry = stub if not entry.warnings else Entry(
+                entry.kind, entry.name, stub, entry.positions, entry.record, entry.warnings)
         index.append(entry)
     return models, index
 

@@ -14,7 +14,7 @@ from ..errors import MailformError, StalePlanError
 from ..plan import Plan, Signer, canonical, from_file_dict
 from ..diff import record_of
 from ..manifest import Desired
-from ..model.lazy import peek, type_of
+from ..model.lazy import AccountStub, peeker
 from ..planner import PlanInput, build_plan, record_digest
 from ..registry import RegistryMissing, open_registry
 from ..registry.base import Registry
@@ -64,11 +64,13 @@ def unchanged_by_digest(desired: Desired, fingerprints: Mapping[str, Mapping[str
     known yet (no cache) is made here, once, for the planner (``record_digests``)."""
     accounts, digests = desired.accounts, desired.record_digests
     keep = {m.spec.from_ for m in desired.moves} | {r.spec.name for r in desired.removals}
+    look, none = peeker(accounts), {}
 
     def match(name: str, type_: str, text: str, row_fps: Mapping) -> Optional[bytes]:
-        account = peek(accounts, name)
-        if account is None or name in keep or type_of(account) != type_ \
-                or row_fps != fingerprints.get(name, {}):
+        account = look(name)
+        if account is None or name in keep or row_fps != fingerprints.get(name, none) \
+                or type_ != (account.type if account.__class__ is AccountStub
+                             else account.spec.type):
             return None
         want = digests.get(name)
         if want is None:
