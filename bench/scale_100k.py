@@ -17,6 +17,10 @@ at 10,000, the existing ratios, best of --repeat runs interleaved:
 6. cold validate over the libyaml+pydantic floor, as bench/validate_scale.py measures it
    (``validate_ratio_floor_10k``).
 
+Every child (the floor too) runs a copy of ``reconciler`` with its modules compiled, as
+installed (``scan_inbox.source_copy``; ``--no-bytecode``: compiled at every start, as a
+process started with PYTHONDONTWRITEBYTECODE=1 and no bytecode does).
+
     .venv/bin/python bench/scale_100k.py                 # n = 100,000 (a few minutes)
     .venv/bin/python bench/scale_100k.py --n 20000       # a quicker look
 """
@@ -30,21 +34,24 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import plan_scale  # noqa: E402  (the generators are shared)
 import validate_scale  # noqa: E402
+from scan_inbox import source_copy  # noqa: E402  (the compiled copy the benches run)
 
 GOALS = {"plan_rss_mb": 400.0, "apply_rss_mb": 600.0, "validate_rss_mb": 300.0,
          "warm_ratio": 0.25, "apply_over_plan_10k": 1.5, "validate_ratio_floor_10k": 0.7}
 FILES_CHANGED_EVERY = 100     # 1% of the files: one account changed in each
+SOURCE = plan_scale.ROOT      # the tree whose `reconciler` the children run (main: a copy)
 
 
 def bench_env(db: str) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAILFORM_")}
     env.update({f"BENCH_SMTP_PASSWORD_{k}": f"secret-{k}" for k in range(plan_scale.SECRET_VARS)})
     env.update({"MAILFORM_REGISTRY": f"sqlite:///{db}", "NO_COLOR": "1",
-                "PYTHONPATH": plan_scale.ROOT})
+                "PYTHONPATH": SOURCE})
     return env
 
 
@@ -140,9 +147,9 @@ def validate_over_floor(workdir: str, n: int, repeat: int) -> dict:
     ours, floor = [], []
     for _ in range(repeat):
         ours.append(timed(mailform("validate", directory), {**os.environ},
-                          plan_scale.ROOT, f"validate at {n}")[0])
+                          SOURCE, f"validate at {n}")[0])
         floor.append(timed([sys.executable, "-c", validate_scale.FLOOR, directory],
-                           {**os.environ}, plan_scale.ROOT, f"floor at {n}")[0])
+                           {**os.environ}, SOURCE, f"floor at {n}")[0])
     shutil.rmtree(directory)
     return {"validate_10k": round(min(ours), 3), "floor_10k": round(min(floor), 3),
             "validate_ratio_floor_10k": round(min(ours) / min(floor), 3)}
@@ -181,8 +188,13 @@ def main() -> None:
                         help="accounts for the ratios (default 10,000)")
     parser.add_argument("--repeat", type=int, default=3,
                         help="runs of each ratio's pair (best kept); default 3")
+    parser.add_argument("--no-bytecode", action="store_true",
+                        help="the children compile every module at every start")
     args = parser.parse_args()
+    global SOURCE
     with tempfile.TemporaryDirectory(prefix="mailform-scale-bench-") as workdir:
+        SOURCE = str(source_copy(Path(workdir), Path(plan_scale.ROOT),
+                                 compiled=not args.no_bytecode))
         row = at_scale(workdir, args.n)
         row.update(apply_over_plan(workdir, args.small, args.repeat))
         row.update(validate_over_floor(workdir, args.small, args.repeat))
