@@ -1,11 +1,14 @@
 """The table a run's cache entries share (workflow.shared_table): accounts read from the
 cache share what a cold load shares, across files; a table missing, corrupt, forged or
-unwritable, and an entry of the older layout, change nothing but are rebuilt."""
+unwritable, and an entry of the older layout, change nothing but are rebuilt; what no
+run used for two weeks is swept away."""
 from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import pickle
+import time
 from pathlib import Path
 
 import pytest
@@ -167,3 +170,42 @@ def test_an_entry_reads_with_the_whole_table_of_its_run():
     assert two == [second, first, {"team": first}, "own"]
     assert two[1] is one[0] and two[2]["team"] is one[0]
     assert table.loads(early)[0] is one[0]              # the same objects for every entry
+
+
+def _age(path: Path, days: float) -> None:
+    when = time.time() - days * 86400
+    os.utime(path, (when, when))
+
+
+def test_the_sweep_removes_what_no_run_used_for_two_weeks(tmp_path):
+    cli = _cli(tmp_path)
+    assert _plan(cli).code == 0
+    docs = sorted(p for p in (cli.dir / CACHE / "docs").glob("*/*"))
+    assert len(docs) == FILES and len(_tables(cli)) == 1
+    for path in docs + _tables(cli):
+        _age(path, 30)
+    stale = cli.dir / CACHE / "docs" / "00" / ("00" * 32)      # an earlier run's entry
+    stale.parent.mkdir(exist_ok=True)
+    stale.write_bytes(b"old")
+    _age(stale, 30)
+    (cli.dir / CACHE / ".swept").unlink(missing_ok=True)
+    expected = _plan(cli, "--no-cache").out
+    assert _plan(cli).out == expected       # reads (touches) the entries and their table
+    assert not stale.exists()
+    assert all(p.exists() for p in docs) and len(_tables(cli)) == 1
+    assert _plan(cli).out == expected
+
+
+def test_the_sweep_runs_at_most_once_a_day_and_spares_young_files(tmp_path):
+    store = DocStore(str(tmp_path / "cache"), b"k" * 32, version="v")
+    store.put("f.yaml", "text", [])
+    store.flush()                           # (sweeps: nothing old yet)
+    old = store.folder / "ab" / "old"
+    old.parent.mkdir(parents=True, exist_ok=True)
+    old.write_bytes(b"x")
+    _age(old, 15)
+    store.flush()
+    assert old.exists()                     # swept less than a day ago
+    assert store.sweep(force=True) == 1 and not old.exists()
+    assert store.get("f.yaml", "text") == []
+    assert store.sweep(now=time.time() + 13 * 86400, force=True) == 0

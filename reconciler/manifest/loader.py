@@ -15,7 +15,8 @@ from ..model import (API_VERSION, KINDS, MODELS, BouncePolicy, EmailAccount, Mov
 from ..model.lazy import AccountStub, Accounts, sort_accounts
 from .files import read_manifest as _read
 from .finding import check_paths, find_files
-from .cached import NAME_LOC, Counted, DocumentCache, Entry, ReplayedDocument, entry_of
+from .cached import (NAME_LOC, Counted, DocumentCache, Entry, ReplayedDocument, entry_of,
+                     register_stubs)
 from . import parallel
 from .compact import Compactor
 from .messages import _message, _suggest
@@ -67,39 +68,11 @@ class _FileCheck:
         compacted here with this run's (what 100,000 accounts cost in memory)."""
         self.replaying = kept       # a cache's models were compacted before they were kept
         if kept:
-            entries = self._stubs(entries)
+            entries = register_stubs(self, entries)
         for entry in entries:
             self._register(ReplayedDocument(entry), entry.kind, entry.name, entry.model, False,
                            entry.warnings)
         self.note_records(entries)
-
-    def _stubs(self, entries: list) -> list[Entry]:
-        """A cache's accounts (``AccountStub``, without warnings) registered as
-        ``_register`` would, without a call per account (100,000 accounts on every warm
-        plan); the other entries returned, and a stub whose name was met before as an
-        entry, for ``_register`` to report."""
-        names, accounts, digests = self.names, self.desired.accounts, self.desired.record_digests
-        number, filename, lean = self.compactor.number, self.filename, self.desired.lean
-        rest = []
-        for stub in entries:
-            if stub.__class__ is not AccountStub:
-                rest.append(stub)
-                continue
-            name = stub.name
-            line, col, name_line, name_col = stub.at
-            key = ("EmailAccount", name)
-            if key in names:
-                rest.append(Entry("EmailAccount", name, stub, {
-                    (): (line, col), _NAME_LOC: (name_line, name_col)}, stub.record, ()))
-                continue
-            names[key] = (filename, name_line, name_col)
-            if lean:                    # validate: counted, not kept
-                accounts[name] = None
-                continue
-            stub.source = (filename, number(line), number(col))
-            accounts[name] = stub
-            digests[name] = stub.record
-        return rest
 
     def note_records(self, entries: list[Entry]) -> None:
         """The records' digests a cache made (``Entry.record``), for the planner."""

@@ -15,6 +15,7 @@ registry — is ignored and written again (so is an entry whose table is missing
 not verify, and an entry of the older layout, pickled without a table). Entries and
 tables are verified *before* they are unpickled. A cache that cannot be written (a
 read-only filesystem) is skipped, and ``--no-cache`` turns it off. Without a registry there is no key, so no cache.
+What no run has read or written for KEEP_DAYS is swept away (``DocStore.sweep``).
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ import os
 import pickle
 import struct
 import tempfile
+import time
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -47,6 +49,8 @@ _MAC_BYTES = 32
 _SHARING = b"\xffMF3"     # entries pickled against their run's table (then the table's id)
 _LENGTH = struct.Struct(">Q")     # the index's length; the file's account models follow it
 LOCAL_ROWS = False      # cache a SQLite registry's rows too (tests of the rows cache)
+KEEP_DAYS = 14          # entries and tables not read or written for this long are removed
+PRUNE_EVERY = 86400     # seconds: the folder is swept at most this often (``.swept``)
 
 
 def schema_version() -> str:
@@ -90,6 +94,7 @@ class DocStore:
         if not isinstance(entries, list) or not all(
                 e.__class__ is AccountStub or isinstance(e, Entry) for e in entries):
             return self._miss()
+        _touch(path)         # (in use: kept by the sweep, see ``flush``)
         self.hits += 1
         return entries
 
@@ -145,15 +150,44 @@ class DocStore:
 
     def flush(self) -> None:
         """The end of a load: the table its entries share, written once; the tables read
-        are let go."""
+        are let go; at most once a day, what no run has read or written for KEEP_DAYS
+        swept away."""
         writer, self.writer = self.writer, None
         self.tables.read.clear()
-        if writer is None or not self.writable:
+        if not self.writable:
             return
         try:
-            self.tables.write(writer, _write_atomic)
+            if writer is not None:
+                self.tables.write(writer, _write_atomic)
+            self.sweep()
         except OSError:
             self.writable = False
+
+    def sweep(self, now: Optional[float] = None, force: bool = False) -> int:
+        """Remove the entries and tables (and leftovers of interrupted writes) that no run
+        has read or written for KEEP_DAYS: a cache carried between CI runs stops growing.
+        Reading an entry touches it and its table, and an entry is read only with its
+        table, so a table is never older than an entry that still uses it (one removed
+        all the same is a miss, rebuilt). At most every PRUNE_EVERY seconds (``force``:
+        now); how many files were removed."""
+        now = time.time() if now is None else now
+        marker = self.folder.parent / ".swept"
+        try:
+            if not force and now - marker.stat().st_mtime < PRUNE_EVERY:
+                return 0
+        except FileNotFoundError:
+            pass
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.touch()
+        horizon, removed = now - KEEP_DAYS * 86400, 0
+        for path in [*self.folder.glob("*/*"), *self.tables.folder.glob("*")]:
+            try:
+                if path.is_file() and path.stat().st_mtime < horizon:
+                    path.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                continue        # another run's sweep
+        return removed
 
 
 def _stored(entries: list[Entry]) -> tuple[FileModels, list]:
@@ -176,6 +210,13 @@ def _stored(entries: list[Entry]) -> tuple[FileModels, list]:
                 entry.kind, entry.name, stub, entry.positions, entry.record, entry.warnings)
         index.append(entry)
     return models, index
+
+
+def _touch(path: Path) -> None:
+    try:
+        os.utime(path)
+    except OSError:
+        pass        # a read-only cache: read, never swept from here
 
 
 def _write_atomic(path: Path, data: bytes) -> None:

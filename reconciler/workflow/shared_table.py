@@ -112,6 +112,10 @@ class Tables:
         if not hmac.compare_digest(blob[:MAC_BYTES], self._mac(table_id, payload)):
             return None
         try:
+            os.utime(self.folder / table_id.hex())     # in use (workflow.cache's sweep)
+        except OSError:
+            pass
+        try:
             return TableReader(payload)
         except Exception:  # noqa: BLE001 - authenticated, yet not a table of this layout
             return None
