@@ -126,3 +126,39 @@ def test_rows_read_for_a_plan_keep_only_the_digest_of_specs_vouched_for(tmp_path
     assert rows["m0000"] == whole["m0000"] and rows["m0000"].spec_digest is None
     assert after["m0001"] == whole["m0001"]          # only inside unread_specs
     assert pickle.loads(pickle.dumps(whole["m0002"])) == whole["m0002"]
+
+
+def test_rows_are_read_as_the_stored_row_constructor_makes_them():
+    """registry.rows.stored_rows (the loop a plan reads 100,000 rows with) against
+    StoredRow's constructor given the decoded columns, slot by slot, with and without
+    unread_specs."""
+    import json
+    from reconciler.registry.rows import SAME_AS_LIVE, StoredRow, stored_rows, unread_specs
+    spec, other = '{"email":"a@example.com"}', '{"email":"b@example.com"}'
+    fps, other_fps = '{"smtp.password":"f1"}', '{"smtp.password":"f2"}'
+    rows = [("same", "smtp", spec, SAME_AS_LIVE, fps, SAME_AS_LIVE, '{"state":"ok"}', "team"),
+            ("equal-text", "smtp", spec, spec, fps, fps, '{"state":"ok"}', None),
+            ("drifted", "marketing", spec, other, fps, fps, "null", "team"),
+            ("rekeyed", "smtp", spec, SAME_AS_LIVE, fps, other_fps, '{}', None),
+            ("vouched", "smtp", other, SAME_AS_LIVE, other_fps, SAME_AS_LIVE, '{}', "x")]
+
+    def match(name, type_, text, row_fps):
+        return b"digest" if name in ("same", "vouched", "drifted") else None
+
+    for matcher in (None, match):
+        with unread_specs(matcher):
+            fast = stored_rows(rows, {})
+            slow = []
+            for name, type_, text, applied, fps_, applied_fps, status, owner in rows:
+                value = json.loads(fps_)     # (the same object when the texts are equal)
+                applied_value = value if applied_fps in (SAME_AS_LIVE, fps_) \
+                    else json.loads(applied_fps)
+                slow.append(StoredRow(name, type_, text, applied, value, applied_value,
+                                      json.loads(status), owner))
+        for a, b in zip(fast, slow):
+            assert {s: getattr(a, s) for s in StoredRow.__slots__} == \
+                {s: getattr(b, s) for s in StoredRow.__slots__}
+    assert [r.spec_digest for r in fast] == [b"digest", None, None, None, b"digest"]
+    shared = stored_rows(rows, {})
+    assert shared[0].fingerprints is shared[1].fingerprints is shared[2].fingerprints
+    assert shared[0].applied_fingerprints is shared[0].fingerprints

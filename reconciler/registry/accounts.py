@@ -17,7 +17,7 @@ from ..model import SECRET_FIELDS
 from .base import AccountWrite, StoredAccount
 from .common import deep_merge, dumps, iso, loads, set_path, utcnow
 from .crypto import KeyRing
-from .rows import StoredRow
+from .rows import stored_rows
 from .store import SQLStore
 
 _COLUMNS = "name, type, spec, applied, fingerprints, applied_fingerprints, status, owner"
@@ -211,22 +211,7 @@ def _accounts(rows: list[tuple], memo: Optional[dict[str, Any]] = None
     """Rows as ``StoredRow``: the specs stay JSON text until looked at (``rows``).
     Fingerprints and statuses repeat across accounts (a shared secret, an "active"):
     each distinct text is decoded once per read (``memo``) and shared."""
-    memo = {} if memo is None else memo
-    out: list[StoredAccount] = []
-    for name, type_, spec, applied, fps, applied_fps, status, owner in rows:
-        fps_value = _shared(memo, fps)
-        applied_fps_value = fps_value if applied_fps in (SAME_AS_LIVE, fps) \
-            else _shared(memo, applied_fps)
-        out.append(StoredRow(name, type_, spec, applied, fps_value, applied_fps_value,
-                             _shared(memo, status), owner))
-    return out
-
-
-def _shared(memo: dict[str, Any], text: str) -> Any:
-    value = memo.get(text)
-    if value is None:
-        value = memo[text] = loads(text)
-    return value
+    return stored_rows(rows, {} if memo is None else memo)
 
 
 _UPSERT = """INSERT INTO accounts (name, type, spec, applied, fingerprints, applied_fingerprints,
