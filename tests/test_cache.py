@@ -6,6 +6,8 @@ import pickle
 import shutil
 from pathlib import Path
 
+import pytest
+
 from clihelpers import Cli, marketing_account, smtp_account
 from reconciler.manifest import load
 from reconciler.workflow.cache import DocStore, RowStore, cache_key, local_cache
@@ -40,7 +42,35 @@ def test_a_second_plan_reads_the_cache_and_says_the_same(tmp_path):
     assert first.code == second.code == uncached.code == 0
     assert first.out == second.out == uncached.out
     assert len(_entries(cli)) == 2
-    assert not (cli.dir / CACHE / "rows").exists()    # SQLite: its rows are read, not cached
+    assert (cli.dir / CACHE / "rows").exists()        # the rows, as digests (SQLite too)
+
+
+def test_rows_kept_as_digests_read_their_text_only_when_the_plan_looks(tmp_path):
+    cli = _cli(tmp_path)
+    assert _plan(cli).code == 0                      # keeps the rows
+    cli.write_accounts([smtp_account("news", display_name="Renamed desk")],
+                       "manifests/a.yaml")
+    cached, uncached = _plan(cli), _plan(cli, "--no-cache")
+    assert cached.code == uncached.code == 0 and cached.out == uncached.out
+    assert "Renamed desk" in cached.out
+
+
+def test_a_row_kept_as_its_digest_that_changed_since_is_an_error_not_a_wrong_plan():
+    from reconciler.errors import RegistryError
+    from reconciler.registry.rows import SAME_AS_LIVE, StoredRow, from_kept, kept
+    text, fps = '{"display_name":"News"}', {}      # (the same fingerprints: unchanged)
+    row = StoredRow("news", "smtp", text, SAME_AS_LIVE, fps, fps, {}, None)
+    (item,) = kept([row])
+    assert len(item) == 6 and text not in repr(item)
+    now = {"news": row}
+    again = from_kept([item], now.get)["news"]
+    assert again.spec == {"display_name": "News"} and again == row
+    now["news"] = StoredRow("news", "smtp", '{"display_name":"Other"}', SAME_AS_LIVE,
+                            fps, fps, {}, None)
+    with pytest.raises(RegistryError, match="changed in the registry while the plan"):
+        from_kept([item], now.get)["news"].spec
+    with pytest.raises(RegistryError, match="changed in the registry while the plan"):
+        from_kept([item], {}.get)["news"].spec           # gone since
 
 
 def test_the_cache_holds_no_secret(tmp_path):

@@ -14,9 +14,10 @@ no longer be read.
 """
 from __future__ import annotations
 
+import hashlib
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any, Callable, Iterator, Mapping, Optional
+from typing import Any, Callable, Iterable, Iterator, Mapping, Optional
 
 from ..errors import RegistryError
 from .base import StoredAccount
@@ -42,7 +43,7 @@ class StoredRow(StoredAccount):
     slots (no per-row ``__dict__``: 100,000 rows are held at once)."""
 
     __slots__ = ("name", "type", "fingerprints", "applied_fingerprints", "status", "owner",
-                 "spec_text", "spec_digest", "_applied_text", "_spec", "_applied")
+                 "spec_text", "spec_digest", "_applied_text", "_spec", "_applied", "_fetch")
 
     def __init__(self, name: str, type: str, spec_text: str, applied_text: str,
                  fingerprints: dict, applied_fingerprints: dict, status: dict,
@@ -52,7 +53,7 @@ class StoredRow(StoredAccount):
         self.fingerprints, self.applied_fingerprints = fingerprints, applied_fingerprints
         self.status = status
         self._applied_text = SAME_AS_LIVE if applied_text == spec_text else applied_text
-        self._spec = self._applied = self.spec_digest = None
+        self._spec = self._applied = self.spec_digest = self._fetch = None
         match = _MATCH.get()
         if match is not None and self.unchanged_since_apply:
             self.spec_digest = match(name, type, spec_text, fingerprints)
@@ -61,10 +62,23 @@ class StoredRow(StoredAccount):
         self.spec_text = spec_text  # the live spec as the registry holds it: canonical JSON
 
     def _text(self) -> str:
-        if self.spec_text is None:
-            raise RegistryError(f"account {self.name}: its registry spec was not kept by the "
-                                "plan that read it (found unchanged by digest)")
-        return self.spec_text
+        text = self.spec_text
+        if text is None:
+            if self._fetch is None:
+                raise RegistryError(f"account {self.name}: its registry spec was not kept by "
+                                    "the plan that read it (found unchanged by digest)")
+            text = self.spec_text = self._fetched()
+        return text
+
+    def _fetched(self) -> str:
+        """The spec text of a row kept as its digest (``from_kept``), read again now; the
+        registry must still hold what the digest says."""
+        live = self._fetch(self.name)
+        text = getattr(live, "spec_text", None)
+        if text is None or spec_digest(text) != self.spec_digest:
+            raise RegistryError(f"account {self.name} changed in the registry while the plan "
+                                "was being made: run it again")
+        return text
 
     @property
     def spec(self) -> dict:
@@ -114,6 +128,44 @@ class StoredRow(StoredAccount):
                             self.owner))
 
 
+def spec_digest(text: str) -> bytes:
+    """SHA-256 of a row's spec text (what ``planner.record_digest`` makes of a record's)."""
+    return hashlib.sha256(text.encode()).digest()
+
+
+def kept(rows: Iterable[StoredRow]) -> list[tuple]:
+    """Rows as a cache keeps them: a row unchanged since its last apply as (name, type,
+    fingerprints, status, owner, digest of its spec text); any other whole (``StoredRow``'s
+    arguments)."""
+    out = []
+    for row in rows:
+        if row.unchanged_since_apply:
+            digest = row.spec_digest or spec_digest(row.spec_text)
+            out.append((row.name, row.type, row.fingerprints, row.status, row.owner, digest))
+        else:
+            out.append((row.name, row.type, row._text(), row._applied_text, row.fingerprints,
+                        row.applied_fingerprints, row.status, row.owner))
+    return out
+
+
+def from_kept(items: list[tuple], fetch: Callable[[str], Any]) -> dict[str, StoredRow]:
+    """``kept`` rows back, by name. A row kept as its digest reads its spec text through
+    ``fetch(name)`` (``Registry.account``) when someone looks at it — a plan does only
+    for an account it does not find unchanged by digest."""
+    make, out = StoredRow.__new__, {}
+    for item in items:
+        if len(item) != 6:
+            row = StoredRow(*item)
+        else:
+            row = make(StoredRow)
+            row.name, row.type, row.fingerprints, row.status, row.owner, row.spec_digest = item
+            row.applied_fingerprints, row._applied_text = row.fingerprints, SAME_AS_LIVE
+            row.spec_text = row._spec = row._applied = None
+            row._fetch = fetch
+        out[row.name] = row
+    return out
+
+
 def stored_rows(rows: list[tuple], memo: dict[str, Any]) -> list[StoredRow]:
     """Account rows (``accounts._COLUMNS``) as ``StoredRow``, as its constructor makes
     them, without a call per row (100,000 rows on every plan). Fingerprints and statuses
@@ -138,7 +190,7 @@ def stored_rows(rows: list[tuple], memo: dict[str, Any]) -> list[StoredRow]:
         row.name, row.fingerprints, row.applied_fingerprints = name, fps_value, applied_value
         row.type = shared.get(type_) or _shared(type_)
         row.owner = None if owner is None else (shared.get(owner) or _shared(owner))
-        row.status, row._spec, row._applied = status_value, None, None
+        row.status, row._spec, row._applied, row._fetch = status_value, None, None, None
         same = applied == spec or applied == SAME_AS_LIVE
         row._applied_text = SAME_AS_LIVE if same else applied
         digest = None

@@ -40,7 +40,7 @@ from ..model.lazy import AccountStub, FileModels, stub_of
 from ..planner import record_digest
 from ..registry import open_registry, registry_exists
 from ..registry.common import dumps
-from ..registry.rows import Match, unread_specs
+from ..registry.rows import Match, from_kept, kept, unread_specs
 from .shared_table import ID_BYTES, Tables, TableWriter
 
 CACHE_DIR = os.path.join(".mailform", "cache")
@@ -48,7 +48,7 @@ PURPOSE = "local cache"
 _MAC_BYTES = 32
 _SHARING = b"\xffMF3"     # entries pickled against their run's table (then the table's id)
 _LENGTH = struct.Struct(">Q")     # the index's length; the file's account models follow it
-LOCAL_ROWS = False      # cache a SQLite registry's rows too (tests of the rows cache)
+LOCAL_ROWS = True       # cache a SQLite registry's rows too (False: tests of reading them)
 KEEP_DAYS = 14          # entries and tables not read or written for this long are removed
 PRUNE_EVERY = 86400     # seconds: the folder is swept at most this often (``.swept``)
 
@@ -236,7 +236,8 @@ def _write_atomic(path: Path, data: bytes) -> None:
 class RowStore:
     """The registry's account rows as the last plan read them, by everything a plan reads
     from the registry: lineage, serial (every write that changes a row bumps it), the
-    contact count, the settings and the schema. One entry (the latest) is kept."""
+    contact count, the settings and the schema. One entry (the latest) is kept; a row
+    unchanged since its last apply as its digest (``registry.rows.kept``)."""
 
     def __init__(self, folder: str, key: bytes, local_too: Optional[bool] = None) -> None:
         self.path = Path(folder) / "rows"
@@ -246,11 +247,12 @@ class RowStore:
         self.hit = False
 
     def accounts(self, registry, match: Optional[Match] = None) -> dict:
-        """``registry.accounts()``, from the cache when the registry has not changed. Only
-        for a registry across the network (PostgreSQL): a local SQLite file reads its rows
-        faster than the cache (about 0.75 s against 1 s of CPU for 100,000), unless
-        ``local_too``. ``match``: rows read from SQLite keep only a digest of the specs it
-        vouches for (registry.rows.unread_specs); the rows this cache keeps are whole."""
+        """``registry.accounts()``, from the cache when the registry has not changed.
+        ``match``: rows read from the registry keep only a digest of the specs it vouches
+        for (registry.rows.unread_specs). The cache keeps a row unchanged since its last
+        apply as its digest (``registry.rows.kept``): its spec text is read again from the
+        registry only if the plan looks at it — only for an account it does not find
+        unchanged by digest."""
         if not self.local_too and str(registry.url).startswith("sqlite"):
             with unread_specs(match):
                 return registry.accounts()
@@ -258,10 +260,11 @@ class RowStore:
         found = self._read(before)
         if found is not None:
             self.hit = True
-            return found
-        accounts = registry.accounts()
+            return from_kept(found, registry.account)
+        with unread_specs(match):
+            accounts = registry.accounts()
         if self._state(registry) == before:       # no write came in between
-            self._write(before, accounts)
+            self._write(before, kept(accounts.values()))
         return accounts
 
     @staticmethod
@@ -276,7 +279,7 @@ class RowStore:
         return hmac.new(self.key, hashlib.sha256(state).digest() + payload,
                         hashlib.sha256).digest()
 
-    def _read(self, state: bytes) -> Optional[dict]:
+    def _read(self, state: bytes) -> Optional[list]:
         try:
             blob = self.path.read_bytes()
         except OSError:
@@ -288,12 +291,12 @@ class RowStore:
             found = pickle.loads(payload)
         except Exception:  # noqa: BLE001 - an authenticated entry of an older layout
             return None
-        return found if isinstance(found, dict) else None
+        return found if isinstance(found, list) else None
 
-    def _write(self, state: bytes, accounts: dict) -> None:
+    def _write(self, state: bytes, rows: list) -> None:
         if not self.writable:
             return
-        payload = pickle.dumps(accounts, protocol=pickle.HIGHEST_PROTOCOL)
+        payload = pickle.dumps(rows, protocol=pickle.HIGHEST_PROTOCOL)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             _write_atomic(self.path, self._mac(state, payload) + payload)
