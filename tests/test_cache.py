@@ -55,6 +55,24 @@ def test_rows_kept_as_digests_read_their_text_only_when_the_plan_looks(tmp_path)
     assert "Renamed desk" in cached.out
 
 
+def test_the_texts_a_plan_needs_are_read_back_in_one_query(tmp_path, monkeypatch):
+    from reconciler.registry.sqlbase import SQLRegistry
+    cli = _cli(tmp_path)
+    assert _plan(cli).code == 0                      # keeps the rows
+    cli.write_accounts([smtp_account("news", display_name="Renamed"),
+                        marketing_account("promo", display_name="Also renamed")],
+                       "manifests/a.yaml")
+    calls: list = []
+    real = SQLRegistry.spec_texts
+    monkeypatch.setattr(SQLRegistry, "spec_texts",
+                        lambda self, names: calls.append(sorted(names)) or real(self, names))
+    monkeypatch.setattr(SQLRegistry, "account", lambda self, name: calls.append(name))
+    cached = _plan(cli)
+    assert calls == [["news", "promo", "sales"]]          # (sales: team=two, not one)
+    monkeypatch.undo()
+    assert cached.out == _plan(cli, "--no-cache").out and "Also renamed" in cached.out
+
+
 def test_a_row_kept_as_its_digest_that_changed_since_is_an_error_not_a_wrong_plan():
     from reconciler.errors import RegistryError
     from reconciler.registry.rows import SAME_AS_LIVE, StoredRow, from_kept, kept

@@ -64,6 +64,15 @@ class AccountBook:
         rows = self._store.read(f"SELECT {_COLUMNS} FROM accounts WHERE name = ?", (name,))
         return _accounts(rows)[0] if rows else None
 
+    def spec_texts(self, names: list[str]) -> dict[str, str]:
+        """The live spec text (canonical JSON) of each of ``names`` the registry holds."""
+        out: dict[str, str] = {}
+        for start in range(0, len(names), _CHUNK):
+            chunk = names[start:start + _CHUNK]
+            out.update(self._store.read("SELECT name, spec FROM accounts WHERE name IN ("
+                                        + ", ".join("?" * len(chunk)) + ")", tuple(chunk)))
+        return out
+
     def secrets(self, name: str) -> dict[str, str]:
         rows = self._store.read("SELECT secrets FROM accounts WHERE name = ?", (name,))
         if not rows:

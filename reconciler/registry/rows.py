@@ -67,17 +67,21 @@ class StoredRow(StoredAccount):
             if self._fetch is None:
                 raise RegistryError(f"account {self.name}: its registry spec was not kept by "
                                     "the plan that read it (found unchanged by digest)")
-            text = self.spec_text = self._fetched()
+            text = self._fetched()
         return text
 
     def _fetched(self) -> str:
-        """The spec text of a row kept as its digest (``from_kept``), read again now; the
-        registry must still hold what the digest says."""
+        """The spec text of a row kept as its digest (``from_kept``), read again now."""
         live = self._fetch(self.name)
-        text = getattr(live, "spec_text", None)
+        return self.given_text(getattr(live, "spec_text", None))
+
+    def given_text(self, text: Optional[str]) -> str:
+        """A row kept as its digest given its spec text, read again from the registry
+        (None: it is gone), which must still hold what the digest says."""
         if text is None or spec_digest(text) != self.spec_digest:
             raise RegistryError(f"account {self.name} changed in the registry while the plan "
                                 "was being made: run it again")
+        self.spec_text = text
         return text
 
     @property

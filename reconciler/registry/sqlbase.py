@@ -95,6 +95,10 @@ class SQLRegistry:
     def account(self, name: str) -> Optional[StoredAccount]:
         return self.account_book.get(name)
 
+    def spec_texts(self, names: list[str]) -> dict[str, str]:
+        """The live spec text of each of ``names`` held (a page of names per query)."""
+        return self.account_book.spec_texts(names)
+
     def fingerprint(self, path: str, value: str) -> str:
         return self.keys.fingerprint(path, value)
 

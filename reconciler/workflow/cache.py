@@ -260,7 +260,7 @@ class RowStore:
         found = self._read(before)
         if found is not None:
             self.hit = True
-            return from_kept(found, registry.account)
+            return _with_texts(from_kept(found, registry.account), registry, match)
         with unread_specs(match):
             accounts = registry.accounts()
         if self._state(registry) == before:       # no write came in between
@@ -302,6 +302,25 @@ class RowStore:
             _write_atomic(self.path, self._mac(state, payload) + payload)
         except OSError:
             self.writable = False
+
+
+def _with_texts(rows: dict, registry, match: Optional[Match]) -> dict:
+    """Rows kept as digests, the spec texts the plan will look at read back in pages (a
+    plan that changes a tenth of 100,000 accounts: a hundred queries, not ten thousand;
+    the others, such as an account deleted from the manifests, one by one when looked at).
+    ``match``'s ``needs_text`` (``workflow.run.unchanged_by_digest``) tells which."""
+    needs = getattr(match, "needs_text", None)
+    read = getattr(registry, "spec_texts", None)
+    if needs is None or read is None:
+        return rows
+    wanted = [name for name, row in rows.items()
+              if row.spec_text is None and needs(name, row.type, row.fingerprints,
+                                                 row.spec_digest)]
+    if wanted:
+        texts = read(wanted)
+        for name in wanted:
+            rows[name].given_text(texts.get(name))
+    return rows
 
 
 class LocalCache:

@@ -61,12 +61,15 @@ def unchanged_by_digest(desired: Desired, fingerprints: Mapping[str, Mapping[str
     spec when the planner will find it unchanged by digest (planner._same_by_digest) and so
     never read it — same type, same secrets, the desired record's digest — else None.
     Accounts moved away or removed keep their rows whole. A desired record's digest not
-    known yet (no cache) is made here, once, for the planner (``record_digests``)."""
+    known yet (no cache) is made here, once, for the planner (``record_digests``).
+    Its ``needs_text(name, type, fingerprints, digest)``: whether the planner will read
+    the spec of a row kept as the ``digest`` of its text (workflow.cache) — the row of
+    an account declared (or moved away) that it will not find unchanged by digest."""
     accounts, digests = desired.accounts, desired.record_digests
     keep = {m.spec.from_ for m in desired.moves} | {r.spec.name for r in desired.removals}
     look, none = peeker(accounts), {}
 
-    def match(name: str, type_: str, text: str, row_fps: Mapping) -> Optional[bytes]:
+    def wanted(name: str, type_: str, row_fps: Mapping) -> Optional[bytes]:
         account = look(name)
         if account is None or name in keep or row_fps != fingerprints.get(name, none) \
                 or type_ != (account.type if account.__class__ is AccountStub
@@ -75,7 +78,18 @@ def unchanged_by_digest(desired: Desired, fingerprints: Mapping[str, Mapping[str
         want = digests.get(name)
         if want is None:
             want = digests[name] = record_digest(dumps(record_of(accounts[name])))
-        return want if record_digest(text) == want else None
+        return want
+
+    def match(name: str, type_: str, text: str, row_fps: Mapping) -> Optional[bytes]:
+        want = wanted(name, type_, row_fps)
+        return want if want is not None and record_digest(text) == want else None
+
+    def needs_text(name: str, type_: str, row_fps: Mapping, digest: bytes) -> bool:
+        if look(name) is None:
+            return name in keep
+        return wanted(name, type_, row_fps) != digest
+
+    match.needs_text = needs_text         # type: ignore[attr-defined]
     return match
 
 
