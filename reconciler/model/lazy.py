@@ -9,7 +9,7 @@ pickled (``FileModels``) until one of them is asked for.
 ``Accounts`` is the mapping the loader fills: indexing it (``[]``, ``get``,
 ``values()``, ``items()``) always gives the account's model — unpickled then, once —
 so code that reads accounts sees what a load without the cache gives. Only the few
-places that run once per account in every plan look without unpickling (``peek``,
+places that run once per account in every plan look without unpickling (``peeker``,
 ``raw_values``, ``type_of``, ``declared_refs``, ``source_of``); they work on a plain
 dict of models too.
 """
@@ -113,14 +113,8 @@ class Accounts(MutableMapping):
         self._data = dict(sorted(self._data.items()))
 
 
-def peek(accounts: Any, name: str) -> Any:
-    """``accounts.get(name)``, a cache's stub left as it is."""
-    getter = getattr(accounts, "peek", None)
-    return getter(name) if getter is not None else accounts.get(name)
-
-
 def peeker(accounts: Any) -> Callable[[str], Any]:
-    """``peek`` bound to ``accounts`` (for a loop over 100,000 names)."""
+    """``accounts.get``, but a cache's stub left as it is (``Accounts.peek``)."""
     return getattr(accounts, "peek", None) or accounts.get
 
 

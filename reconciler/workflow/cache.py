@@ -140,7 +140,7 @@ class DocStore:
         models, index = _stored(entries)
         head = self.writer.dumps((models, index))
         payload = (_SHARING + self.writer.id + _LENGTH.pack(len(head)) + head
-                   + self.writer.dumps([m for m in models.models]))
+                   + self.writer.dumps(models.models))
         models.models = None
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
