@@ -97,22 +97,30 @@ def numbered_at_end(store: SQLStore, cur: Any) -> Iterator[None]:
         _insert(store, cur, pending)
 
 
+_COUNT = ("UPDATE meta SET value = CAST(CAST(value AS INTEGER) + ? AS TEXT) "
+          "WHERE key = 'event_seq' RETURNING value")
+# The counter of a registry made before it was created with the registry (registry.opening):
+# from the events written so far. (WHERE true: SQLite's upsert after a SELECT needs one.)
+SEED_COUNTER = ("INSERT INTO meta (key, value) SELECT 'event_seq', "
+                "CAST(COALESCE(MAX(seq), 0) AS TEXT) FROM events WHERE true "
+                "ON CONFLICT (key) DO NOTHING")
+
+
 def _next_seq(store: SQLStore, cur: Any, count: int = 1) -> int:
     """The last of ``count`` new ``seq`` values, from a counter in ``meta`` that never
     goes back (an erasure may empty the table); its row lock orders concurrent writers,
-    so commits come in order."""
-    cur.execute(store.q("UPDATE meta SET value = CAST(CAST(value AS INTEGER) + ? AS TEXT) "
-                        "WHERE key = 'event_seq' RETURNING value"), (count,))
+    so commits come in order. Missing (an older registry), it is made first: concurrent
+    writers that all find it missing each insert it, the first one's row wins and the
+    others wait for it at the unique key, then count on it — no table lock, which two
+    such writers, both already holding the table's row-exclusive lock, took in a
+    deadlock."""
+    cur.execute(store.q(_COUNT), (count,))
     rows = cur.fetchall()
-    if rows:
-        return int(rows[0][0])
-    store.backend.lock_table(cur, "meta")
-    cur.execute("SELECT COALESCE(MAX(seq), 0) FROM events")
-    seq = int(cur.fetchone()[0]) + count
-    cur.execute(store.q("INSERT INTO meta (key, value) VALUES ('event_seq', ?) ON CONFLICT "
-                        "(key) DO UPDATE SET value = CAST(CAST(meta.value AS INTEGER) + ? "
-                        "AS TEXT) RETURNING value"), (str(seq), count))
-    return int(cur.fetchall()[0][0])
+    if not rows:
+        cur.execute(SEED_COUNTER)
+        cur.execute(store.q(_COUNT), (count,))
+        rows = cur.fetchall()
+    return int(rows[0][0])
 
 
 def claim_provider_event(store: SQLStore, cur: Any, provider: str, event_id: str) -> bool:

@@ -99,7 +99,7 @@ def _init_meta(store: SQLStore, cur: Any) -> KeyRing:
     if "lineage" in meta:
         return _existing_key(store, meta)
     keys = key_from_env() or store.backend.key_from_store(create=True)
-    rows = [("lineage", str(uuid.uuid4())), ("serial", "0"),
+    rows = [("lineage", str(uuid.uuid4())), ("serial", "0"), ("event_seq", "0"),
             ("key_check", keys.check_value()), ("created", iso(utcnow()))]
     cur.executemany(store.q("INSERT INTO meta (key, value) VALUES (?, ?)"), rows)
     return keys
