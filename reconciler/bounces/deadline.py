@@ -8,9 +8,18 @@ when the step's time (``per_step`` seconds) or the account's (``total``) is up.
 A server trickling a literal one byte every few seconds — which resets an
 ordinary socket timeout on every byte — is cut off all the same: the blocked
 read fails, ``expired`` says why, and the scan reports a timeout.
+
+One watchdog thread serves every scan of the process (``inbox scan --concurrency N``
+and a worker's jobs run many at once). It sleeps until the earliest time any scan's
+step or whole deadline is up, and is woken only when a step ends sooner than that:
+a step that starts later than the one it waits for, or a step that ends, does not
+wake it (it wakes at the time it chose, finds the new one later and sleeps again),
+so a scan's dozen steps cost no thread of their own and no thread switches.
 """
 from __future__ import annotations
 
+import math
+import os
 import socket
 import ssl
 import threading
@@ -28,9 +37,8 @@ class ScanDeadline:
         self.total, self.per_step = total, per_step
         self.stage, self.expired = "connect", False
         self._socks: list[socket.socket] = []
-        self._until, self._closed = self.end, False
-        self._cond = threading.Condition()
-        threading.Thread(target=self._run, daemon=True, name="scan-deadline").start()
+        self._until = self.end
+        _WATCHDOG.add(self)
 
     def remaining(self) -> float:
         return max(0.0, self.end - time.monotonic())
@@ -43,7 +51,7 @@ class ScanDeadline:
         """Register a socket: shut down when time is up (at once if it already is)."""
         if sock is None:
             return
-        with self._cond:
+        with _WATCHDOG.cond:
             self._socks.append(sock)
             fired = self.expired
         if fired:
@@ -56,44 +64,85 @@ class ScanDeadline:
             self.expired = True
             raise TimeoutError(f"deadline passed before {stage}")
         timeout = self.step_timeout()
-        with self._cond:
+        with _WATCHDOG.cond:
             self.stage, self._until = stage, time.monotonic() + timeout
             socks = list(self._socks)
-            self._cond.notify()
+            _WATCHDOG.due(self._until)
         for sock in socks:
             _settimeout(sock, timeout)
         try:
             yield
         finally:
-            with self._cond:
-                self._until = self.end
-                self._cond.notify()
+            with _WATCHDOG.cond:
+                self._until = self.end      # later: the watchdog need not wake for it
 
     def close(self) -> None:
-        with self._cond:
-            self._closed = True
+        with _WATCHDOG.cond:
             self._socks = []
-            self._cond.notify()
+            _WATCHDOG.active.discard(self)
 
-    def _run(self) -> None:
-        with self._cond:
-            while not self._closed:
-                wait = self._until - time.monotonic()
-                if wait <= 0:
-                    self.expired = True
-                    socks = list(self._socks)
-                    break
-                self._cond.wait(wait)
-            else:
-                return
-        for sock in socks:
-            _shutdown(sock)
+    def _fire(self) -> list[socket.socket]:
+        """Time is up (called by the watchdog, its lock held): the sockets to shut."""
+        self.expired = True
+        return list(self._socks)
 
     def describe(self) -> str:
         """What ran out, for the scan's error."""
         if self.remaining() <= 0:
             return f"the scan's deadline of {self.total:g}s passed (during {self.stage})"
         return f"no answer within {self.per_step:g}s (during {self.stage})"
+
+
+class _Watchdog:
+    """The process's one watchdog thread (started on first use) for every open
+    ``ScanDeadline``: it shuts the sockets of those whose time is up."""
+
+    def __init__(self) -> None:
+        self.cond = threading.Condition()
+        self.active: set[ScanDeadline] = set()
+        self._wake = math.inf         # when the thread looks next (inf: when woken)
+        self._thread: Optional[threading.Thread] = None
+
+    def add(self, deadline: ScanDeadline) -> None:
+        with self.cond:
+            self.active.add(deadline)
+            self.due(deadline._until)
+
+    def due(self, until: float) -> None:
+        """Someone's time is up at ``until`` (the lock held): wake the thread only if it
+        would look later than that."""
+        if until >= self._wake:
+            return
+        self._wake = until
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._run, daemon=True,
+                                            name="scan-deadline")
+            self._thread.start()
+        else:
+            self.cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self.cond:
+                now = time.monotonic()
+                fired = [d for d in self.active if d._until <= now]
+                socks = [sock for d in fired for sock in d._fire()]
+                self.active.difference_update(fired)
+                self._wake = min((d._until for d in self.active), default=math.inf)
+                if not socks:
+                    self.cond.wait(None if self._wake == math.inf else self._wake - now)
+            for sock in socks:
+                _shutdown(sock)
+
+    def _forked(self) -> None:
+        """In a forked child: no thread, no scans (they belong to the parent)."""
+        self.cond, self.active = threading.Condition(), set()
+        self._wake, self._thread = math.inf, None
+
+
+_WATCHDOG = _Watchdog()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_WATCHDOG._forked)
 
 
 class WatchedClient:

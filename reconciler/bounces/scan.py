@@ -6,8 +6,10 @@ Per account and run: at most ``batch_size`` messages not seen before are read
 message was processed and the mailbox's last-seen mark are written in one
 transaction, so a scan that stops anywhere (server failure, deadline, crash)
 leaves the registry consistent with what was processed: nothing counted twice,
-nothing lost; the next scan picks up the rest. Every network step and the whole
-scan are under a ``ScanDeadline``. Bounces are deleted from the server (after
+nothing lost; the next scan picks up the rest. A batch the database rolled back for
+it to be tried again (a deadlock with another scan's batch, a serialization failure)
+is, at once: the scan goes on from what the registry holds (``AT_ONCE`` times at
+most). Every network step and the whole scan are under a ``ScanDeadline``. Bounces are deleted from the server (after
 their batch is recorded) when ``delete_bounces``; other mail is left untouched.
 
 A bounce counts only as far as it can be trusted (``authenticity``): for the recipients
@@ -22,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Optional
 
-from ..errors import MailformError, NotFoundError
+from ..errors import MailformError, NotFoundError, RegistryError
 from ..policy import effective_bounce_policy
 from ..servers import ServerSettings, servers_of
 from .authenticity import Trust, decide, find_tags, genuine, origin_of, signed_before
@@ -35,6 +37,10 @@ from .replies import message_id_of, note_reply
 from .scan_memory import Mark, new_messages
 
 DEADLINE_FACTOR = 10     # a whole account's scan: this many times the per-step timeout
+# The database rolled the batch's transaction back for the scan to try it again: a
+# deadlock between concurrent scans' batches (40P01), a serialization failure (40001).
+RETRY_AT_ONCE = frozenset({"40P01", "40001"})
+AT_ONCE = 3              # such a batch is tried again at once this many times, at most
 
 
 
@@ -194,14 +200,15 @@ class _Run:
 
     def scan(self, batch_size: int, delete_bounces: bool) -> None:
         """Batches of FETCH_BATCH, the next one fetched while this one is recorded
-        (unless bounces are deleted: that uses the connection in between)."""
+        (unless bounces are deleted: that uses the connection in between); the first
+        one is fetched here: there is nothing to do meanwhile."""
         pending, mark = new_messages(self.registry, self.report.account, self.mailbox)
         self.report.remaining = max(0, len(pending) - batch_size)
         batches = _batches(pending, batch_size, getattr(self.mailbox, "sizes", {}))
         if not batches and mark.top > mark.last:
             mark.advance(None)        # all listed were processed before (a crash between)
         with Prefetch(self.mailbox.fetch_many) as ahead:
-            ahead.start(batches[0][0] if batches else None)
+            ahead.start(batches[0][0] if batches else None, background=False)
             for number, (uids, following) in enumerate(batches):
                 fetched = ahead.take()
                 after = batches[number + 1][0] if number + 1 < len(batches) else None
@@ -249,8 +256,16 @@ def scan_account(registry, name: str, settings: ServerSettings, batch_size: int,
     mailbox = None
     try:
         mailbox = as_mailbox(_open(settings, clock))
-        _Run(registry, report, mailbox, policy, classifier, judge).scan(batch_size,
-                                                                       delete_bounces)
+        run = _Run(registry, report, mailbox, policy, classifier, judge)
+        for attempt in range(AT_ONCE + 1):
+            left = batch_size - report.scanned      # what this run may still read
+            try:
+                if left > 0 or not attempt:
+                    run.scan(left, delete_bounces)
+                break
+            except RegistryError as exc:
+                if attempt == AT_ONCE or not rolled_back_to_retry(exc):
+                    raise
     except Exception as exc:  # imaplib/poplib errors too: report, keep what was recorded
         report.error = _failure(exc, settings, clock)
     finally:
@@ -260,6 +275,14 @@ def scan_account(registry, name: str, settings: ServerSettings, batch_size: int,
     report.seconds = time.monotonic() - started
     _store_status(registry, name, report)
     return report
+
+
+def rolled_back_to_retry(exc: BaseException) -> bool:
+    """The registry's database rolled the transaction back for it to be tried again (a
+    deadlock with another scan, a serialization failure): nothing of it was recorded, so
+    the scan goes on from the registry's state, the same messages fetched again."""
+    cause = exc.__cause__
+    return getattr(cause, "sqlstate", None) in RETRY_AT_ONCE
 
 
 def _open(settings: ServerSettings, clock: ScanDeadline):
