@@ -86,19 +86,30 @@ def timed(kind: str, subject: Optional[tuple[str, str]], work, *args) -> str:
     try:
         outcome = work(*args)
         return outcome
-    except Transient:
+    except Transient as exc:
         outcome = "retried"
         drop_registry()
+        _retrying(kind, subject, last_error(exc))
         raise
     except RegistryError as exc:
         outcome = "retried"
         drop_registry()
+        _retrying(kind, subject, last_error(exc))
         raise Transient(last_error(exc)) from None
     except Exception as exc:
         _crashed(args[0], subject, exc)
         raise
     finally:
         metrics.job_done(kind, outcome, time.monotonic() - started)
+
+
+def _retrying(kind: str, subject: Optional[tuple[str, str]], error: Optional[str]) -> None:
+    """A transient failure, said where operators look (the queue retries the job later,
+    with backoff): the job's kind, its account and the error (which never holds a
+    secret: scan and check errors are redacted where they are made)."""
+    log.warning(f"{kind} job failed, to be retried: {error}",
+                extra={"event": "job_retried", "kind": kind,
+                       "account": subject[0] if subject else None, "error": error})
 
 
 def _crashed(config: FleetConfig, subject: Optional[tuple[str, str]], exc: Exception) -> None:

@@ -101,11 +101,51 @@ async def defer(app: procrastinate.App, kind: str, account: Optional[str] = None
     return True
 
 
+BATCH = 500          # jobs queued by one statement
+
+
+async def defer_many(app: procrastinate.App, wanted: list[tuple[str, Optional[str]]],
+                     force: bool = False) -> int:
+    """Queue the jobs ``(kind, account)`` unless one like it is already waiting (its
+    queueing lock), ``BATCH`` per statement: one transaction and one commit for a whole
+    round, not one per account; the number queued. Those already waiting are looked up
+    first; if one was queued meanwhile, the statement queues none of its batch, which is
+    then queued one job at a time."""
+    queued = 0
+    for start in range(0, len(wanted), BATCH):
+        chunk = wanted[start:start + BATCH]
+        waiting = await _waiting(app, [lock_of(kind, account) for kind, account in chunk])
+        chunk = [(kind, account) for kind, account in chunk
+                 if lock_of(kind, account) not in waiting]
+        if not chunk:
+            continue
+        try:
+            await app.job_manager.batch_defer_jobs_async(
+                jobs=[_job(app, kind, account, force) for kind, account in chunk])
+            queued += len(chunk)
+        except AlreadyEnqueued:
+            for kind, account in chunk:
+                queued += await defer(app, kind, account, force)
+    return queued
+
+
+async def _waiting(app: procrastinate.App, locks: list[str]) -> set[str]:
+    """The queueing locks among ``locks`` held by a job waiting to run."""
+    rows = await app.connector.execute_query_all_async(
+        "SELECT queueing_lock FROM procrastinate_jobs WHERE status = 'todo' "
+        "AND queueing_lock = ANY(%(locks)s)", locks=locks)
+    return {row["queueing_lock"] for row in rows}
+
+
+def _job(app: procrastinate.App, kind: str, account: Optional[str], force: bool):
+    lock = lock_of(kind, account)
+    kwargs = {} if account is None else {"account": account, "force": force}
+    return app.tasks[kind].configure(lock=lock, queueing_lock=lock).make_new_job(**kwargs)
+
+
 async def tick(app: procrastinate.App, config: FleetConfig) -> int:
     found = await asyncio.to_thread(due, config, utcnow())
-    queued = 0
-    for kind, account in found:
-        queued += await defer(app, kind, account)
+    queued = await defer_many(app, found)
     if queued:
         log.info("scheduled", extra={"event": "scheduled", "jobs": queued})
     return queued

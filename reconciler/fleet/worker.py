@@ -48,15 +48,15 @@ async def _run(config: FleetConfig, app: procrastinate.App) -> None:
 
 
 def enqueue(config: FleetConfig, kind: str) -> int:
-    """Queue one job of ``kind`` per account now (forced: run even if checked lately);
-    the number queued."""
+    """Queue one job of ``kind`` per account now (forced: run even if checked lately),
+    in one statement (``schedule.defer_many``); the number queued."""
     app = tasks.register(queue.make_app(config), config)
     accounts = [None] if kind == "reconcile" else _accounts(config, kind)
 
     async def go() -> int:
         async with app.open_async():
-            return sum([await schedule.defer(app, kind, name, force=True)
-                        for name in accounts])
+            return await schedule.defer_many(app, [(kind, name) for name in accounts],
+                                             force=True)
     return asyncio.run(go())
 
 
