@@ -81,7 +81,9 @@ def stored_files(stack: MailStack, local: str) -> list[Path]:
 
 
 def fill(stack: MailStack, local: str, seeds: list[bytes], count: int) -> list[str]:
-    """``count`` copies of the seeds in Maildir/new, each failing for its own address."""
+    """``count`` copies of the seeds in Maildir/new, each failing for its own address,
+    named as Dovecot's delivery names its files (with the size and the CRLF size: the
+    RFC822.SIZE a scan asks for is known without reading the message)."""
     new, failed = stack.maildir(local) / "new", []
     for path in stored_files(stack, local):
         path.unlink()
@@ -89,7 +91,8 @@ def fill(stack: MailStack, local: str, seeds: list[bytes], count: int) -> list[s
         i = n % len(seeds)
         address = f"gone{n}@{stack.domain}"
         raw = seeds[i].replace(f"seed{i}@{stack.domain}".encode(), address.encode())
-        (new / f"{1700000000 + n}.M{n}P1.bench").write_bytes(raw)
+        virtual = len(raw) + raw.count(b"\n") - raw.count(b"\r\n")   # as Dovecot names
+        (new / f"{1700000000 + n}.M{n}P1.bench,S={len(raw)},W={virtual}").write_bytes(raw)
         failed.append(address)
     for path in [new, *new.iterdir()]:
         shutil.chown(path, MAIL_UID, MAIL_UID)

@@ -3,7 +3,8 @@
 
 Starts a throwaway mail stack (devtools/mailstack.py); Postfix writes a few real DSNs,
 which are copied (each with its own failed recipient, and the account's own address)
-into Dovecot Maildirs; Dovecot indexes every mailbox before any clock starts.
+into Dovecot Maildirs, named as Dovecot's delivery names them (with their sizes:
+``fleetkit.maildir_name``); Dovecot indexes every mailbox before any clock starts.
 
 (a) one inbox of ``--single`` messages (10,000) scanned by one ``mailform inbox scan``
     process on a SQLite registry (start-up included): messages/s and peak RSS;
@@ -16,6 +17,11 @@ into Dovecot Maildirs; Dovecot indexes every mailbox before any clock starts.
     the clock starts once every worker has registered with the queue), from queueing
     until the queue is empty.
     Each worker's peak RSS (VmHWM) is read before it stops.
+
+Beside wall time each part prints the CPU seconds of the scan process (or of the
+workers), of Dovecot's processes and of PostgreSQL's (all its users: the server may be
+shared), and the transactions committed in the registry's database: the machine is
+shared, so CPU seconds say where the time went when wall time varies.
 
 The children run a copy of ``reconciler`` with its modules compiled, as installed
 (``source_copy``; ``--no-bytecode``: compiled at every start). Every bounce must be
@@ -44,7 +50,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "bench")]
 import fleetkit  # noqa: E402
-from scan_inbox import source_copy  # noqa: E402  (one compiled copy, both benches)
+from scan_inbox import source_copy, tree_cpu  # noqa: E402  (one compiled copy, both benches)
 from devtools.mailstack import MailStack  # noqa: E402
 
 PASSWORD = "bench-Secret-1"
@@ -94,20 +100,70 @@ def single(stack, work: Path, count: int) -> dict:
     env = fleetkit.env_for(stack, f"sqlite:///{work}/single.db", "", PASSWORD)
     env.pop("MAILFORM_MASTER_KEY")
     env = registry(env, manifests, failed, env["MAILFORM_REGISTRY"], work / "single")
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    dovecot = tree_cpu(stack.pids["dovecot"])
     started = time.monotonic()
     done = fleetkit.mailform(env, "inbox", "scan", "--all", "--format", "json", cwd=SOURCE)
     seconds = time.monotonic() - started
-    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    time.sleep(0.5)          # Dovecot's imap process ends after the LOGOUT
+    dovecot = tree_cpu(stack.pids["dovecot"]) - dovecot
     assert done.returncode == 0, done.stdout + done.stderr
     (report,) = json.loads(done.stdout)
     assert report["scanned"] == count and report["bounces"]["hard"] == count, report
+    cpu = after.ru_utime - usage.ru_utime + after.ru_stime - usage.ru_stime
     return {"messages": count, "seconds": round(seconds, 2),
             "per_second": round(count / seconds, 1),
-            "peak_rss_mb": round(max(rss, before) / 1024, 1)}
+            "peak_rss_mb": round(max(after.ru_maxrss, usage.ru_maxrss) / 1024, 1),
+            "scan_cpu_seconds": round(cpu, 2), "dovecot_cpu_seconds": round(dovecot, 2)}
 
 
-def sequential(env: dict, expected: int) -> float:
+class Servers:
+    """CPU seconds of the servers while a phase runs: Dovecot's process tree and
+    PostgreSQL's (the postmaster and its backends, the reaped ones included: the
+    machine's PostgreSQL is shared, so other users' work counts too), and the
+    transactions committed in the phase's database."""
+
+    def __init__(self, stack, url: str) -> None:
+        self.dovecot = stack.pids["dovecot"]
+        self.url, self.database = url, url.rsplit("/", 1)[1].split("?")[0]
+        self.postmaster = _postmaster()
+
+    def sample(self) -> tuple[float, float, int]:
+        import psycopg
+        with psycopg.connect(fleetkit.PG_ADMIN, autocommit=True) as conn:
+            (commits,) = conn.execute("SELECT xact_commit FROM pg_stat_database "
+                                      "WHERE datname = %s", (self.database,)).fetchone()
+        postgres = tree_cpu(self.postmaster) if self.postmaster else 0.0
+        return tree_cpu(self.dovecot), postgres, int(commits)
+
+    def since(self, before: tuple[float, float, int]) -> str:
+        time.sleep(0.6)        # Dovecot's imap processes end after their LOGOUT; stats
+        after = self.sample()
+        return (f"Dovecot {after[0] - before[0]:.2f} CPU s, PostgreSQL "
+                f"{after[1] - before[1]:.2f} CPU s (all its users), "
+                f"{after[2] - before[2]} commits in the registry's database")
+
+
+def _postmaster() -> int:
+    """The PostgreSQL server's pid (the process whose parent is not a postgres)."""
+    names = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            names[int(entry.name)] = (stat[stat.index("(") + 1:stat.rindex(")")],
+                                      int(stat.rsplit(")", 1)[1].split()[1]))
+    for pid, (name, parent) in names.items():
+        if name == "postgres" and names.get(parent, ("",))[0] != "postgres":
+            return pid
+    return 0
+
+
+def sequential(env: dict, expected: int, servers: Servers) -> float:
+    base = servers.sample()
     started = time.monotonic()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = fleetkit.mailform(env, "inbox", "scan", "--all", "--concurrency", "1",
@@ -115,14 +171,15 @@ def sequential(env: dict, expected: int) -> float:
     seconds = time.monotonic() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    spent = servers.since(base)
     assert counted(env) == expected
     cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
-    print(f"(b) sequential scan process: {cpu:.2f} CPU seconds", flush=True)
+    print(f"(b) sequential scan process: {cpu:.2f} CPU seconds; {spent}", flush=True)
     return seconds
 
 
-def fleet(env: dict, workers: int, work: Path, expected: int, per_worker: int = 4
-          ) -> tuple[float, float]:
+def fleet(env: dict, workers: int, work: Path, expected: int, servers: Servers,
+          per_worker: int = 4) -> tuple[float, float]:
     from reconciler.fleet import queue, worker
     from reconciler.fleet.config import FleetConfig
     os.environ["MAILFORM_MASTER_KEY"] = env["MAILFORM_MASTER_KEY"]    # enqueue reads it
@@ -135,13 +192,15 @@ def fleet(env: dict, workers: int, work: Path, expected: int, per_worker: int = 
     try:
         ready(config, procs)
         cpu = sum(_cpu_seconds(p.pid) for p in procs)
+        base = servers.sample()
         started = time.monotonic()
         queued = worker.enqueue(config, "scan")
         assert worker.wait_idle(config, 3600, poll=0.1) and queued
         seconds = time.monotonic() - started
         cpu = sum(_cpu_seconds(p.pid) for p in procs) - cpu
         rss = max(_hwm_mb(p.pid) for p in procs)
-        print(f"(b) fleet workers: {cpu:.2f} CPU seconds in all", flush=True)
+        print(f"(b) fleet workers: {cpu:.2f} CPU seconds in all; {servers.since(base)}",
+              flush=True)
     finally:
         codes = fleetkit.stop_workers(procs)
     assert codes == [0] * workers, codes
@@ -208,10 +267,10 @@ def main() -> int:
         try:
             envs = [registry(base, manifests, failed, url, work / "many") for url in urls]
             expected = args.inboxes * args.bounces
-            seq = sequential(envs[0], expected)
+            seq = sequential(envs[0], expected, Servers(stack, urls[0]))
             print(f"(b) sequential: {seq:.2f}s", flush=True)
             fleet_seconds, rss = fleet(envs[1], args.workers, work, expected,
-                                        args.per_worker)
+                                       Servers(stack, urls[1]), args.per_worker)
             print(f"(b) fleet of {args.workers}: {fleet_seconds:.2f}s, worker peak RSS "
                   f"{rss:.1f} MB", flush=True)
         finally:
