@@ -1,8 +1,11 @@
 """Running a worker: the queue's schema, the tasks, the periodic schedule, until SIGTERM.
 
-procrastinate's worker handles SIGTERM and SIGINT: it takes no new job, lets the
-running ones finish, and returns (the command then exits 0). Synchronous jobs run
-in a thread pool as large as ``--concurrency``.
+On SIGTERM or SIGINT procrastinate's worker takes no new job, lets the running ones
+finish, and returns (the command then exits 0). It also stops on its own when one of
+its background tasks (heartbeat, periodic deferrer, listener) fails, e.g. a query in
+flight when the database connection was cut: then it is started again, so a worker
+outlives a database restart or a terminated connection. Synchronous jobs run in a
+thread pool as large as ``--concurrency``.
 """
 from __future__ import annotations
 
@@ -13,6 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import procrastinate
 import psycopg
+from procrastinate import signals
+from procrastinate.worker import Worker
 
 from . import queue, schedule, tasks
 from .config import FleetConfig, require_postgres
@@ -40,11 +45,33 @@ async def _run(config: FleetConfig, app: procrastinate.App) -> None:
     log.info("worker started", extra={"event": "started", "worker": config.name,
                                       "concurrency": config.concurrency})
     async with app.open_async():
-        await app.run_worker_async(
-            concurrency=config.concurrency, name=config.name, delete_jobs="successful",
-            update_heartbeat_interval=config.heartbeat_seconds,
-            stalled_worker_timeout=config.stalled_seconds, install_signal_handlers=True)
+        app.perform_import_paths()
+        while not await _one_run(config, app):
+            log.warning("the queue's worker stopped by itself (a background task failed, "
+                        "e.g. a lost database connection): starting it again",
+                        extra={"event": "worker_restarted", "worker": config.name})
+            await asyncio.sleep(RESTART_DELAY)
     log.info("worker stopped", extra={"event": "stopped", "worker": config.name})
+
+
+RESTART_DELAY = 1.0     # seconds before the queue's worker is started again
+
+
+async def _one_run(config: FleetConfig, app: procrastinate.App) -> bool:
+    """procrastinate's worker, until it stops; True when a signal stopped it."""
+    signalled: list[bool] = []
+    worker = Worker(app=app, concurrency=config.concurrency, name=config.name,
+                    delete_jobs="successful",
+                    update_heartbeat_interval=config.heartbeat_seconds,
+                    stalled_worker_timeout=config.stalled_seconds,
+                    install_signal_handlers=False)
+
+    def stop() -> None:
+        signalled.append(True)
+        worker.stop()
+    with signals.on_stop(stop):
+        await worker.run()
+    return bool(signalled)
 
 
 def enqueue(config: FleetConfig, kind: str) -> int:

@@ -1,0 +1,56 @@
+"""A worker whose queue worker (procrastinate's) stops by itself — one of its background
+tasks failed, e.g. a query in flight when the database connection was cut — starts it
+again; one stopped by SIGTERM ends. (On the real fleet: tests/test_fleet.py cuts every
+connection of four workers.)"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from types import SimpleNamespace
+
+from reconciler.fleet import worker as worker_mod
+
+
+class FakeWorker:
+    made: list["FakeWorker"] = []
+
+    def __init__(self, app, **options) -> None:
+        self.options, self.stopped = options, asyncio.Event()
+        FakeWorker.made.append(self)
+
+    def stop(self) -> None:
+        self.stopped.set()
+
+    async def run(self) -> None:
+        if len(FakeWorker.made) < 3:
+            return                                  # stopped by itself
+        asyncio.get_running_loop().call_later(0.05, os.kill, os.getpid(), signal.SIGTERM)
+        await self.stopped.wait()
+
+
+class FakeApp:
+    def perform_import_paths(self) -> None:
+        pass
+
+    @contextlib.asynccontextmanager
+    async def open_async(self):
+        yield self
+
+
+def test_a_queue_worker_that_stops_by_itself_is_started_again(monkeypatch, caplog):
+    monkeypatch.setattr(worker_mod, "Worker", FakeWorker)
+    monkeypatch.setattr(worker_mod, "RESTART_DELAY", 0.01)
+    FakeWorker.made = []
+    config = SimpleNamespace(concurrency=2, name="w1", heartbeat_seconds=2.0,
+                             stalled_seconds=6.0)
+    before = signal.getsignal(signal.SIGTERM)
+    with caplog.at_level(logging.INFO, logger="mailform.fleet"):
+        asyncio.run(worker_mod._run(config, FakeApp()))
+    assert len(FakeWorker.made) == 3                # twice by itself, then SIGTERM
+    assert FakeWorker.made[0].options["install_signal_handlers"] is False
+    events = [getattr(r, "event", None) for r in caplog.records]
+    assert events.count("worker_restarted") == 2 and events[-1] == "stopped"
+    assert signal.getsignal(signal.SIGTERM) == before     # handlers given back
