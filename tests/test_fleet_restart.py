@@ -1,7 +1,7 @@
 """A worker whose queue worker (procrastinate's) stops by itself — one of its background
 tasks failed, e.g. a query in flight when the database connection was cut — starts it
-again; one stopped by SIGTERM ends. (On the real fleet: tests/test_fleet.py cuts every
-connection of four workers.)"""
+again, and so one whose run raised a database error; one stopped by SIGTERM ends. (On
+the real fleet: tests/test_fleet.py cuts every connection of four workers.)"""
 from __future__ import annotations
 
 import asyncio
@@ -10,6 +10,8 @@ import logging
 import os
 import signal
 from types import SimpleNamespace
+
+from procrastinate.exceptions import ConnectorException
 
 from reconciler.fleet import worker as worker_mod
 
@@ -25,8 +27,10 @@ class FakeWorker:
         self.stopped.set()
 
     async def run(self) -> None:
-        if len(FakeWorker.made) < 3:
+        if len(FakeWorker.made) == 1:
             return                                  # stopped by itself
+        if len(FakeWorker.made) == 2:                # its fetch's connection cut
+            raise ConnectorException("terminating connection due to administrator command")
         asyncio.get_running_loop().call_later(0.05, os.kill, os.getpid(), signal.SIGTERM)
         await self.stopped.wait()
 
@@ -49,8 +53,10 @@ def test_a_queue_worker_that_stops_by_itself_is_started_again(monkeypatch, caplo
     before = signal.getsignal(signal.SIGTERM)
     with caplog.at_level(logging.INFO, logger="mailform.fleet"):
         asyncio.run(worker_mod._run(config, FakeApp()))
-    assert len(FakeWorker.made) == 3                # twice by itself, then SIGTERM
+    assert len(FakeWorker.made) == 3       # stopped, failed, then ended by SIGTERM
     assert FakeWorker.made[0].options["install_signal_handlers"] is False
     events = [getattr(r, "event", None) for r in caplog.records]
     assert events.count("worker_restarted") == 2 and events[-1] == "stopped"
+    errors = [r.error for r in caplog.records if getattr(r, "event", "") == "worker_restarted"]
+    assert "background task" in errors[0] and "ConnectorException" in errors[1]
     assert signal.getsignal(signal.SIGTERM) == before     # handlers given back

@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 import procrastinate
 import psycopg
 from procrastinate import signals
+from procrastinate.exceptions import ConnectorException
 from procrastinate.worker import Worker
 
 from . import queue, schedule, tasks
@@ -46,15 +47,28 @@ async def _run(config: FleetConfig, app: procrastinate.App) -> None:
                                       "concurrency": config.concurrency})
     async with app.open_async():
         app.perform_import_paths()
-        while not await _one_run(config, app):
-            log.warning("the queue's worker stopped by itself (a background task failed, "
-                        "e.g. a lost database connection): starting it again",
-                        extra={"event": "worker_restarted", "worker": config.name})
-            await asyncio.sleep(RESTART_DELAY)
+        delay = RESTART_DELAY
+        while True:
+            started = time.monotonic()
+            try:
+                if await _one_run(config, app):
+                    break
+                why = "a background task failed, e.g. a lost database connection"
+            except (ConnectorException, psycopg.Error) as exc:
+                why = f"{type(exc).__name__}: {exc}"
+            if time.monotonic() - started > STEADY:
+                delay = RESTART_DELAY
+            log.warning(f"the queue's worker stopped by itself ({why}): starting it again "
+                        f"in {delay:g}s", extra={"event": "worker_restarted",
+                                                  "worker": config.name, "error": why})
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, MAX_RESTART_DELAY)
     log.info("worker stopped", extra={"event": "stopped", "worker": config.name})
 
 
-RESTART_DELAY = 1.0     # seconds before the queue's worker is started again
+RESTART_DELAY = 1.0       # seconds before the queue's worker is started again, doubling
+MAX_RESTART_DELAY = 30.0  # … up to this while it keeps stopping (the database is down)
+STEADY = 60.0             # a run this long starts the delay over
 
 
 async def _one_run(config: FleetConfig, app: procrastinate.App) -> bool:
