@@ -11,6 +11,11 @@ A plan can do without even the text of a row it will find unchanged by digest
 since the last apply for which ``match(name, type, spec_text, fingerprints)`` gives
 a digest keeps that digest (``spec_digest``) instead of its text, and its spec can
 no longer be read.
+
+A local cache keeps rows between plans (``kept``): one unchanged since its last apply
+as the digest of its spec text alone. Played back (``from_kept``), such a row reads
+its text from the registry again when a plan looks at it, and refuses a text whose
+digest is not the one kept (the registry changed meanwhile).
 """
 from __future__ import annotations
 
