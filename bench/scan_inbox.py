@@ -37,7 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from devtools.mailconf import MAIL_UID  # noqa: E402
-from devtools.mailstack import MailStack  # noqa: E402
+from devtools.mailstack import MailStack, maildir_name  # noqa: E402
 
 MANIFEST = """\
 apiVersion: mailform/v1
@@ -91,8 +91,7 @@ def fill(stack: MailStack, local: str, seeds: list[bytes], count: int) -> list[s
         i = n % len(seeds)
         address = f"gone{n}@{stack.domain}"
         raw = seeds[i].replace(f"seed{i}@{stack.domain}".encode(), address.encode())
-        virtual = len(raw) + raw.count(b"\n") - raw.count(b"\r\n")   # as Dovecot names
-        (new / f"{1700000000 + n}.M{n}P1.bench,S={len(raw)},W={virtual}").write_bytes(raw)
+        (new / maildir_name(f"{1700000000 + n}.M{n}P1.bench", raw)).write_bytes(raw)
         failed.append(address)
     for path in [new, *new.iterdir()]:
         shutil.chown(path, MAIL_UID, MAIL_UID)

@@ -4,7 +4,7 @@
 Starts a throwaway mail stack (devtools/mailstack.py); Postfix writes a few real DSNs,
 which are copied (each with its own failed recipient, and the account's own address)
 into Dovecot Maildirs, named as Dovecot's delivery names them (with their sizes:
-``fleetkit.maildir_name``); Dovecot indexes every mailbox before any clock starts.
+``devtools.mailstack.maildir_name``); Dovecot indexes every mailbox before any clock starts.
 
 (a) one inbox of ``--single`` messages (10,000) scanned by one ``mailform inbox scan``
     process on a SQLite registry (start-up included): messages/s and peak RSS;

@@ -89,6 +89,14 @@ STARTUP_LOCK = Path(tempfile.gettempdir()) / "mailform-mailstack.lock"
 REJECTED_LOCAL = "rejected"
 
 
+def maildir_name(base: str, raw: bytes) -> str:
+    """A Maildir file name as Dovecot's own delivery writes it: with the message's size
+    (``S=``) and its size with CRLF line ends (``W=``, what IMAP calls RFC822.SIZE), so
+    Dovecot need not read every message once to learn it, as for mail it delivered."""
+    virtual = len(raw) + raw.count(b"\n") - raw.count(b"\r\n")
+    return f"{base},S={len(raw)},W={virtual}"
+
+
 class MailStackError(RuntimeError):
     """The stack could not start; the message carries the log tail."""
 

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import psycopg
 
+from devtools.mailstack import maildir_name
+
 ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 MAIL_UID = "mail"
@@ -103,14 +105,6 @@ def fill(stack, local: str, seeder: str, seeds: list[bytes], count: int) -> list
     for path in [stack.maildir(local), *stack.maildir(local).rglob("*")]:
         shutil.chown(path, MAIL_UID, MAIL_UID)
     return failed
-
-
-def maildir_name(base: str, raw: bytes) -> str:
-    """A Maildir file name as Dovecot's own delivery writes it: with the message's size
-    (``S=``) and its size with CRLF line ends (``W=``, what IMAP calls RFC822.SIZE), so
-    Dovecot need not read every message once to learn it, as for mail it delivered."""
-    virtual = len(raw) + raw.count(b"\n") - raw.count(b"\r\n")
-    return f"{base},S={len(raw)},W={virtual}"
 
 
 def make_accounts(stack, workdir: Path, count: int, bounces: int, password: str

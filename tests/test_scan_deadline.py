@@ -156,16 +156,23 @@ def test_the_whole_account_has_a_deadline(registry_url, tmp_path):
     assert seconds < 15
 
 
-def test_the_deadline_shuts_a_blocked_read():
-    """The watchdog, not the socket timeout, ends a read that would block for ever."""
+def blocked_read_is_cut(clock: ScanDeadline) -> tuple[socket.socket, socket.socket]:
+    """A read in ``clock``'s step "read" that would block for ever, ended by the watchdog
+    (not a socket timeout) within a few seconds; the socket pair, for the caller to close."""
     left, right = socket.socketpair()
-    clock = ScanDeadline(total=30, per_step=0.3)
     clock.watch(left)
     started = time.monotonic()
     with clock.step("read"):
         left.settimeout(None)          # only the watchdog can end this read
         assert left.recv(10) == b""
     assert clock.expired and time.monotonic() - started < 3
+    return left, right
+
+
+def test_the_deadline_shuts_a_blocked_read():
+    """The watchdog, not the socket timeout, ends a read that would block for ever."""
+    clock = ScanDeadline(total=30, per_step=0.3)
+    left, right = blocked_read_is_cut(clock)
     assert "0.3s" in clock.describe() and "read" in clock.describe()
     with pytest.raises(TimeoutError):
         with clock.step("next"):

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 
 from reconciler.bounces import deadline as deadline_module
 from reconciler.bounces.deadline import ScanDeadline
 from reconciler.bounces.prefetch import Prefetch
+from test_scan_deadline import blocked_read_is_cut
 
 
 def _watchdogs() -> list[threading.Thread]:
@@ -28,13 +28,8 @@ def test_many_scans_share_one_watchdog_and_a_stalled_step_ends_only_its_own():
             with clock.step(f"step {step}"):
                 pass
     assert len(_watchdogs()) == 1
-    stalled, (left, right) = ScanDeadline(total=30, per_step=0.3), socket.socketpair()
-    stalled.watch(left)
-    started = time.monotonic()
-    with stalled.step("read"):
-        left.settimeout(None)                    # only the watchdog can end this read
-        assert left.recv(10) == b""
-    assert stalled.expired and time.monotonic() - started < 3
+    stalled = ScanDeadline(total=30, per_step=0.3)
+    left, right = blocked_read_is_cut(stalled)
     assert "read" in stalled.describe()
     assert not any(clock.expired for clock in clocks)
     for clock, (other, peer) in zip(clocks, pairs):
