@@ -23,6 +23,14 @@ from .store import SQLStore
 TYPES = ("Verified", "InboxScanned", "Applied", "Drifted")
 FLEET = "@fleet"
 _COLUMNS = "subject, type, status, reason, message, observed, last_transition, last_probe"
+# the row written; its last transition kept while the status stays the same (the SET's
+# right-hand sides read the row as it was)
+_UPSERT = (f"INSERT INTO conditions ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+           "ON CONFLICT (subject, type) DO UPDATE SET status = excluded.status, "
+           "reason = excluded.reason, message = excluded.message, "
+           "observed = excluded.observed, last_probe = excluded.last_probe, "
+           "last_transition = CASE WHEN conditions.status = excluded.status "
+           "THEN conditions.last_transition ELSE excluded.last_transition END")
 
 
 @dataclass(frozen=True)
@@ -55,29 +63,18 @@ class Conditions:
 
     def set(self, subject: str, type_: str, status: str, reason: str, message: str = "",
             observed: str = "") -> Condition:
-        """Record one observation now; the transition time moves only when the status does."""
-        return self.set_many([(subject, type_, status, reason, message, observed)])[0]
+        """Record one observation now; the transition time moves only when the status does.
+        One statement: a job writes its condition in one round trip to the database."""
+        now, message = iso(utcnow()), message[:2000]
+        rows = self._store.write_one(_UPSERT + " RETURNING last_transition",
+                                     (subject, type_, status, reason, message, observed, now,
+                                      now))
+        return Condition(type_, status, reason, message, observed, rows[0][0], now)
 
     def set_many(self, rows: list[tuple[str, str, str, str, str, str]]) -> list[Condition]:
         """(subject, type, status, reason, message, observed) rows, in one transaction."""
-        now = iso(utcnow())
-        with self._store.write() as cur:
-            return [self._put(cur, now, *row) for row in rows]
-
-    def _put(self, cur, now: str, subject: str, type_: str, status: str, reason: str,
-             message: str, observed: str) -> Condition:
-        cur.execute(self._store.q("SELECT status, last_transition FROM conditions "
-                                  "WHERE subject = ? AND type = ?"), (subject, type_))
-        row = cur.fetchone()
-        since = row[1] if row and row[0] == status else now
-        cur.execute(self._store.q(
-            f"INSERT INTO conditions ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (subject, type) DO UPDATE SET status = excluded.status, "
-            "reason = excluded.reason, message = excluded.message, "
-            "observed = excluded.observed, last_transition = excluded.last_transition, "
-            "last_probe = excluded.last_probe"),
-            (subject, type_, status, reason, message[:2000], observed, since, now))
-        return Condition(type_, status, reason, message[:2000], observed, since, now)
+        with self._store.write():
+            return [self.set(*row) for row in rows]
 
     def of(self, subject: str) -> dict[str, Condition]:
         """type -> condition of one subject."""

@@ -142,11 +142,29 @@ class SQLStore:
                 finally:
                     self._depth -= 1
                 return
-            if self.backend.read_only:
-                raise RegistryError(f"the registry {self.url} is read-only here "
-                                    f"({self.backend.read_only}): it can be read (plan, state, "
-                                    "history) but this command writes to it")
+            self._writable()
             yield from self._outer_transaction(conn)
+
+    def _writable(self) -> None:
+        if self.backend.read_only:
+            raise RegistryError(f"the registry {self.url} is read-only here "
+                                f"({self.backend.read_only}): it can be read (plan, state, "
+                                "history) but this command writes to it")
+
+    def write_one(self, sql: str, params: tuple = ()) -> list[tuple]:
+        """One statement that writes, atomic by itself, and the rows it returns: its own
+        transaction without a BEGIN and a COMMIT around it (two round trips to a
+        database server), or a part of the transaction open on this store."""
+        with self._mutex:
+            conn = self._connection()
+            if not self._depth:
+                self._writable()
+            try:
+                cur = conn.cursor()
+                cur.execute(self.q(sql), params)
+                return cur.fetchall() if cur.description else []
+            except self.backend.errors as exc:
+                raise self.fail(exc, committing=not self._depth) from exc
 
     def _outer_transaction(self, conn: Any) -> Iterator[Any]:
         errors = self.backend.errors
