@@ -47,6 +47,7 @@ class FakeApp:
 def test_a_queue_worker_that_stops_by_itself_is_started_again(monkeypatch, caplog):
     monkeypatch.setattr(worker_mod, "Worker", FakeWorker)
     monkeypatch.setattr(worker_mod, "RESTART_DELAY", 0.01)
+    monkeypatch.setattr(worker_mod, "_warm_threads", lambda *args: None)   # no registry
     FakeWorker.made = []
     config = SimpleNamespace(concurrency=2, name="w1", heartbeat_seconds=2.0,
                              stalled_seconds=6.0)

@@ -193,3 +193,32 @@ def test_a_job_queued_before_a_terminal_failure_waits_for_a_change(tmp_path):
         assert jobs._recent(registry, stored, jobs.SCANNED, 300)
         registry.set_field("a", "inbox.port", 10)                  # the settings changed
         assert not jobs._recent(registry, registry.account("a"), jobs.SCANNED, 300)
+
+
+def test_a_worker_warms_each_job_thread_before_its_first_job(monkeypatch):
+    """Every thread of the job pool runs ``jobs.warm`` once (its registry connection
+    opened before the worker takes a job), each in a thread of its own."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+    from reconciler.fleet import jobs, worker
+    warmed: list[str] = []
+    monkeypatch.setattr(jobs, "warm", lambda config: warmed.append(
+        threading.current_thread().name))
+    with ThreadPoolExecutor(5, thread_name_prefix="job") as pool:
+        worker._warm_threads(object(), pool, 5)
+    assert len(warmed) == 5 and len(set(warmed)) == 5
+
+
+def test_warming_a_job_thread_opens_its_registry_once(tmp_path, monkeypatch):
+    from reconciler.fleet import jobs
+    url = f"sqlite:///{tmp_path}/reg.db"
+    open_registry(url).close()
+    config = FleetConfig(url)
+    jobs.drop_registry()
+    jobs.warm(config)
+    first = jobs.registry_of(config)
+    jobs.warm(config)
+    assert jobs.registry_of(config) is first
+    jobs.drop_registry()
+    jobs.warm(FleetConfig(f"sqlite:///{tmp_path}/missing/reg.db"))   # unreachable: no raise
+    jobs.drop_registry()

@@ -44,6 +44,12 @@ class Mailbox(Protocol):
     def close(self) -> None: ...
 
 
+def open_mailbox_modules() -> None:
+    """Import the IMAP and POP3 clients now (``open_mailbox`` imports them when first
+    called: they import this module)."""
+    from . import imap_fetch, pop3_fetch  # noqa: F401
+
+
 def open_mailbox(settings: ServerSettings, deadline: Optional[ScanDeadline] = None) -> Mailbox:
     """Connect and log in; MailboxError (never a password) on failure."""
     from .imap_fetch import ImapMailbox

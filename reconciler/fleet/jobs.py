@@ -25,7 +25,9 @@ from ..errors import MailformError, RegistryError
 from ..events.deliver import deliver_pending
 from ..registry import open_registry
 from ..registry.common import parse_iso, utcnow
+from ..bounces.mailbox import open_mailbox_modules
 from ..servers import servers_of
+from ..trust import client_context, trust_file
 from ..verify.runner import CheckItem, run_checks
 from ..workflow.checks import by_account, check_plan
 from ..workflow.reconcile import PassOptions, run_pass
@@ -67,6 +69,18 @@ def registry_of(config: FleetConfig):
             raise Transient(f"registry unreachable: {exc}") from None
         _local.registry = cached
     return cached[1]
+
+
+def warm(config: FleetConfig) -> None:
+    """What this thread's first job would otherwise open (a worker warms its job threads
+    as it starts): its registry connection, the mailbox clients' modules and, once per
+    process, the client TLS context with the trust store."""
+    open_mailbox_modules()
+    client_context(True, trust_file())
+    try:
+        registry_of(config)
+    except Transient:
+        pass            # not reachable yet: the first job opens it (and says why not)
 
 
 def drop_registry() -> None:

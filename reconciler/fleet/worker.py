@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -41,8 +42,10 @@ def run(config: FleetConfig, app: procrastinate.App) -> None:
 
 async def _run(config: FleetConfig, app: procrastinate.App) -> None:
     loop = asyncio.get_running_loop()
-    loop.set_default_executor(ThreadPoolExecutor(config.concurrency + 2,
-                                                 thread_name_prefix="job"))
+    threads = config.concurrency + 2
+    executor = ThreadPoolExecutor(threads, thread_name_prefix="job")
+    loop.set_default_executor(executor)
+    await loop.run_in_executor(None, _warm_threads, config, executor, threads)
     log.info("worker started", extra={"event": "started", "worker": config.name,
                                       "concurrency": config.concurrency})
     async with app.open_async():
@@ -64,6 +67,23 @@ async def _run(config: FleetConfig, app: procrastinate.App) -> None:
             await asyncio.sleep(delay)
             delay = min(delay * 2, MAX_RESTART_DELAY)
     log.info("worker stopped", extra={"event": "stopped", "worker": config.name})
+
+
+def _warm_threads(config: FleetConfig, executor: ThreadPoolExecutor, threads: int) -> None:
+    """Every job thread started and warmed (``jobs.warm``: its registry connection, ...)
+    before the worker takes its first job, not by the first jobs it runs: each warming
+    waits for the others, so that each runs in a thread of its own."""
+    from . import jobs
+    barrier = threading.Barrier(threads)
+
+    def one() -> None:
+        jobs.warm(config)
+        try:
+            barrier.wait(30)
+        except threading.BrokenBarrierError:
+            pass
+    for future in [executor.submit(one) for _ in range(threads)]:
+        future.result()
 
 
 RESTART_DELAY = 1.0       # seconds before the queue's worker is started again, doubling
