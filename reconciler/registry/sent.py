@@ -5,7 +5,8 @@ One row per message that mailform (the proxy, `verify --send-test`) or the platf
 sender (``bounces.tags.tag_message``) tagged: the tag's random id, the account, the
 message's recipients (lower-cased) and when. The scanner looks a bounce's tag up here to
 count it only for the recipients that message had. Rows older than ``RETENTION_DAYS``
-are deleted with every new one, so the table stays bounded (bounces arrive within days:
+are deleted with a new one, at most once every ``PRUNE_EVERY`` seconds per connection
+(not a statement more for each message the proxy tags), so the table stays bounded (bounces arrive within days:
 Postfix gives up on a message after 5); a bounce of an older message falls back to the
 rules for untagged ones. Only the id is stored, not the signature; `registry rekey` adds
 each tag's MAC under the old key to ``prior_macs``, so mail sent before a re-key still has
@@ -13,6 +14,7 @@ its bounces counted.
 """
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from typing import Any, Callable, Iterable, Optional
 
@@ -23,6 +25,7 @@ from .ledger import normalise_email
 from .store import SQLStore
 
 RETENTION_DAYS = 30
+PRUNE_EVERY = 60.0
 
 
 class SentLog:
@@ -30,6 +33,7 @@ class SentLog:
 
     def __init__(self, store: SQLStore) -> None:
         self._store = store
+        self._pruned: Optional[float] = None      # time.monotonic() of the last prune
 
     def record(self, tag: str, account: str, recipients: Iterable[str],
                when: Any = None) -> None:
@@ -40,7 +44,10 @@ class SentLog:
             cur.execute(q("INSERT INTO sent_messages (tag, account, recipients, sent_at) "
                           "VALUES (?, ?, ?, ?) ON CONFLICT (tag) DO NOTHING"),
                         (tag, account, dumps(rows), iso(as_moment(when))))
-            cur.execute(q("DELETE FROM sent_messages WHERE sent_at < ?"), (_cutoff(),))
+            now = time.monotonic()
+            if self._pruned is None or now - self._pruned >= PRUNE_EVERY:
+                cur.execute(q("DELETE FROM sent_messages WHERE sent_at < ?"), (_cutoff(),))
+                self._pruned = now
 
     def get(self, tag: str) -> Optional[dict]:
         rows = self._store.read("SELECT account, recipients, sent_at, prior_macs "

@@ -266,6 +266,18 @@ def test_sent_messages_are_recorded_and_pruned(registry):
     assert registry.sent_message("new") is None
 
 
+def test_expired_sent_messages_are_pruned_at_most_once_a_minute(registry, monkeypatch):
+    from reconciler.registry import sent
+    clock = [1000.0]
+    monkeypatch.setattr(sent.time, "monotonic", lambda: clock[0])
+    registry.record_sent("first", "news", ["a@example.org"])              # prunes
+    registry.record_sent("old", "news", ["a@example.org"], when=utcnow() - timedelta(days=31))
+    assert registry.sent_message("old") is not None      # within the minute: not yet
+    clock[0] += sent.PRUNE_EVERY
+    registry.record_sent("next", "news", ["a@example.org"])
+    assert registry.sent_message("old") is None and registry.sent_message("next") is not None
+
+
 def test_unverified_bounces_are_kept_apart_for_contacts(registry):
     out = registry.record_message("news", "imap:INBOX:1", 7, [], unverified=[
         ("C0@example.com", "hard", "5.1.1", "user unknown", "untagged"),
