@@ -222,3 +222,13 @@ def test_warming_a_job_thread_opens_its_registry_once(tmp_path, monkeypatch):
     jobs.drop_registry()
     jobs.warm(FleetConfig(f"sqlite:///{tmp_path}/missing/reg.db"))   # unreachable: no raise
     jobs.drop_registry()
+
+
+def test_warming_never_stops_a_worker(tmp_path, monkeypatch):
+    """An unreadable extra trust anchor or an unreachable registry is said by the jobs
+    that need them, not by a worker that fails to start."""
+    from reconciler.fleet import jobs
+    monkeypatch.setenv("MAILFORM_CA_FILE", str(tmp_path / "missing-ca.pem"))
+    jobs.drop_registry()
+    jobs.warm(FleetConfig(f"sqlite:///{tmp_path}/missing/reg.db"))
+    jobs.drop_registry()

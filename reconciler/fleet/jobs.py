@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import socket
+import ssl
 import threading
 import time
 from datetime import timedelta
@@ -76,7 +77,10 @@ def warm(config: FleetConfig) -> None:
     as it starts): its registry connection, the mailbox clients' modules and, once per
     process, the client TLS context with the trust store."""
     open_mailbox_modules()
-    client_context(True, trust_file())
+    try:
+        client_context(True, trust_file())
+    except (OSError, ssl.SSLError):
+        pass            # e.g. MAILFORM_CA_FILE unreadable: each check says so
     try:
         registry_of(config)
     except Transient:

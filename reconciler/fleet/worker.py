@@ -77,7 +77,11 @@ def _warm_threads(config: FleetConfig, executor: ThreadPoolExecutor, threads: in
     barrier = threading.Barrier(threads)
 
     def one() -> None:
-        jobs.warm(config)
+        try:
+            jobs.warm(config)
+        except Exception as exc:  # noqa: BLE001 - the first job meets it again, and says so
+            log.warning(f"a job thread was not warmed: {type(exc).__name__}",
+                        extra={"event": "warm_failed", "worker": config.name})
         try:
             barrier.wait(30)
         except threading.BrokenBarrierError:
