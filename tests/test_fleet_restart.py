@@ -61,3 +61,23 @@ def test_a_queue_worker_that_stops_by_itself_is_started_again(monkeypatch, caplo
     errors = [r.error for r in caplog.records if getattr(r, "event", "") == "worker_restarted"]
     assert "background task" in errors[0] and "ConnectorException" in errors[1]
     assert signal.getsignal(signal.SIGTERM) == before     # handlers given back
+
+
+def test_a_worker_warms_every_job_thread_at_once_as_it_starts(monkeypatch):
+    """Each of the --concurrency + 2 job threads is warmed once, in a thread of its own,
+    and the warming does not hold up the start (it once waited for a thread it took)."""
+    import threading
+    import time
+    from reconciler.fleet import jobs
+    warmed: list[str] = []
+    monkeypatch.setattr(jobs, "warm", lambda config: warmed.append(
+        threading.current_thread().name))
+    monkeypatch.setattr(worker_mod, "Worker", FakeWorker)
+    FakeWorker.made = [object(), object()]        # the next run waits for SIGTERM
+    config = SimpleNamespace(concurrency=3, name="w1", heartbeat_seconds=2.0,
+                             stalled_seconds=6.0)
+    started = time.monotonic()
+    asyncio.run(worker_mod._run(config, FakeApp()))
+    assert time.monotonic() - started < 10
+    assert len(warmed) == 5 and len(set(warmed)) == 5
+    assert all(name.startswith("job") for name in warmed)

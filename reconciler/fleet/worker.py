@@ -45,7 +45,8 @@ async def _run(config: FleetConfig, app: procrastinate.App) -> None:
     threads = config.concurrency + 2
     executor = ThreadPoolExecutor(threads, thread_name_prefix="job")
     loop.set_default_executor(executor)
-    await loop.run_in_executor(None, _warm_threads, config, executor, threads)
+    with ThreadPoolExecutor(1, thread_name_prefix="warm") as starter:   # not one of them
+        await loop.run_in_executor(starter, _warm_threads, config, executor, threads)
     log.info("worker started", extra={"event": "started", "worker": config.name,
                                       "concurrency": config.concurrency})
     async with app.open_async():

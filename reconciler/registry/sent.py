@@ -6,9 +6,9 @@ sender (``bounces.tags.tag_message``) tagged: the tag's random id, the account, 
 message's recipients (lower-cased) and when. The scanner looks a bounce's tag up here to
 count it only for the recipients that message had. Rows older than ``RETENTION_DAYS``
 are deleted with a new one, at most once every ``PRUNE_EVERY`` seconds per connection
-(not a statement more for each message the proxy tags), so the table stays bounded (bounces arrive within days:
-Postfix gives up on a message after 5); a bounce of an older message falls back to the
-rules for untagged ones. Only the id is stored, not the signature; `registry rekey` adds
+(not a statement more for each message the proxy tags), so the table stays bounded
+(bounces arrive within days: Postfix gives up on a message after 5); a bounce of an
+older message falls back to the rules for untagged ones. Only the id is stored, not the signature; `registry rekey` adds
 each tag's MAC under the old key to ``prior_macs``, so mail sent before a re-key still has
 its bounces counted.
 """
