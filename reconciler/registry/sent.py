@@ -8,9 +8,9 @@ count it only for the recipients that message had. Rows older than ``RETENTION_D
 are deleted with a new one, at most once every ``PRUNE_EVERY`` seconds per connection
 (not a statement more for each message the proxy tags), so the table stays bounded
 (bounces arrive within days: Postfix gives up on a message after 5); a bounce of an
-older message falls back to the rules for untagged ones. Only the id is stored, not the signature; `registry rekey` adds
-each tag's MAC under the old key to ``prior_macs``, so mail sent before a re-key still has
-its bounces counted.
+older message falls back to the rules for untagged ones. Only the id is stored, not the
+signature; `registry rekey` adds each tag's MAC under the old key to ``prior_macs``, so
+mail sent before a re-key still has its bounces counted.
 """
 from __future__ import annotations
 
