@@ -195,7 +195,7 @@ def fleet(env: dict, workers: int, work: Path, expected: int, servers: Servers,
         base = servers.sample()
         started = time.monotonic()
         queued = worker.enqueue(config, "scan")
-        assert worker.wait_idle(config, 3600, poll=0.02) and queued   # its end seen within 20 ms
+        assert worker.wait_idle(config, 3600, poll=0.1) and queued
         seconds = time.monotonic() - started
         cpu = sum(_cpu_seconds(p.pid) for p in procs) - cpu
         rss = max(_hwm_mb(p.pid) for p in procs)
