@@ -21,12 +21,12 @@ from datetime import timedelta
 from typing import Optional
 
 from .. import metrics
+from ..bounces.mailbox import open_mailbox_modules
 from ..bounces.scan import ScanReport, scan_stored
 from ..errors import MailformError, RegistryError
 from ..events.deliver import deliver_pending
 from ..registry import open_registry
 from ..registry.common import parse_iso, utcnow
-from ..bounces.mailbox import open_mailbox_modules
 from ..servers import servers_of
 from ..trust import client_context, trust_file
 from ..verify.runner import CheckItem, run_checks

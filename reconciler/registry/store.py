@@ -156,15 +156,9 @@ class SQLStore:
         transaction without a BEGIN and a COMMIT around it (two round trips to a
         database server), or a part of the transaction open on this store."""
         with self._mutex:
-            conn = self._connection()
             if not self._depth:
                 self._writable()
-            try:
-                cur = conn.cursor()
-                cur.execute(self.q(sql), params)
-                return cur.fetchall() if cur.description else []
-            except self.backend.errors as exc:
-                raise self.fail(exc, committing=not self._depth) from exc
+            return self._one(sql, params, committing=not self._depth)
 
     def _outer_transaction(self, conn: Any) -> Iterator[Any]:
         errors = self.backend.errors
@@ -195,13 +189,18 @@ class SQLStore:
     def read(self, sql: str, params: tuple = ()) -> list[tuple]:
         """All rows of one query, outside any transaction of ours (or inside the open one)."""
         with self._mutex:
-            conn = self._connection()
-            try:
-                cur = conn.cursor()
-                cur.execute(self.q(sql), params)
-                return cur.fetchall()
-            except self.backend.errors as exc:
-                raise self.fail(exc) from exc
+            return self._one(sql, params)
+
+    def _one(self, sql: str, params: tuple, committing: bool = False) -> list[tuple]:
+        """One statement on the connection and the rows it gives (``read``, ``write_one``;
+        the caller holds the mutex)."""
+        conn = self._connection()
+        try:
+            cur = conn.cursor()
+            cur.execute(self.q(sql), params)
+            return cur.fetchall() if cur.description else []
+        except self.backend.errors as exc:
+            raise self.fail(exc, committing) from exc
 
     def relax_durability(self) -> None:
         """See ``Backend.relax_durability``; for this connection only."""
