@@ -17,6 +17,12 @@ into Dovecot Maildirs, named as Dovecot's delivery names them (with their sizes:
     the clock starts once every worker has registered with the queue), from queueing
     until the queue is empty.
     Each worker's peak RSS (VmHWM) is read before it stops.
+(c) what the machine allows without any queue, on a third registry: ``--workers``
+    processes forked after their imports, each given its share of the accounts up front
+    and scanning it with the sequential code, from a signal until the last one ends. It
+    is not the fleet (no queue, no retries, no balancing of unequal inboxes), but it
+    bounds any fleet of as many processes on this machine: ``sequential / this`` is the
+    ratio a queue that cost nothing would reach. Printed beside the result.
 
 Beside wall time each part prints the CPU seconds of the scan process (or of the
 workers), of Dovecot's processes and of PostgreSQL's (all its users: the server may be
@@ -208,6 +214,49 @@ def fleet(env: dict, workers: int, work: Path, expected: int, servers: Servers,
     return seconds, rss
 
 
+def queue_free(env: dict, workers: int, expected: int, servers: Servers) -> float:
+    """Part (c): the round split over ``workers`` forked processes with no queue."""
+    for key in ("MAILFORM_MASTER_KEY", "FLEET_PASSWORD", "MAILFORM_CA_FILE"):
+        os.environ[key] = env[key]
+    from reconciler.bounces.parallel import scan_many
+    from reconciler.bounces.scan import inbox_accounts
+    from reconciler.registry import open_registry
+    url = env["MAILFORM_REGISTRY"]
+    with open_registry(url, create=False) as reg:
+        accounts = inbox_accounts(reg, (), True)
+    go_read, go_write = os.pipe()
+    done_read, done_write = os.pipe()
+    children = []
+    for share in (accounts[n::workers] for n in range(workers)):
+        pid = os.fork()
+        if pid == 0:                                    # a child: scan the share, say so
+            code = 1
+            try:
+                with open_registry(url, create=False) as mine:
+                    mine.accounts()                     # connected and warm before the clock
+                    os.read(go_read, 1)
+                    reports = scan_many(mine, share, 120)
+                code = 0 if all(r.ok for r in reports) else 1
+            finally:
+                os.write(done_write, bytes([code]))
+                os._exit(code)
+        children.append(pid)
+    time.sleep(2)                                       # every child connected
+    base = servers.sample()
+    started = time.monotonic()
+    os.write(go_write, b"x" * workers)
+    codes = [os.read(done_read, 1)[0] for _ in children]
+    seconds = time.monotonic() - started
+    cpu = 0.0
+    for pid in children:
+        cpu += sum(os.wait4(pid, 0)[2][:2])
+    assert codes == [0] * workers, codes
+    print(f"(c) no queue, {workers} processes: {cpu:.2f} CPU seconds (start included); "
+          f"{servers.since(base)}", flush=True)
+    assert counted(env) == expected
+    return seconds
+
+
 def ready(config, procs: list, timeout: float = 300) -> None:
     """Until every worker has started (imported, registered with the queue), then a
     second more for its listener: start-up is not counted. (A fixed sleep was not enough
@@ -263,12 +312,14 @@ def main() -> int:
         index_all(stack, manifests)
         key = fleetkit.master_key()
         base = fleetkit.env_for(stack, "", key, PASSWORD)
-        urls = [fleetkit.new_database("mf_bench"), fleetkit.new_database("mf_bench")]
+        urls = [fleetkit.new_database("mf_bench") for _ in range(3)]
         try:
             envs = [registry(base, manifests, failed, url, work / "many") for url in urls]
             expected = args.inboxes * args.bounces
             seq = sequential(envs[0], expected, Servers(stack, urls[0]))
             print(f"(b) sequential: {seq:.2f}s", flush=True)
+            free = queue_free(envs[2], args.workers, expected, Servers(stack, urls[2]))
+            print(f"(c) no queue: {free:.2f}s", flush=True)
             fleet_seconds, rss = fleet(envs[1], args.workers, work, expected,
                                        Servers(stack, urls[1]), args.per_worker)
             print(f"(b) fleet of {args.workers}: {fleet_seconds:.2f}s, worker peak RSS "
@@ -282,6 +333,8 @@ def main() -> int:
               "ratio": round(seq / fleet_seconds, 2),
               "peak_rss_mb": round(max(one["peak_rss_mb"], rss), 1)}
     print(f"goals: {GOALS} (worker RSS {rss:.1f} MB, single scan RSS {one['peak_rss_mb']} MB)")
+    print(f"without a queue ({args.workers} processes, shares given up front): ratio "
+          f"{seq / free:.2f}; the fleet reaches {free / fleet_seconds:.0%} of it")
     print("RESULT " + json.dumps(result))
     return 0
 
