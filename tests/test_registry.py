@@ -201,6 +201,55 @@ def test_set_status_does_not_bump_serial(registry):
         registry.set_status("ghost", {})
 
 
+def test_set_status_adds_counters_in_its_transaction(registry):
+    apply(registry, account("a"))
+    registry.set_status("a", {"last_scan": {"processed": 2}},
+                        add={"bounce_totals": {"hard": 2, "soft": 0}})
+    registry.set_status("a", {"last_scan": {"processed": 1}},
+                        add={"bounce_totals": {"hard": 1, "unverified": 1}})
+    status = registry.account("a").status
+    assert status["bounce_totals"] == {"hard": 3, "soft": 0, "unverified": 1}
+    assert status["last_scan"] == {"processed": 1}
+
+
+def test_concurrent_status_writers_on_their_own_connections_lose_nothing(reg_url):
+    """Scans counting bounces and verifications recording their result for one account,
+    each on its own connection (a fleet's jobs, `inbox scan` beside them): the row is
+    locked from its read to its write, so no merge overwrites another's."""
+    with open_registry(reg_url) as reg:
+        apply(reg, account("a"))
+    rounds, errors = 25, []
+
+    def scanner() -> None:
+        with open_registry(reg_url) as reg:
+            for _ in range(rounds):
+                reg.set_status("a", {"last_scan": {"ok": True}},
+                               add={"bounce_totals": {"hard": 1}})
+
+    def verifier(role: str) -> None:
+        with open_registry(reg_url) as reg:
+            for n in range(rounds):
+                reg.set_status("a", {"verification": {role: {"n": n}}})
+
+    def run(target, *args) -> None:
+        try:
+            target(*args)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+    threads = [threading.Thread(target=run, args=(scanner,)) for _ in range(3)]
+    threads += [threading.Thread(target=run, args=(verifier, role))
+                for role in ("smtp", "inbox")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    with open_registry(reg_url) as reg:
+        status = reg.account("a").status
+    assert status["bounce_totals"] == {"hard": 3 * rounds}
+    assert status["verification"] == {"smtp": {"n": rounds - 1}, "inbox": {"n": rounds - 1}}
+
+
 def test_threads_share_one_registry(registry):
     apply(registry, *(account(f"a{i}") for i in range(4)))
 

@@ -309,11 +309,11 @@ def _failure(exc: Exception, settings: ServerSettings, clock: ScanDeadline) -> s
 
 
 def _store_status(registry, name: str, report: ScanReport) -> None:
-    stored = registry.account(name)
-    totals = dict((stored.status.get("bounce_totals") if stored else None) or {})
-    for kind, count in [*report.bounces.items(), ("unverified", report.unverified)]:
-        totals[kind] = totals.get(kind, 0) + count
-    registry.set_status(name, {"last_scan": report.to_status(), "bounce_totals": totals})
+    """The scan's report and its counts added to the account's bounce totals (in one
+    transaction: a scan of the account elsewhere at the same time loses nothing)."""
+    registry.set_status(name, {"last_scan": report.to_status()},
+                        add={"bounce_totals": {**report.bounces,
+                                               "unverified": report.unverified}})
 
 
 def inbox_accounts(registry, names, scan_all: bool) -> list:

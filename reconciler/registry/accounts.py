@@ -201,14 +201,26 @@ class AccountBook:
                                 f"(activation: {current or 'unset'})")
         self.merge_status(cur, name, {"activation": "active"})
 
-    def merge_status(self, cur: Any, name: str, status: dict) -> None:
+    def merge_status(self, cur: Any, name: str, status: dict,
+                     add: Optional[dict[str, dict[str, int]]] = None) -> None:
+        """``status`` merged into the account's; ``add``: counters added to those under
+        each key (a scan's bounce totals: two scans never lose each other's counts)."""
         (current,) = self._load_row(cur, name, "status")
         merged = deep_merge(loads(current), status)
+        for key, counts in (add or {}).items():
+            totals = dict(merged.get(key) or {})
+            for counter, count in counts.items():
+                totals[counter] = totals.get(counter, 0) + count
+            merged[key] = totals
         cur.execute(self._store.q("UPDATE accounts SET status = ? WHERE name = ?"),
                     (dumps(merged), name))
 
     def _load_row(self, cur: Any, name: str, columns: str) -> tuple:
-        cur.execute(self._store.q(f"SELECT {columns} FROM accounts WHERE name = ?"), (name,))
+        """The account's ``columns``, for an update of its row in this transaction: the
+        row stays locked until it ends where BEGIN alone does not serialise writers
+        (PostgreSQL), so two read-modify-writes of one account never lose one another."""
+        cur.execute(self._store.q(f"SELECT {columns} FROM accounts WHERE name = ?"
+                                  + self._store.backend.row_lock), (name,))
         row = cur.fetchone()
         if row is None:
             raise NotFoundError(f"account {name} is not in the registry")

@@ -124,8 +124,11 @@ class Registry(Protocol):
         """Out-of-band edit of the live spec (or a secret); bumps serial, returns it."""
     def activate(self, name: str) -> int: ...
     def get_setting(self, key: str) -> Any: ...
-    def set_status(self, name: str, status: dict) -> None:
-        """Merge runtime status (verification, scan) without bumping serial."""
+    def set_status(self, name: str, status: dict,
+                   add: Optional[dict[str, dict[str, int]]] = None) -> None:
+        """Merge runtime status (verification, scan) without bumping serial; ``add``:
+        counters added to those stored under each key ({"bounce_totals": {"hard": 2}}),
+        read and written in the same transaction."""
     def history(self) -> list[dict]: ...
 
     # contacts (filled by `contacts import` and the inbox scanner)

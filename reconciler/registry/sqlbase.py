@@ -158,10 +158,12 @@ class SQLRegistry:
             self.account_book.activate(cur, name)
             return self.history_log.add(cur, {"action": "activate", "account": name})
 
-    def set_status(self, name: str, status: dict) -> None:
-        """Merge runtime status (verification, scan) without bumping serial."""
+    def set_status(self, name: str, status: dict,
+                   add: Optional[dict[str, dict[str, int]]] = None) -> None:
+        """Merge runtime status (verification, scan) without bumping serial; ``add``:
+        counters added to those stored under each key, in the same transaction."""
         with self.store.write() as cur:
-            self.account_book.merge_status(cur, name, status)
+            self.account_book.merge_status(cur, name, status, add)
 
     # -- lock and transaction ----------------------------------------------------------
     def lock(self, holder: str, lease_seconds: float = 300,
