@@ -76,3 +76,60 @@ def test_a_batch_continues_the_event_numbers(reg_url):
     finally:
         registry.close()
     assert seqs == list(range(1, len(seqs) + 1)) and len(seqs) == 1 + 5 + 1
+
+
+def test_a_message_already_processed_is_not_counted_again(reg_url):
+    registry = _fresh(reg_url)
+    try:
+        first = registry.record_messages("news", "imap:INBOX:1", BATCH[:2], soft_limit=2,
+                                         when=WHEN)
+        before = _state(registry)
+        again = registry.record_messages("news", "imap:INBOX:1", BATCH[1:3], soft_limit=2,
+                                         when=WHEN)
+        after = _state(registry)
+        single = registry.record_message("news", "imap:INBOX:1", "1", BATCH[0][1], when=WHEN)
+    finally:
+        registry.close()
+    assert first[1] == [("active", "faulty"), ("active", "faulty")]
+    assert again == [None, []]             # message 2 left alone; 3 has only doubted ones
+    assert single == []
+    assert after["contacts"] == before["contacts"]
+    assert after["processed"] == {"1", "2", "3"}
+
+
+def test_two_scans_of_one_inbox_at_once_count_each_bounce_once(reg_url):
+    """Two scans of the same messages at the same time, each on its own connection (an
+    `inbox scan` beside a fleet's job): each message is recorded by one of them (the
+    other's batch waits for the first's claim to commit, then leaves it), so every
+    bounce is counted once and the two reports add up to the inbox."""
+    import threading
+    setup = _fresh(reg_url)
+    emails = [f"u{n}@x.io" for n in range(120)]
+    setup.upsert_contacts([(e, {}) for e in emails])
+    setup.close()
+    messages = [(str(n), [(e, "hard", "5.1.1")], [], None) for n, e in enumerate(emails)]
+    batches = [messages[start:start + 10] for start in range(0, len(messages), 10)]
+    results: dict[int, list] = {0: [], 1: []}
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(2)
+
+    def scan(who: int) -> None:
+        try:
+            with open_registry(reg_url) as registry:
+                barrier.wait(10)
+                for batch in (batches if who == 0 else batches[::-1]):
+                    results[who] += registry.record_messages("news", "imap:INBOX:1", batch)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+    threads = [threading.Thread(target=scan, args=(who,)) for who in (0, 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    counted = [o for who in (0, 1) for o in results[who] if o is not None]
+    assert len(counted) == len(messages)              # each message recorded by one scan
+    with open_registry(reg_url) as registry:
+        faulty = {c["email"] for c in registry.contacts() if c["status"] == "faulty"}
+        bounces = [e for e in registry.events.since() if e["kind"] == "bounce"]
+    assert faulty == set(emails) and len(bounces) == len(emails)

@@ -168,7 +168,8 @@ class _Run:
             recorded = self._record(judged, fetched)
             mark.advance(following)
         for outcomes, (uid, verdict, counted, doubted, _) in recorded:
-            _tally(self.report, verdict, counted, doubted, outcomes)
+            if outcomes is not None:      # None: recorded by another scan at the same time
+                _tally(self.report, verdict, counted, doubted, outcomes)
         return [uid for uid, verdict, *_ in judged if verdict.bounce]
 
     def _record(self, judged: list[tuple], fetched: dict) -> list[tuple[list, tuple]]:

@@ -145,13 +145,15 @@ class Registry(Protocol):
         """One scanned message, atomically: its bounces ((address, kind, status[, reason]))
         counted (``policy.count_bounce``), its unverified ones ((address, kind, status,
         reason, why)) kept apart for contacts, and the message remembered; per counted
-        recipient, the contact's (status before, after)."""
+        recipient, the contact's (status before, after); [] for a message already
+        processed (it is not counted again)."""
     def record_messages(self, account: str, mailbox: str, messages: Iterable[tuple],
                         soft_limit: int = DEFAULT_SOFT_BOUNCE_LIMIT,
                         window_days: int = DEFAULT_SOFT_BOUNCE_WINDOW_DAYS, when: Any = None
-                        ) -> list[list[tuple[Optional[str], Optional[str]]]]:
+                        ) -> list[Optional[list[tuple[Optional[str], Optional[str]]]]]:
         """A batch of (uid, recipients, unverified, message_id) in one transaction, as
-        ``record_message`` one after another would record them; per message its outcomes."""
+        ``record_message`` one after another would record them; per message its outcomes
+        (None: the message was already processed, by a scan at the same time)."""
     def unverified_bounces(self, email: str) -> list[dict]:
         """A contact's unverified bounces, newest first (they never change its status)."""
 

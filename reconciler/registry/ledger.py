@@ -11,7 +11,10 @@ kept apart in ``unverified_bounces`` for contacts, never changing their status, 
 processed are written in one transaction, so a scan that fails midway loses or repeats
 nothing; the scanner records a whole batch of messages so (``record_messages``: the
 contacts it names read and row-locked in one statement, in one order, and each written
-once; a handful of statements per batch instead of several per message).
+once; a handful of statements per batch instead of several per message). A batch first
+claims its messages (their processed rows, inserted unless there): a message that a
+scan of the same inbox running at the same time recorded, or is recording, is left to
+that scan, so two scans at once never count a bounce twice.
 
 Every bounce or complaint of a contact is also an event (``events``), and so is its
 turning faulty, in the same transaction; the last bounce keeps the diagnostic, the
@@ -47,6 +50,7 @@ _PROCESSED_FROM_JSON = (
     "INSERT INTO processed_messages (account, mailbox, uid, processed_at) "
     "SELECT r->>0, r->>1, r->>2, r->>3 FROM json_array_elements(%s::json) AS v(r) "
     "ON CONFLICT (account, mailbox, uid) DO NOTHING")
+_CLAIM_FROM_JSON = _PROCESSED_FROM_JSON + " RETURNING uid"
 
 
 class ScannedMessage(NamedTuple):
@@ -212,29 +216,35 @@ class ContactLedger(Lifecycle):
         recipient, the contact's (status before, status after), (None, None) for an
         address that is not a contact. ``unverified``: (address, kind, status, reason,
         why) of a report not to be believed (SECURITY.md): recorded for contacts only,
-        never changing their status.
+        never changing their status. A message already processed counts nothing ([]).
         """
         return self.record_messages(account, mailbox, [
             ScannedMessage(uid, list(recipients), list(unverified), message_id)],
-            soft_limit, window_days, when)[0]
+            soft_limit, window_days, when)[0] or []
 
     def record_messages(self, account: str, mailbox: str, messages: Sequence["ScannedMessage"],
                         soft_limit: int = DEFAULT_SOFT_BOUNCE_LIMIT,
                         window_days: int = DEFAULT_SOFT_BOUNCE_WINDOW_DAYS,
-                        when: Any = None) -> list[list[Outcome]]:
+                        when: Any = None) -> list[Optional[list[Outcome]]]:
         """A batch of scanned messages in one transaction, as ``record_message`` one after
         another would record them (same outcomes, same events in the same order), in a
-        few statements: the contacts named are read and row-locked at once, counted in
-        order, and written once each; the messages remembered at once. Per message, the
-        outcomes ``record_message`` returns."""
+        few statements: the messages claimed at once, the contacts named read and
+        row-locked at once, counted in order, and written once each. Per message, the
+        outcomes ``record_message`` returns, or None for a message already processed
+        (by another scan of the inbox at the same time): it is not counted again."""
         moment = as_moment(when)
         messages = [ScannedMessage(*m) for m in messages]
-        out: list[list[Outcome]] = []
+        out: list[Optional[list[Outcome]]] = []
         with self._store.write() as cur, numbered_at_end(self._store, cur):
+            claimed = self._claim(cur, account, mailbox, [m.uid for m in messages])
             found = self._lock_contacts(cur, (normalise_email(r[0]) for m in messages
+                                              if str(m.uid) in claimed
                                               for r in m.recipients))
             doubted: list[tuple] = []
             for m in messages:
+                if str(m.uid) not in claimed:
+                    out.append(None)
+                    continue
                 source = f"inbox:{account}/{mailbox}/{m.uid}"
                 out.append([self._apply(cur, found, normalise_email(email),
                                         Bounce(kind, moment, status, account), soft_limit,
@@ -246,8 +256,26 @@ class ContactLedger(Lifecycle):
                             for row in m.unverified]
             self._write_contacts(cur, found)
             self._doubt(cur, doubted)
-            self.mark_processed(account, mailbox, [m.uid for m in messages])
         return out
+
+    def _claim(self, cur: Any, account: str, mailbox: str, uids: list[Any]) -> set[str]:
+        """The uids whose processed rows this transaction inserted (in one order: two
+        batches claiming the same messages wait on each other, never deadlock); a row
+        another transaction inserted and has not committed yet is waited for."""
+        now = iso(utcnow())
+        params = [(account, mailbox, uid, now) for uid in sorted({str(u) for u in uids})]
+        if self._store.backend.json_rows:                      # one statement (PostgreSQL)
+            cur.execute(_CLAIM_FROM_JSON, (json.dumps(params),))
+            return {uid for (uid,) in cur.fetchall()}
+        claimed = set()
+        sql = self._store.q("INSERT INTO processed_messages (account, mailbox, uid, "
+                            "processed_at) VALUES (?, ?, ?, ?) "
+                            "ON CONFLICT (account, mailbox, uid) DO NOTHING")
+        for row in params:
+            cur.execute(sql, row)
+            if cur.rowcount == 1:
+                claimed.add(row[2])
+        return claimed
 
     # -- unverified bounces --------------------------------------------------------
     def _doubt(self, cur: Any, rows: list[tuple]) -> None:
