@@ -8,6 +8,7 @@ and every failed recipient is unique, so each bounce can be counted exactly once
 from __future__ import annotations
 
 import base64
+import csv
 import os
 import shutil
 import signal
@@ -139,6 +140,18 @@ def env_for(stack, url: str, key: str, password: str) -> dict:
     env = dict(os.environ, MAILFORM_REGISTRY=url, MAILFORM_MASTER_KEY=key,
                FLEET_PASSWORD=password, MAILFORM_CA_FILE=stack.ca_file, NO_COLOR="1")
     return env
+
+
+def apply_with_contacts(env: dict, manifests: Path, failed: list[str], work: Path,
+                        cwd: Path = ROOT) -> None:
+    """The accounts applied (unverified) and the failed recipients imported as contacts."""
+    done = mailform(env, "apply", str(manifests), "--auto-approve", "--skip-verify", cwd=cwd)
+    assert done.returncode == 0, done.stdout + done.stderr
+    contacts = work / "contacts.csv"
+    with contacts.open("w", newline="") as handle:
+        csv.writer(handle).writerows([["email"], *[[a] for a in failed]])
+    done = mailform(env, "contacts", "import", str(contacts), cwd=cwd)
+    assert done.returncode == 0, done.stdout + done.stderr
 
 
 def mailform(env: dict, *args: str, timeout: float = 600, cwd: Path = ROOT

@@ -6,7 +6,6 @@ with a worker killed and the connections cut; a few accounts for the rest.
 """
 from __future__ import annotations
 
-import csv
 import json
 import os
 import urllib.request
@@ -30,13 +29,7 @@ def fleet(mailstack, tmp_path, monkeypatch, request):
     monkeypatch.setenv("MAILFORM_MASTER_KEY", key)
     env = fleetkit.env_for(mailstack, url, key, PASSWORD)
     manifests, failed = fleetkit.make_accounts(mailstack, tmp_path, count, BOUNCES, PASSWORD)
-    applied = fleetkit.mailform(env, "apply", str(manifests), "--auto-approve", "--skip-verify")
-    assert applied.returncode == 0, applied.stdout + applied.stderr
-    contacts = tmp_path / "contacts.csv"
-    with contacts.open("w", newline="") as handle:
-        csv.writer(handle).writerows([["email"], *[[a] for a in failed]])
-    imported = fleetkit.mailform(env, "contacts", "import", str(contacts))
-    assert imported.returncode == 0, imported.stderr
+    fleetkit.apply_with_contacts(env, manifests, failed, tmp_path)
     procs: list = []
     ns = type("Fleet", (), {"url": url, "env": env, "failed": failed, "procs": procs,
                             "tmp": tmp_path, "manifests": manifests})

@@ -3,7 +3,6 @@ operators), on the real stack and a PostgreSQL registry: every bounce is counted
 and the two reports and the account's bounce totals add up to the inbox."""
 from __future__ import annotations
 
-import csv
 import json
 import subprocess
 import sys
@@ -24,14 +23,7 @@ def test_two_scans_at_once_count_every_bounce_once(mailstack, tmp_path, monkeypa
     try:
         env = fleetkit.env_for(mailstack, url, key, PASSWORD)
         manifests, failed = fleetkit.make_accounts(mailstack, tmp_path, 1, BOUNCES, PASSWORD)
-        done = fleetkit.mailform(env, "apply", str(manifests), "--auto-approve",
-                                 "--skip-verify")
-        assert done.returncode == 0, done.stdout + done.stderr
-        contacts = tmp_path / "contacts.csv"
-        with contacts.open("w", newline="") as handle:
-            csv.writer(handle).writerows([["email"], *[[a] for a in failed]])
-        done = fleetkit.mailform(env, "contacts", "import", str(contacts))
-        assert done.returncode == 0, done.stderr
+        fleetkit.apply_with_contacts(env, manifests, failed, tmp_path)
         scans = [subprocess.Popen([sys.executable, "-m", "reconciler", "inbox", "scan",
                                    "--all", "--format", "json"], env=env, cwd=fleetkit.ROOT,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
