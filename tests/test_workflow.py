@@ -114,6 +114,30 @@ def test_saved_plan_applies_once_and_edits_are_refused(project):
             apply(registry, ApplyRequest(plan_file=path), AutoApprove(), None)
 
 
+def test_a_write_while_the_plan_reads_makes_the_saved_plan_stale(project, monkeypatch):
+    """Another apply commits after the plan read the registry's rows: the saved plan
+    carries the serial from before it, so applying it is refused (it never writes over
+    rows it did not see)."""
+    from reconciler.workflow.inputs import Loaded
+    with _registry(project) as registry:
+        loaded = load(_inputs(project))
+        real = Loaded.registry_rows
+
+        def rows_then_a_write(self, reg, match=None):
+            rows = real(self, reg, match)
+            if reg is registry:                        # someone else's apply, just then
+                with _registry(project) as other:
+                    apply(other, ApplyRequest(loaded=load(_inputs(project))),
+                          AutoApprove(), None)
+            return rows
+        monkeypatch.setattr(Loaded, "registry_rows", rows_then_a_write)
+        path = _save(project, registry, loaded)
+        monkeypatch.setattr(Loaded, "registry_rows", real)
+        assert json.loads(open(path).read())["registry"]["serial"] == 0
+        with pytest.raises(StalePlanError, match="serial"):
+            apply(registry, ApplyRequest(plan_file=path), AutoApprove(), None)
+
+
 def test_a_plan_from_another_registry_is_refused(project, tmp_path_factory):
     with _registry(project) as registry:
         path = _save(project, registry, load(_inputs(project)))

@@ -28,8 +28,8 @@ def import_(names, adopt, registry_url, lock_timeout):
     if adopt:
         _adopt(names, ownership, registry_url, lock_timeout)
     with open_for_reading(registry_url) as registry:
+        serial = registry.meta().serial      # before the rows: never newer than they are
         every = registry.accounts()
-        serial = registry.meta().serial
         policy = None if names else policy_document(registry.get_setting("bounce_policy"))
     accounts = importable(every, names, ownership)
     if len(accounts) < len(every) and not names:

@@ -35,8 +35,12 @@ PROBED_NOTE = ("verified without logging in ({roles}): credentials go only to se
 def make_plan(registry: Registry, loaded: Loaded, targets: Optional[Iterable[str]] = None
               ) -> Plan:
     """The plan from the manifests to this registry (read now; its rows from the local
-    cache when the registry has not changed since, see workflow.cache)."""
+    cache when the registry has not changed since, see workflow.cache). The serial is
+    read before the rows: a write that lands in between leaves the plan with the older
+    serial, so a saved plan made then is refused as stale, never applied over rows it
+    did not see."""
     desired, secrets = loaded.desired, loaded.secrets
+    meta = registry.meta()
     fps = fingerprints_of(registry, secrets.values)
     actual = loaded.registry_rows(registry, unchanged_by_digest(desired, fps))
     targets = target_names(targets)
@@ -45,7 +49,6 @@ def make_plan(registry: Registry, loaded: Loaded, targets: Optional[Iterable[str
         if unknown:
             raise MailformError("--target names no account in the manifests or the registry: "
                                 + ", ".join(unknown))
-    meta = registry.meta()
     return build_plan(PlanInput(
         accounts=desired.accounts, actual=actual, lineage=meta.lineage, serial=meta.serial,
         manifest_digest=desired.digest, fingerprints=fps, secret_refs=secrets.refs,
