@@ -33,7 +33,8 @@ DRIFT = Gauge("mailform_drift_accounts", "Accounts whose registry entry drifted 
               "manifests at the last reconcile pass.")
 SERIAL = Gauge("mailform_registry_serial", "The registry's serial as last seen.")
 LAST_SUCCESS = Gauge("mailform_last_success_timestamp_seconds", "Unix time of the last "
-                     "successful pass, by kind (scan, verify, reconcile).", ["kind"])
+                     "successful pass, by kind (scan, verify, reconcile); the process's "
+                     "start until its first.", ["kind"])
 _CONDITIONS_HELP = ("Accounts by status condition type and status (True, False, Unknown), "
                     "read from the registry at scrape time.")
 
@@ -141,6 +142,14 @@ def start(listen: str, ready: Callable[[], bool]) -> Stop:
 def _family(host: str) -> int:
     import socket
     return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+def runs(*kinds: str) -> None:
+    """This process runs these kinds of pass: each one's last success starts as now, so
+    that a process that never succeeds is seen (an alert on the time since the last
+    success fires) even where no earlier process's figure remains, e.g. after a restart."""
+    for kind in kinds:
+        LAST_SUCCESS.labels(kind=kind).set_to_current_time()
 
 
 def job_done(kind: str, outcome: str, seconds: float) -> None:

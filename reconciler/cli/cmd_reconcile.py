@@ -69,6 +69,7 @@ def _metrics(listen, registry_url):
     from ..fleet.config import FleetConfig
     from ..fleet.schedule import condition_counts
     metrics.conditions_source(lambda: condition_counts(FleetConfig(registry_url)))
+    metrics.runs("reconcile")
     try:
         return metrics.start(listen, _ready(registry_url))
     except (ValueError, OSError) as exc:

@@ -87,6 +87,7 @@ def _start_metrics(listen: Optional[str], config: FleetConfig):
     from .. import metrics
     from ..fleet.schedule import condition_counts
     metrics.conditions_source(lambda: condition_counts(config))
+    metrics.runs("scan", "verify", *(["reconcile"] if config.reconcile is not None else []))
     try:
         return metrics.start(listen, _ready(config))
     except (ValueError, OSError) as exc:
