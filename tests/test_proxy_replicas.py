@@ -176,18 +176,55 @@ def test_the_watcher_hears_a_serial_bump_at_once(pg_url):
     assert watcher.start()
     try:
         assert not watcher.quiet()         # the first question always reads
-        deadline = time.monotonic() + 15   # (listening may take a moment on a busy machine)
-        while not watcher.quiet():         # listening, and nothing happened since
-            assert time.monotonic() < deadline, "never quiet"
-            time.sleep(0.05)
-        registry = open_registry(pg_url)
-        with registry.store.write() as cur:
-            registry.history_log.bump_serial(cur)
-        registry.close()
-        deadline = time.monotonic() + 5
-        while watcher.quiet():
-            assert time.monotonic() < deadline, "no notification"
-            time.sleep(0.05)
+        _heard_a_change(watcher, pg_url)
+    finally:
+        watcher.stop()
+
+
+def _heard_a_change(watcher, pg_url: str) -> None:
+    """Quiet (listening, and nothing happened since), then not, once the serial moved."""
+    from reconciler.registry import open_registry
+    _until(watcher.quiet, 15, "never quiet")  # (listening may take a moment on a busy box)
+    registry = open_registry(pg_url)
+    with registry.store.write() as cur:
+        registry.history_log.bump_serial(cur)
+    registry.close()
+    _until(lambda: not watcher.quiet(), 5, "no notification")
+
+
+def _until(predicate, seconds: float, why: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        assert time.monotonic() < deadline, why
+        time.sleep(0.05)
+
+
+def test_the_watcher_listens_again_after_its_connection_is_cut(pg_url, monkeypatch):
+    """``pg_terminate_backend`` on the listening connection: the serial is polled
+    meanwhile (never quiet), then the watcher listens again and hears the next change."""
+    import psycopg
+    from reconciler.proxy.auth import ChangeWatcher
+    from reconciler.registry import open_registry
+    app = f"mailform-watch-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("PGAPPNAME", app)
+    monkeypatch.setattr(ChangeWatcher, "RETRY", 0.2)
+    open_registry(pg_url).close()
+    watcher = ChangeWatcher(lambda: open_registry(pg_url))
+    assert watcher.start()
+
+    def listening_backends() -> list[int]:
+        with psycopg.connect(PG_URL, autocommit=True) as conn:
+            return [pid for (pid,) in conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE application_name = %s "
+                "AND query LIKE 'LISTEN%%'", (app,)).fetchall()]
+
+    try:
+        _until(watcher.quiet, 15, "never quiet")
+        (first,) = listening_backends()
+        with psycopg.connect(PG_URL, autocommit=True) as conn:
+            conn.execute("SELECT pg_terminate_backend(%s)", (first,))
+        _until(lambda: listening_backends() not in ([], [first]), 15, "not listening again")
+        _heard_a_change(watcher, pg_url)   # read once more, then quiet while listening
     finally:
         watcher.stop()
 

@@ -247,9 +247,14 @@ def _serial(registry) -> Optional[int]:
 class ChangeWatcher:
     """On PostgreSQL, a thread LISTENing for the registry's change notifications
     (``registry.notify``); ``quiet()`` is True while nothing was notified since it was
-    last asked and the listener is up. Elsewhere it never starts: the serial is polled."""
+    last asked and the listener is up. Elsewhere it never starts: the serial is polled.
+    A lost listening connection (a restart, ``pg_terminate_backend``) is opened again,
+    after ``RETRY`` seconds doubling up to ``MAX_RETRY``; meanwhile the serial is polled,
+    and once listening again the serial is read once more (a change may have come and
+    gone unheard)."""
 
     SAFETY_POLL = 60.0      # seconds: the serial is read at least this often anyway
+    RETRY, MAX_RETRY = 1.0, 30.0
 
     def __init__(self, open_registry: Callable[[], object]) -> None:
         self._open = open_registry
@@ -276,15 +281,43 @@ class ChangeWatcher:
         return True
 
     def _run(self, listener) -> None:
+        delay = self.RETRY
+        while not self._stop.is_set():
+            if listener is not None and self._listen(listener):
+                delay = self.RETRY                  # it listened a while: retry soon
+            listener = None
+            if self._stop.wait(delay):
+                break
+            delay = min(delay * 2, self.MAX_RETRY)
+            listener = self._reopen()
+            if listener is not None:
+                self._dirty, self._listening = True, True
+
+    def _listen(self, listener) -> bool:
+        """Until stopped or the connection is lost; whether it listened a minute."""
+        started = time.monotonic()
         try:
             while not self._stop.is_set():
                 if listener.wait(1.0):
                     self._dirty = True
-        except Exception:  # noqa: BLE001 - the connection was lost: fall back to polling
+        except Exception:  # noqa: BLE001 - the connection was lost: poll until it is back
             pass
         finally:
             self._listening = False
             listener.close()
+        return time.monotonic() - started > 60
+
+    def _reopen(self):
+        try:
+            registry = self._open()
+        except Exception:  # noqa: BLE001 - the database is still away: try again later
+            return None
+        try:
+            return registry.changes.listener()
+        except Exception:  # noqa: BLE001 - as above
+            return None
+        finally:
+            registry.close()
 
     def quiet(self) -> bool:
         now = time.monotonic()
