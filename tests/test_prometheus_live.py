@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import socket
 import subprocess
 import urllib.parse
 import urllib.request
@@ -19,17 +18,12 @@ import pytest
 
 import fleetkit
 from test_metrics import _readme_block
+from test_verify_smtp import free_port
 
 pytestmark = [pytest.mark.mailstack,
               pytest.mark.skipif(shutil.which("prometheus") is None,
                                  reason="prometheus is not installed")]
 PASSWORD = "prom-Secret-1"
-
-
-def _port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _shortened(rules: str) -> str:
@@ -70,7 +64,7 @@ def test_a_real_prometheus_scrapes_a_worker_and_the_readmes_alerts_fire(
         (name,) = fleetkit._locals(manifests.joinpath("accounts.yaml").read_text()
                                    .split("---\n")[1:])
         mailstack.add_user(name, "changed-" + PASSWORD)   # the stored password fails now
-        worker_port, prom_port = _port(), _port()
+        worker_port, prom_port = free_port(), free_port()
         procs.append(fleetkit.start_worker(
             env, "--scan-interval", "2s", "--verify-interval", "2s", "--timeout", "10",
             "--metrics-listen", f"127.0.0.1:{worker_port}", log=tmp_path / "worker.log"))

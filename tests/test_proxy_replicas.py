@@ -193,10 +193,11 @@ def _heard_a_change(watcher, pg_url: str) -> None:
 
 
 def _until(predicate, seconds: float, why: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not predicate():
-        assert time.monotonic() < deadline, why
-        time.sleep(0.05)
+    from fleetkit import wait_for
+    try:
+        wait_for(predicate, seconds, poll=0.05)
+    except AssertionError:
+        raise AssertionError(why) from None
 
 
 def test_the_watcher_listens_again_after_its_connection_is_cut(pg_url, monkeypatch):

@@ -46,6 +46,8 @@ _UPDATE_FROM_JSON = (
     "UPDATE contacts AS c SET status = v.r->>0, soft_bounces = v.r->>1, last_bounce = "
     "v.r->>2, updated = v.r->>3, faulty_since = COALESCE(v.r->>4, c.faulty_since) "
     "FROM json_array_elements(%s::json) AS v(r) WHERE c.email = v.r->>5")
+_INSERT_PROCESSED = ("INSERT INTO processed_messages (account, mailbox, uid, processed_at) "
+                     "VALUES (?, ?, ?, ?) ON CONFLICT (account, mailbox, uid) DO NOTHING")
 _PROCESSED_FROM_JSON = (
     "INSERT INTO processed_messages (account, mailbox, uid, processed_at) "
     "SELECT r->>0, r->>1, r->>2, r->>3 FROM json_array_elements(%s::json) AS v(r) "
@@ -268,9 +270,7 @@ class ContactLedger(Lifecycle):
             cur.execute(_CLAIM_FROM_JSON, (json.dumps(params),))
             return {uid for (uid,) in cur.fetchall()}
         claimed = set()
-        sql = self._store.q("INSERT INTO processed_messages (account, mailbox, uid, "
-                            "processed_at) VALUES (?, ?, ?, ?) "
-                            "ON CONFLICT (account, mailbox, uid) DO NOTHING")
+        sql = self._store.q(_INSERT_PROCESSED)
         for row in params:
             cur.execute(sql, row)
             if cur.rowcount == 1:
@@ -329,9 +329,7 @@ class ContactLedger(Lifecycle):
             if self._store.backend.json_rows:                  # one statement (PostgreSQL)
                 cur.execute(_PROCESSED_FROM_JSON, (json.dumps(params),))
                 return
-            cur.executemany(self._store.q(
-                "INSERT INTO processed_messages (account, mailbox, uid, processed_at) "
-                "VALUES (?, ?, ?, ?) ON CONFLICT (account, mailbox, uid) DO NOTHING"), params)
+            cur.executemany(self._store.q(_INSERT_PROCESSED), params)
 
     def forget_account(self, cur: Any, account: str) -> None:
         """A deleted account's processed messages go with it (inside the caller's transaction)."""
